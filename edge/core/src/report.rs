@@ -1,0 +1,510 @@
+//! The day report: the metrics of design §6 for one local date, computed from stored visits.
+//!
+//! A metric whose source is not configured is `None` (JSON `null`), never 0: "no counter
+//! installed" and "nobody came in" are different facts.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::{dwell_bucket, DWELL_BUCKET_NAMES};
+use crate::params::DEFINITIONS_VERSION;
+use crate::session::VisitClass;
+use crate::time::LocalClock;
+
+/// A stored visit as the report needs it (zone names rather than ids: zone ids are a config
+/// detail, names are what the retailer reads).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportVisit {
+    /// Classification.
+    pub class: VisitClass,
+    /// Start, UTC ms.
+    pub start_ms: i64,
+    /// Dwell, ms.
+    pub dwell_ms: i64,
+    /// Zone path with dwell per zone (ms).
+    pub path: Vec<(String, i64)>,
+    /// Logged in via the captive portal during the visit.
+    pub connected: bool,
+    /// Carries a person key.
+    pub identified: bool,
+}
+
+/// Which kinds of source the store has configured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfiguredSources {
+    /// Wi-Fi sniffers.
+    pub wifi: bool,
+    /// Captive-portal logins.
+    pub portal: bool,
+    /// People counters.
+    pub counter: bool,
+    /// POS receipts.
+    pub pos: bool,
+}
+
+/// Everything the report is computed from.
+#[derive(Debug, Clone)]
+pub struct ReportInputs<'a> {
+    /// The local date reported on.
+    pub date: NaiveDate,
+    /// The store's clock.
+    pub clock: LocalClock,
+    /// Visits that started on `date` (local).
+    pub visits: &'a [ReportVisit],
+    /// Configured sources.
+    pub sources: ConfiguredSources,
+    /// Door entries, when counters are configured.
+    pub footfall: Option<u64>,
+    /// Receipts, when POS is configured.
+    pub transactions: Option<u64>,
+    /// Sales total, when POS is configured.
+    pub sales: Option<f64>,
+}
+
+/// Visitors per dwell bucket.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DwellBuckets {
+    /// Under 5 minutes (only logged-in visitors can be this short).
+    #[serde(rename = "under_5m")]
+    pub under_5m: u64,
+    /// 5–30 minutes.
+    #[serde(rename = "5m_30m")]
+    pub m5_30: u64,
+    /// 30–60 minutes.
+    #[serde(rename = "30m_1h")]
+    pub m30_60: u64,
+    /// 1–5 hours.
+    #[serde(rename = "1h_5h")]
+    pub h1_5: u64,
+    /// 5–8 hours.
+    #[serde(rename = "5h_8h")]
+    pub h5_8: u64,
+    /// 8 hours and more.
+    #[serde(rename = "8h_plus")]
+    pub h8_plus: u64,
+}
+
+impl DwellBuckets {
+    fn add(&mut self, bucket: usize) {
+        let slot = match bucket {
+            0 => &mut self.under_5m,
+            1 => &mut self.m5_30,
+            2 => &mut self.m30_60,
+            3 => &mut self.h1_5,
+            4 => &mut self.h5_8,
+            _ => &mut self.h8_plus,
+        };
+        *slot += 1;
+    }
+
+    fn values(&self) -> [u64; 6] {
+        [
+            self.under_5m,
+            self.m5_30,
+            self.m30_60,
+            self.h1_5,
+            self.h5_8,
+            self.h8_plus,
+        ]
+    }
+}
+
+/// Visits and dwell in one zone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZoneReport {
+    /// Zone name.
+    pub zone: String,
+    /// Visitors who stayed in the zone.
+    pub visits: u64,
+    /// Total visitor dwell in the zone, seconds.
+    pub dwell_secs: u64,
+    /// Mean dwell per visiting visitor, seconds.
+    pub mean_dwell_secs: f64,
+}
+
+/// A zone path and how many visitors walked it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathCount {
+    /// Zone names in order.
+    pub path: Vec<String>,
+    /// Visitors.
+    pub visits: u64,
+}
+
+/// One local hour's arrivals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HourReport {
+    /// Local hour, 0–23.
+    pub hour: u32,
+    /// Visitors who arrived.
+    pub visitors: u64,
+    /// Passers-by first seen.
+    pub passersby: u64,
+}
+
+/// The day report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayReport {
+    /// Local date.
+    pub date: String,
+    /// Metric definitions version.
+    pub definitions_version: u32,
+    /// Wi-Fi visitors (staff excluded).
+    pub visitors: Option<u64>,
+    /// Wi-Fi passers-by.
+    pub passersby: Option<u64>,
+    /// Staff visits (excluded from visitor metrics).
+    pub staff: Option<u64>,
+    /// Visitors who logged in to the store Wi-Fi.
+    pub connected: Option<u64>,
+    /// Visitors ÷ (visitors + passers-by).
+    pub capture_rate: Option<f64>,
+    /// People-counter entries.
+    pub footfall: Option<u64>,
+    /// Wi-Fi visitors ÷ footfall.
+    pub wifi_detection_ratio: Option<f64>,
+    /// Receipts.
+    pub transactions: Option<u64>,
+    /// Sales total.
+    pub sales: Option<f64>,
+    /// Transactions ÷ footfall.
+    pub conversion: Option<f64>,
+    /// Sales ÷ transactions.
+    pub atv: Option<f64>,
+    /// Visitors carrying a person key.
+    pub identified_visitors: Option<u64>,
+    /// Identified visitors ÷ visitors.
+    pub identified_share: Option<f64>,
+    /// Median visitor dwell, seconds.
+    pub median_dwell_secs: Option<f64>,
+    /// Mean visitor dwell, seconds.
+    pub mean_dwell_secs: Option<f64>,
+    /// Visitors per dwell bucket.
+    pub dwell_buckets: Option<DwellBuckets>,
+    /// Visits and dwell per zone.
+    pub zones: Vec<ZoneReport>,
+    /// The most walked paths (up to 10).
+    pub top_paths: Vec<PathCount>,
+    /// Arrivals per local hour (hours with any arrival).
+    pub hourly: Vec<HourReport>,
+}
+
+fn ratio(num: Option<u64>, den: Option<u64>) -> Option<f64> {
+    match (num, den) {
+        (Some(n), Some(d)) if d > 0 => Some(n as f64 / d as f64),
+        _ => None,
+    }
+}
+
+impl DayReport {
+    /// Computes the report. `zone_order` lists configured zone names, for a stable zone order.
+    pub fn compute(inp: &ReportInputs<'_>, zone_order: &[String]) -> DayReport {
+        let wifi = inp.sources.wifi;
+        let count = |c: VisitClass| inp.visits.iter().filter(|v| v.class == c).count() as u64;
+        let visitors: Vec<&ReportVisit> = inp
+            .visits
+            .iter()
+            .filter(|v| v.class == VisitClass::Visitor)
+            .collect();
+        let n_visitors = visitors.len() as u64;
+        let n_passersby = count(VisitClass::Passerby);
+
+        let mut dwell: Vec<i64> = visitors.iter().map(|v| v.dwell_ms).collect();
+        dwell.sort_unstable();
+        let median = match dwell.len() {
+            0 => None,
+            n if n % 2 == 1 => dwell.get(n / 2).map(|&d| d as f64 / 1000.0),
+            n => match (dwell.get(n / 2 - 1), dwell.get(n / 2)) {
+                (Some(&a), Some(&b)) => Some((a + b) as f64 / 2000.0),
+                _ => None,
+            },
+        };
+        let mean = (!dwell.is_empty())
+            .then(|| dwell.iter().sum::<i64>() as f64 / 1000.0 / dwell.len() as f64);
+        let mut buckets = DwellBuckets::default();
+        for d in &dwell {
+            buckets.add(dwell_bucket(*d));
+        }
+
+        let mut zones: BTreeMap<String, (u64, i64)> = BTreeMap::new();
+        let mut paths: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+        let mut hours: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+        for v in &visitors {
+            let mut seen: Vec<&str> = Vec::new();
+            for (z, ms) in &v.path {
+                let e = zones.entry(z.clone()).or_default();
+                if !seen.contains(&z.as_str()) {
+                    seen.push(z);
+                    e.0 += 1;
+                }
+                e.1 += ms;
+            }
+            *paths
+                .entry(v.path.iter().map(|(z, _)| z.clone()).collect())
+                .or_default() += 1;
+        }
+        for v in inp.visits {
+            let e = hours.entry(inp.clock.hour(v.start_ms)).or_default();
+            match v.class {
+                VisitClass::Visitor => e.0 += 1,
+                VisitClass::Passerby => e.1 += 1,
+                VisitClass::Staff => {}
+            }
+        }
+        let rank = |name: &str| {
+            zone_order
+                .iter()
+                .position(|z| z == name)
+                .unwrap_or(usize::MAX)
+        };
+        let mut zone_list: Vec<ZoneReport> = zones
+            .into_iter()
+            .map(|(zone, (visits, ms))| ZoneReport {
+                mean_dwell_secs: if visits > 0 {
+                    ms as f64 / 1000.0 / visits as f64
+                } else {
+                    0.0
+                },
+                zone,
+                visits,
+                dwell_secs: (ms / 1000) as u64,
+            })
+            .collect();
+        zone_list.sort_by(|a, b| rank(&a.zone).cmp(&rank(&b.zone)).then(a.zone.cmp(&b.zone)));
+        let mut top: Vec<PathCount> = paths
+            .into_iter()
+            .map(|(path, visits)| PathCount { path, visits })
+            .collect();
+        top.sort_by(|a, b| b.visits.cmp(&a.visits).then(a.path.cmp(&b.path)));
+        top.truncate(10);
+
+        let visitors_opt = wifi.then_some(n_visitors);
+        let connected = (wifi && inp.sources.portal)
+            .then(|| visitors.iter().filter(|v| v.connected).count() as u64);
+        let identified = (wifi && inp.sources.portal)
+            .then(|| visitors.iter().filter(|v| v.identified).count() as u64);
+        DayReport {
+            date: inp.date.to_string(),
+            definitions_version: DEFINITIONS_VERSION,
+            visitors: visitors_opt,
+            passersby: wifi.then_some(n_passersby),
+            staff: wifi.then(|| count(VisitClass::Staff)),
+            connected,
+            capture_rate: wifi
+                .then(|| ratio(Some(n_visitors), Some(n_visitors + n_passersby)))
+                .flatten(),
+            footfall: inp.footfall,
+            wifi_detection_ratio: ratio(visitors_opt, inp.footfall),
+            transactions: inp.transactions,
+            sales: inp.sales,
+            conversion: ratio(inp.transactions, inp.footfall),
+            atv: match (inp.sales, inp.transactions) {
+                (Some(s), Some(t)) if t > 0 => Some(s / t as f64),
+                _ => None,
+            },
+            identified_visitors: identified,
+            identified_share: ratio(identified, visitors_opt),
+            median_dwell_secs: wifi.then_some(median).flatten(),
+            mean_dwell_secs: wifi.then_some(mean).flatten(),
+            dwell_buckets: wifi.then_some(buckets),
+            zones: zone_list,
+            top_paths: top,
+            hourly: hours
+                .into_iter()
+                .map(|(hour, (visitors, passersby))| HourReport {
+                    hour,
+                    visitors,
+                    passersby,
+                })
+                .collect(),
+        }
+    }
+
+    /// A readable terminal table.
+    pub fn render_text(&self, store: &str) -> String {
+        let mut s = String::new();
+        let num = |v: Option<u64>| v.map_or("n/a (no source)".to_string(), |v| v.to_string());
+        let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.1} %", v * 100.0));
+        let mins = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.1} min", v / 60.0));
+        let _ = writeln!(s, "store-edge day report — {store} — {}", self.date);
+        let _ = writeln!(s, "{}", "=".repeat(60));
+        let rows: Vec<(&str, String)> = vec![
+            ("Visitors", num(self.visitors)),
+            ("Passers-by", num(self.passersby)),
+            ("Staff (excluded)", num(self.staff)),
+            ("Capture rate", pct(self.capture_rate)),
+            ("Median dwell", mins(self.median_dwell_secs)),
+            ("Mean dwell", mins(self.mean_dwell_secs)),
+            ("Connected (portal)", num(self.connected)),
+            ("Identified visitors", num(self.identified_visitors)),
+            ("Footfall (door)", num(self.footfall)),
+            ("Wi-Fi detection ratio", pct(self.wifi_detection_ratio)),
+            ("Transactions", num(self.transactions)),
+            (
+                "Sales",
+                self.sales
+                    .map_or("n/a (no source)".to_string(), |v| format!("{v:.2}")),
+            ),
+            ("Conversion", pct(self.conversion)),
+        ];
+        for (k, v) in rows {
+            let _ = writeln!(s, "  {k:<24} {v:>20}");
+        }
+        if let Some(b) = &self.dwell_buckets {
+            let _ = writeln!(s, "\nDwell (visitors)");
+            for (name, v) in DWELL_BUCKET_NAMES.iter().zip(b.values()) {
+                let _ = writeln!(s, "  {name:<24} {v:>20}");
+            }
+        }
+        if !self.zones.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n  {:<16} {:>10} {:>16} {:>14}",
+                "Zone", "Visitors", "Total dwell", "Mean dwell"
+            );
+            for z in &self.zones {
+                let _ = writeln!(
+                    s,
+                    "  {:<16} {:>10} {:>12.1} min {:>10.1} min",
+                    z.zone,
+                    z.visits,
+                    z.dwell_secs as f64 / 60.0,
+                    z.mean_dwell_secs / 60.0
+                );
+            }
+        }
+        if !self.top_paths.is_empty() {
+            let _ = writeln!(s, "\nTop paths");
+            for p in &self.top_paths {
+                let _ = writeln!(s, "  {:>6}  {}", p.visits, p.path.join(" → "));
+            }
+        }
+        if !self.hourly.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n  {:<8} {:>10} {:>12}",
+                "Hour", "Visitors", "Passers-by"
+            );
+            for h in &self.hourly {
+                let _ = writeln!(
+                    s,
+                    "  {:02}:00    {:>10} {:>12}",
+                    h.hour, h.visitors, h.passersby
+                );
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(class: VisitClass, start_h: i64, dwell_min: i64, path: &[&str]) -> ReportVisit {
+        ReportVisit {
+            class,
+            start_ms: start_h * 3_600_000,
+            dwell_ms: dwell_min * 60_000,
+            path: path.iter().map(|z| (z.to_string(), 60_000)).collect(),
+            connected: false,
+            identified: false,
+        }
+    }
+
+    fn inputs<'a>(visits: &'a [ReportVisit], sources: ConfiguredSources) -> ReportInputs<'a> {
+        ReportInputs {
+            date: NaiveDate::from_ymd_opt(1970, 1, 1).unwrap(),
+            clock: LocalClock::new(chrono_tz::UTC),
+            visits,
+            sources,
+            footfall: None,
+            transactions: None,
+            sales: None,
+        }
+    }
+
+    #[test]
+    fn metrics_of_a_small_day() {
+        let visits = vec![
+            v(VisitClass::Visitor, 10, 10, &["entrance", "apparel"]),
+            v(VisitClass::Visitor, 10, 40, &["entrance", "apparel"]),
+            v(VisitClass::Visitor, 11, 90, &["entrance", "checkout"]),
+            v(VisitClass::Passerby, 11, 1, &["entrance"]),
+            v(VisitClass::Staff, 9, 600, &["checkout"]),
+        ];
+        let wifi_only = ConfiguredSources {
+            wifi: true,
+            ..Default::default()
+        };
+        let r = DayReport::compute(
+            &inputs(&visits, wifi_only),
+            &["entrance".into(), "apparel".into(), "checkout".into()],
+        );
+        assert_eq!(
+            (r.visitors, r.passersby, r.staff),
+            (Some(3), Some(1), Some(1))
+        );
+        assert_eq!(r.capture_rate, Some(0.75));
+        assert_eq!(r.median_dwell_secs, Some(2400.0));
+        let b = r.dwell_buckets.clone().unwrap();
+        assert_eq!(b.values(), [0, 1, 1, 1, 0, 0]);
+        let zones: Vec<(&str, u64)> = r
+            .zones
+            .iter()
+            .map(|z| (z.zone.as_str(), z.visits))
+            .collect();
+        assert_eq!(
+            zones,
+            vec![("entrance", 3), ("apparel", 2), ("checkout", 1)]
+        );
+        assert_eq!(r.top_paths[0].path, vec!["entrance", "apparel"]);
+        assert_eq!(r.top_paths[0].visits, 2);
+        assert_eq!(r.hourly.len(), 3);
+        // Sources not configured are null, not zero.
+        for (name, v) in [
+            ("connected", r.connected),
+            ("footfall", r.footfall),
+            ("transactions", r.transactions),
+            ("identified", r.identified_visitors),
+        ] {
+            assert_eq!(v, None, "{name}");
+        }
+        assert_eq!(r.conversion, None);
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json["footfall"].is_null());
+        assert_eq!(json["dwell_buckets"]["5m_30m"], 1);
+        assert!(r.render_text("s1").contains("Capture rate"));
+    }
+
+    #[test]
+    fn nothing_configured_is_all_null() {
+        let r = DayReport::compute(&inputs(&[], ConfiguredSources::default()), &[]);
+        assert_eq!(
+            (r.visitors, r.capture_rate, r.median_dwell_secs),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn even_count_median_and_empty_day_with_wifi() {
+        let visits = vec![
+            v(VisitClass::Visitor, 1, 10, &["a"]),
+            v(VisitClass::Visitor, 1, 20, &["a"]),
+        ];
+        let src = ConfiguredSources {
+            wifi: true,
+            ..Default::default()
+        };
+        let r = DayReport::compute(&inputs(&visits, src), &[]);
+        assert_eq!(r.median_dwell_secs, Some(900.0));
+        let r = DayReport::compute(&inputs(&[], src), &[]);
+        assert_eq!(
+            (r.visitors, r.capture_rate, r.median_dwell_secs),
+            (Some(0), None, None)
+        );
+    }
+}

@@ -1,0 +1,385 @@
+//! The sessionizer: turns a time-ordered stream of sightings into visits.
+//!
+//! A visit is one device's sightings with gaps no longer than the visit timeout. While a visit
+//! is open the sessionizer tracks its zone (see [`crate::zones`]) and how long the device was
+//! inside the store; when the input's watermark passes `last sighting + visit_timeout` the visit
+//! closes, is classified (visitor, passerby or staff), added to its hourly aggregate and handed
+//! to the caller. Nothing here depends on how the input was batched: only sighting order and
+//! watermarks matter.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::{Aggregator, HourRecord};
+use crate::key::DeviceKey;
+use crate::params::MetricParams;
+use crate::staff::StaffTracker;
+use crate::time::LocalClock;
+pub use crate::zones::ZoneDwell;
+use crate::zones::ZoneTracker;
+use crate::ZoneId;
+
+/// Hashes a [`DeviceKey`] by its first 8 bytes. Keys are HMAC outputs (uniformly random), so
+/// running SipHash over them again only costs time on the per-frame path.
+#[derive(Default, Clone, Copy)]
+pub struct KeyHasherInner(u64);
+
+impl Hasher for KeyHasherInner {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Generic fallback (used for tuple keys): FNV-1a.
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64);
+    }
+}
+
+/// Build-hasher for maps keyed by [`DeviceKey`].
+pub type KeyHasher = BuildHasherDefault<KeyHasherInner>;
+
+/// What kind of frame produced a sighting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SightingKind {
+    /// A probe request (the device is looking for networks).
+    Probe,
+    /// Authentication / (re)association request: the device is joining a network.
+    Join,
+    /// Data or null-data sent by an associated client.
+    Data,
+}
+
+/// One device heard by one zone's sniffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sighting {
+    /// Frame time, UTC milliseconds.
+    pub ts_ms: i64,
+    /// The device's key.
+    pub device: DeviceKey,
+    /// The zone of the sniffer that heard it.
+    pub zone: ZoneId,
+    /// Received signal strength.
+    pub rssi_dbm: i8,
+    /// Frame kind.
+    pub kind: SightingKind,
+    /// The MAC was locally administered (randomized).
+    pub randomized: bool,
+}
+
+/// How a closed visit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum VisitClass {
+    /// Inside long enough (or logged in): counts as a store visitor.
+    Visitor,
+    /// Seen, but not inside long enough.
+    Passerby,
+    /// Meets the staff rule: excluded from visitor metrics.
+    Staff,
+}
+
+impl VisitClass {
+    /// Stable lowercase name, as stored and exported.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VisitClass::Visitor => "visitor",
+            VisitClass::Passerby => "passerby",
+            VisitClass::Staff => "staff",
+        }
+    }
+
+    /// Parses [`VisitClass::as_str`] output.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "visitor" => Some(VisitClass::Visitor),
+            "passerby" => Some(VisitClass::Passerby),
+            "staff" => Some(VisitClass::Staff),
+            _ => None,
+        }
+    }
+}
+
+/// A closed visit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Visit {
+    /// The device.
+    pub device: DeviceKey,
+    /// First sighting, UTC ms.
+    pub start_ms: i64,
+    /// Last sighting, UTC ms.
+    pub end_ms: i64,
+    /// Time with the strongest smoothed signal at or above `inside_dbm`, ms.
+    pub inside_ms: i64,
+    /// Sightings that made up the visit.
+    pub sightings: u32,
+    /// Classification.
+    pub class: VisitClass,
+    /// The MAC was randomized.
+    pub randomized: bool,
+    /// The device sent join or data frames (it was associated to a network) during the visit.
+    pub associated: bool,
+    /// Zone path with dwell per zone.
+    pub path: Vec<ZoneDwell>,
+}
+
+impl Visit {
+    /// Dwell = last − first sighting.
+    pub fn dwell_ms(&self) -> i64 {
+        self.end_ms - self.start_ms
+    }
+
+    /// Stable natural key (device + start), used for idempotent storage.
+    pub fn natural_key(&self) -> String {
+        format!("{}:{}", self.device.to_hex(), self.start_ms)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct OpenVisit {
+    first_ms: i64,
+    last_ms: i64,
+    inside_ms: i64,
+    inside_now: bool,
+    sightings: u32,
+    randomized: bool,
+    associated: bool,
+    zones: ZoneTracker,
+}
+
+/// Counters about the input, for health reporting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStats {
+    /// Sightings accepted.
+    pub sightings: u64,
+    /// Frames weaker than `ignore_below_dbm`.
+    pub ignored_weak: u64,
+    /// Sightings older than the watermark by more than the visit timeout (could not be placed).
+    pub too_late: u64,
+    /// Visits closed.
+    pub visits_closed: u64,
+    /// Most visits open at once.
+    pub peak_open: u64,
+}
+
+/// How often (in input time) open visits are checked for closing.
+const SWEEP_EVERY_MS: i64 = 10_000;
+
+/// Open visits, the staff tracker and the hourly aggregator: the whole core state, which the
+/// agent snapshots together with its source cursors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sessionizer {
+    params: MetricParams,
+    #[serde(skip, default = "default_clock")]
+    clock: Option<LocalClock>,
+    open: HashMap<DeviceKey, OpenVisit, KeyHasher>,
+    staff: StaffTracker,
+    agg: Aggregator,
+    watermark_ms: i64,
+    last_sweep_ms: i64,
+    stats: SessionStats,
+    #[serde(skip)]
+    closed: Vec<Visit>,
+}
+
+fn default_clock() -> Option<LocalClock> {
+    None
+}
+
+impl Sessionizer {
+    /// A sessionizer with nothing open. `params` must have been validated.
+    pub fn new(params: MetricParams, clock: LocalClock) -> Self {
+        Sessionizer {
+            agg: Aggregator::new(params.visit_timeout_ms),
+            params,
+            clock: Some(clock),
+            open: HashMap::default(),
+            staff: StaffTracker::default(),
+            watermark_ms: i64::MIN,
+            last_sweep_ms: i64::MIN,
+            stats: SessionStats::default(),
+            closed: Vec::new(),
+        }
+    }
+
+    fn clock(&self) -> LocalClock {
+        // Always set by `new` and `restore`; UTC only if a caller built one through serde alone.
+        self.clock.unwrap_or(LocalClock::new(chrono_tz::UTC))
+    }
+
+    /// The thresholds in use.
+    pub fn params(&self) -> &MetricParams {
+        &self.params
+    }
+
+    /// Feeds one sighting. Sightings should arrive in time order; small disorder is tolerated.
+    pub fn observe(&mut self, s: &Sighting) {
+        if s.rssi_dbm < self.params.ignore_below_dbm {
+            self.stats.ignored_weak += 1;
+            return;
+        }
+        if self.watermark_ms != i64::MIN
+            && s.ts_ms
+                < self
+                    .watermark_ms
+                    .saturating_sub(self.params.visit_timeout_ms)
+        {
+            self.stats.too_late += 1;
+            return;
+        }
+        self.stats.sightings += 1;
+        let p = &self.params;
+        if let Some(v) = self.open.get(&s.device) {
+            if s.ts_ms.saturating_sub(v.last_ms) > p.visit_timeout_ms {
+                if let Some(old) = self.open.remove(&s.device) {
+                    self.close(s.device, old);
+                }
+            }
+        }
+        let p = &self.params;
+        let v = self.open.entry(s.device).or_insert_with(|| OpenVisit {
+            first_ms: s.ts_ms,
+            last_ms: s.ts_ms,
+            inside_ms: 0,
+            inside_now: false,
+            sightings: 0,
+            randomized: s.randomized,
+            associated: false,
+            zones: ZoneTracker::default(),
+        });
+        if v.inside_now && s.ts_ms > v.last_ms {
+            v.inside_ms += s.ts_ms - v.last_ms;
+        }
+        v.first_ms = v.first_ms.min(s.ts_ms);
+        v.last_ms = v.last_ms.max(s.ts_ms);
+        v.sightings += 1;
+        v.associated |= s.kind != SightingKind::Probe;
+        v.zones.observe(s.zone, s.rssi_dbm, s.ts_ms, p);
+        v.inside_now = v
+            .zones
+            .strongest(s.ts_ms, p)
+            .is_some_and(|r| r >= f32::from(p.inside_dbm));
+        let open = self.open.len() as u64;
+        if open > self.stats.peak_open {
+            self.stats.peak_open = open;
+        }
+        self.advance(s.ts_ms);
+    }
+
+    /// Moves the watermark (the time up to which all input has been seen) forward, closing
+    /// visits that can no longer be extended and sealing hours no open visit can change.
+    pub fn advance(&mut self, watermark_ms: i64) {
+        if watermark_ms <= self.watermark_ms {
+            return;
+        }
+        self.watermark_ms = watermark_ms;
+        if self.last_sweep_ms != i64::MIN && watermark_ms - self.last_sweep_ms < SWEEP_EVERY_MS {
+            return;
+        }
+        self.last_sweep_ms = watermark_ms;
+        let timeout = self.params.visit_timeout_ms;
+        let mut expired: Vec<DeviceKey> = self
+            .open
+            .iter()
+            .filter(|(_, v)| watermark_ms - v.last_ms > timeout)
+            .map(|(k, _)| *k)
+            .collect();
+        // Close in a deterministic order whatever the map's iteration order.
+        expired.sort_unstable_by_key(|k| self.open.get(k).map(|v| (v.first_ms, *k)));
+        for k in expired {
+            if let Some(v) = self.open.remove(&k) {
+                self.close(k, v);
+            }
+        }
+        self.agg.seal(watermark_ms);
+        let clock = self.clock();
+        self.staff
+            .prune(clock.day_index(watermark_ms), &self.params);
+    }
+
+    /// Closes every open visit and seals every hour: the input has ended.
+    pub fn flush(&mut self) {
+        let mut all: Vec<(DeviceKey, OpenVisit)> = self.open.drain().collect();
+        all.sort_unstable_by_key(|(k, v)| (v.first_ms, *k));
+        for (k, v) in all {
+            self.close(k, v);
+        }
+        self.agg.seal_all();
+    }
+
+    fn close(&mut self, device: DeviceKey, v: OpenVisit) {
+        let clock = self.clock();
+        let p = &self.params;
+        let parts = clock.split_by_day(v.first_ms, v.last_ms.max(v.first_ms + 1));
+        let staff = self.staff.record(device, &parts, p);
+        let class = if staff {
+            VisitClass::Staff
+        } else if v.inside_ms >= p.min_visit_dwell_ms {
+            VisitClass::Visitor
+        } else {
+            VisitClass::Passerby
+        };
+        let visit = Visit {
+            device,
+            start_ms: v.first_ms,
+            end_ms: v.last_ms,
+            inside_ms: v.inside_ms,
+            sightings: v.sightings,
+            class,
+            randomized: v.randomized,
+            associated: v.associated,
+            path: v.zones.path(v.last_ms, p),
+        };
+        self.agg.add(&visit, &clock);
+        self.stats.visits_closed += 1;
+        self.closed.push(visit);
+    }
+
+    /// Takes the visits closed since the last call.
+    pub fn drain_closed(&mut self) -> Vec<Visit> {
+        std::mem::take(&mut self.closed)
+    }
+
+    /// Takes the hourly records sealed (or re-sealed with a new revision) since the last call.
+    pub fn drain_sealed(&mut self) -> Vec<HourRecord> {
+        self.agg.drain_sealed()
+    }
+
+    /// Visits open now.
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Input counters.
+    pub fn stats(&self) -> SessionStats {
+        self.stats
+    }
+
+    /// The watermark reached.
+    pub fn watermark_ms(&self) -> i64 {
+        self.watermark_ms
+    }
+
+    /// The zone a device is in now, if it has an open visit.
+    pub fn current_zone(&self, device: &DeviceKey) -> Option<ZoneId> {
+        self.open.get(device).and_then(|v| v.zones.current())
+    }
+
+    /// Re-attaches the clock after [`crate::snapshot::decode`].
+    pub(crate) fn set_clock(&mut self, clock: LocalClock) {
+        self.clock = Some(clock);
+    }
+
+    /// Replaces the thresholds after a restore (they come from the current config).
+    pub(crate) fn set_params(&mut self, params: MetricParams) {
+        self.agg.set_timeout(params.visit_timeout_ms);
+        self.params = params;
+    }
+}

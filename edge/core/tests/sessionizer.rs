@@ -1,0 +1,277 @@
+//! Table-driven and property tests of the sessionizer: visit boundaries, classification, zone
+//! paths, staff, batch-split invariance and snapshot/restore invariance.
+
+use edge_core::session::{Sessionizer, Sighting, SightingKind, Visit, VisitClass};
+use edge_core::{snapshot, DeviceKey, LocalClock, MetricParams};
+use proptest::prelude::*;
+
+const S: i64 = 1000;
+const MIN: i64 = 60 * S;
+
+fn dev(n: u8) -> DeviceKey {
+    DeviceKey([n; 16])
+}
+
+fn sight(t_s: i64, d: u8, zone: u8, rssi: i8) -> Sighting {
+    Sighting {
+        ts_ms: t_s * S,
+        device: dev(d),
+        zone,
+        rssi_dbm: rssi,
+        kind: SightingKind::Probe,
+        randomized: false,
+    }
+}
+
+fn new_sessionizer() -> Sessionizer {
+    Sessionizer::new(MetricParams::default(), LocalClock::new(chrono_tz::UTC))
+}
+
+fn run(sightings: &[Sighting]) -> Vec<Visit> {
+    let mut s = new_sessionizer();
+    for x in sightings {
+        s.observe(x);
+    }
+    s.flush();
+    s.drain_closed()
+}
+
+/// A device seen every `every_s` seconds from `from_s` to `to_s` at one zone and RSSI.
+fn steady(d: u8, zone: u8, rssi: i8, from_s: i64, to_s: i64, every_s: i64) -> Vec<Sighting> {
+    (0..)
+        .map(|i| from_s + i * every_s)
+        .take_while(|t| *t <= to_s)
+        .map(|t| sight(t, d, zone, rssi))
+        .collect()
+}
+
+fn sorted(mut v: Vec<Sighting>) -> Vec<Sighting> {
+    v.sort_by_key(|s| (s.ts_ms, s.device, s.zone));
+    v
+}
+
+#[test]
+fn visit_boundaries_and_classes() {
+    struct Case {
+        name: &'static str,
+        input: Vec<Sighting>,
+        // (class, start s, end s)
+        want: Vec<(VisitClass, i64, i64)>,
+    }
+    let table = vec![
+        Case {
+            name: "inside 10 min is a visitor",
+            input: steady(1, 0, -50, 0, 600, 30),
+            want: vec![(VisitClass::Visitor, 0, 600)],
+        },
+        Case {
+            name: "inside 4 min is a passerby",
+            input: steady(1, 0, -50, 0, 240, 30),
+            want: vec![(VisitClass::Passerby, 0, 240)],
+        },
+        Case {
+            name: "weak signal for an hour is a passerby",
+            input: steady(1, 0, -80, 0, 3600, 30),
+            want: vec![(VisitClass::Passerby, 0, 3600)],
+        },
+        Case {
+            name: "below ignore threshold is not a sighting",
+            input: steady(1, 0, -95, 0, 3600, 30),
+            want: vec![],
+        },
+        Case {
+            name: "a gap of exactly the timeout keeps one visit",
+            input: [
+                steady(1, 0, -50, 0, 300, 30),
+                steady(1, 0, -50, 1200, 1500, 30),
+            ]
+            .concat(),
+            want: vec![(VisitClass::Visitor, 0, 1500)],
+        },
+        Case {
+            name: "a gap longer than the timeout splits the visit",
+            input: [
+                steady(1, 0, -50, 0, 400, 40),
+                steady(1, 0, -50, 1301, 1701, 40),
+            ]
+            .concat(),
+            want: vec![
+                (VisitClass::Visitor, 0, 400),
+                (VisitClass::Visitor, 1301, 1701),
+            ],
+        },
+    ];
+    for c in table {
+        let got: Vec<(VisitClass, i64, i64)> = run(&sorted(c.input))
+            .iter()
+            .map(|v| (v.class, v.start_ms / S, v.end_ms / S))
+            .collect();
+        assert_eq!(got, c.want, "{}", c.name);
+    }
+}
+
+#[test]
+fn zone_path_across_three_sniffers() {
+    // Device 1 stands in zone 0 for 3 min, zone 1 for 5 min, zone 2 for 4 min; every sniffer
+    // hears it, the own zone strongest by 12 dB per zone of distance.
+    let mut input = Vec::new();
+    let stays = [(0u8, 0i64, 180i64), (1, 180, 480), (2, 480, 720)];
+    for &(zone, from, to) in &stays {
+        for t in (from..to).step_by(20) {
+            for sniffer in 0..3u8 {
+                let dist = (i16::from(sniffer) - i16::from(zone)).unsigned_abs() as i8;
+                input.push(sight(t, 1, sniffer, -48 - 12 * dist));
+            }
+        }
+    }
+    let visits = run(&sorted(input));
+    assert_eq!(visits.len(), 1);
+    let path: Vec<(u8, i64)> = visits[0].path.iter().map(|d| (d.zone, d.ms / S)).collect();
+    let zones: Vec<u8> = path.iter().map(|p| p.0).collect();
+    assert_eq!(zones, vec![0, 1, 2], "{path:?}");
+    for (&(_, secs), &(_, from, to)) in path.iter().zip(&stays) {
+        assert!((secs - (to - from)).abs() <= 40, "{path:?}");
+    }
+    assert_eq!(visits[0].class, VisitClass::Visitor);
+}
+
+#[test]
+fn staff_rule_over_three_days() {
+    let mut input = Vec::new();
+    for day in 0..3 {
+        let base = day * 86_400;
+        input.extend(steady(7, 0, -55, base + 8 * 3600, base + 16 * 3600, 60));
+    }
+    // A shopper on the third day.
+    input.extend(steady(
+        8,
+        0,
+        -55,
+        2 * 86_400 + 10 * 3600,
+        2 * 86_400 + 11 * 3600,
+        60,
+    ));
+    let visits = run(&sorted(input));
+    let classes: Vec<(u8, VisitClass)> = visits.iter().map(|v| (v.device.0[0], v.class)).collect();
+    assert_eq!(
+        classes,
+        vec![
+            (7, VisitClass::Visitor),
+            (7, VisitClass::Visitor),
+            (8, VisitClass::Visitor),
+            (7, VisitClass::Staff)
+        ]
+    );
+}
+
+#[test]
+fn visits_close_on_watermark_and_hours_seal() {
+    let mut s = new_sessionizer();
+    for x in steady(1, 0, -50, 0, 600, 30) {
+        s.observe(&x);
+    }
+    s.advance(600 * S + 15 * MIN);
+    assert!(
+        s.drain_closed().is_empty(),
+        "not closed at exactly the timeout"
+    );
+    s.advance(600 * S + 15 * MIN + 10 * S);
+    assert_eq!(s.drain_closed().len(), 1);
+    assert!(s.drain_sealed().is_empty(), "hour 0 seals at 01:15");
+    s.advance(75 * MIN);
+    let sealed = s.drain_sealed();
+    assert_eq!(sealed.len(), 1);
+    assert_eq!((sealed[0].revision, sealed[0].stats.visitors), (1, 1));
+}
+
+#[test]
+fn late_sightings_are_counted_not_placed() {
+    let mut s = new_sessionizer();
+    s.observe(&sight(10_000, 1, 0, -50));
+    s.observe(&sight(10, 2, 0, -50));
+    assert_eq!(s.stats().too_late, 1);
+}
+
+/// A small random store: devices with random arrival, stay, zone and RSSI.
+fn arb_day() -> impl Strategy<Value = Vec<Sighting>> {
+    prop::collection::vec(
+        (
+            0u8..40,
+            0i64..7200,
+            1i64..2400,
+            0u8..3,
+            -88i8..-40,
+            10i64..90,
+        ),
+        1..25,
+    )
+    .prop_map(|devices| {
+        let mut v = Vec::new();
+        for (d, from, len, zone, rssi, every) in devices {
+            v.extend(steady(d, zone, rssi, from, from + len, every));
+            v.extend(steady(
+                d,
+                (zone + 1) % 3,
+                rssi.saturating_sub(9),
+                from + 3,
+                from + len,
+                every,
+            ));
+        }
+        sorted(v)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn any_batch_split_gives_the_same_visits(day in arb_day(), cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6)) {
+        let whole = run(&day);
+        let mut idx: Vec<usize> = cuts.iter().map(|c| c.index(day.len() + 1)).collect();
+        idx.sort_unstable();
+        let mut s = new_sessionizer();
+        let mut got = Vec::new();
+        let mut start = 0;
+        for end in idx.into_iter().chain([day.len()]) {
+            for x in &day[start..end] {
+                s.observe(x);
+            }
+            if let Some(last) = day[..end].last() {
+                s.advance(last.ts_ms);
+            }
+            got.extend(s.drain_closed());
+            start = end;
+        }
+        s.flush();
+        got.extend(s.drain_closed());
+        prop_assert_eq!(got, whole);
+    }
+
+    #[test]
+    fn snapshot_restore_at_any_point_gives_the_same_visits(day in arb_day(), cut in any::<prop::sample::Index>()) {
+        let whole = run(&day);
+        let cut = cut.index(day.len() + 1);
+        let mut s = new_sessionizer();
+        for x in &day[..cut] {
+            s.observe(x);
+        }
+        let mut got = s.drain_closed();
+        let bytes = snapshot::encode(&s);
+        let mut r = snapshot::decode(&bytes, MetricParams::default(), LocalClock::new(chrono_tz::UTC)).unwrap();
+        for x in &day[cut..] {
+            r.observe(x);
+        }
+        r.flush();
+        got.extend(r.drain_closed());
+        prop_assert_eq!(got, whole);
+    }
+}
+
+#[test]
+fn snapshot_rejects_garbage() {
+    let p = MetricParams::default;
+    let c = LocalClock::new(chrono_tz::UTC);
+    assert!(snapshot::decode(b"nope", p(), c).is_err());
+    assert!(snapshot::decode(b"SEc1\xff\xff\xff", p(), c).is_err());
+}
