@@ -1,0 +1,299 @@
+//! Synthetic store days with ground truth: per-sniffer radiotap pcaps, `truth.json`,
+//! `config.toml` and `secrets.toml`, all derived deterministically from [`SimParams`].
+//!
+//! [`generate`] plans who is in the store when and where (cheap, O(devices)); [`Day::write`]
+//! streams the frames of every sniffer to disk in time order and records what was actually
+//! written as [`truth::Truth`]. Same parameters → byte-identical files.
+
+mod emit;
+mod models;
+mod params;
+mod plan;
+pub mod radio;
+mod run;
+pub mod truth;
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub use models::{AP_BSSID, AP_SSID};
+pub use params::{SimParams, ZONE_NAMES};
+
+use plan::{Plan, Role, SEC};
+use truth::{FileTruth, PathStep, Totals, Truth, Visit, VisitKind};
+
+/// ChaCha stream numbers: each use of the seed gets its own stream so they never interfere.
+const STREAM_PLAN: u64 = 0;
+const STREAM_FRAMES: u64 = 1;
+const STREAM_SECRET: u64 = 2;
+
+/// Buffer per pcap writer; large enough that the disk sees big sequential writes.
+const WRITE_BUFFER: usize = 1 << 20;
+
+fn rng_for(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    rng
+}
+
+/// A planned day (plus its history days), ready to be written.
+#[derive(Debug, Clone)]
+pub struct Day {
+    params: SimParams,
+    plan: Plan,
+}
+
+/// One pcap file written by [`Day::write`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    /// Zone of the sniffer.
+    pub zone: String,
+    /// Full path of the file.
+    pub path: PathBuf,
+    /// Number of pcap records in it.
+    pub frames: u64,
+}
+
+/// What [`Day::write`] produced.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The pcap files, in zone order.
+    pub files: Vec<WrittenFile>,
+    /// `truth.json`.
+    pub truth_path: PathBuf,
+    /// `config.toml`.
+    pub config_path: PathBuf,
+    /// `secrets.toml`.
+    pub secrets_path: PathBuf,
+    /// The truth as written to `truth.json`.
+    pub truth: Truth,
+}
+
+/// Plans a day. Out-of-range parameters are clamped (zones to 1..=8, shares to 0..=1,
+/// open_hour to 0..=23, open_hours to 1..=24); use [`SimParams::validate`] to reject instead.
+pub fn generate(params: &SimParams) -> Day {
+    let mut params = params.clone();
+    params.zones = params.zones.clamp(1, 8);
+    params.randomized_share = clamp_share(params.randomized_share);
+    params.connected_share = clamp_share(params.connected_share);
+    params.open_hour = params.open_hour.min(23);
+    params.open_hours = params.open_hours.clamp(1, 24);
+    let mut rng = rng_for(params.seed, STREAM_PLAN);
+    let plan = plan::plan(&params, &mut rng);
+    Day { params, plan }
+}
+
+fn clamp_share(v: f64) -> f64 {
+    if v.is_nan() {
+        0.0
+    } else {
+        v.clamp(0.0, 1.0)
+    }
+}
+
+/// File name of a zone's pcap.
+pub fn pcap_file_name(zone: &str) -> String {
+    format!("wifi-{zone}.pcap")
+}
+
+impl Day {
+    /// The (clamped) parameters of this day.
+    pub fn params(&self) -> &SimParams {
+        &self.params
+    }
+
+    /// Zone names in sniffer order.
+    pub fn zone_names(&self) -> &'static [&'static str] {
+        self.params.zone_names()
+    }
+
+    /// The agent configuration for the written directory (relative paths).
+    pub fn config_toml(&self) -> String {
+        let mut s = format!(
+            "# store-edge configuration written by `store-edge simulate` (seed {}).\n\
+             [store]\n\
+             store_id = \"sim-store\"\n\
+             gateway_id = \"sim-gw-1\"\n\
+             timezone = \"{}\"\n\
+             \n\
+             [privacy]\n\
+             secrets_file = \"secrets.toml\"\n\
+             \n\
+             [storage]\n\
+             data_dir = \"data\"\n",
+            self.params.seed,
+            self.params.timezone.name()
+        );
+        for zone in self.zone_names() {
+            s.push_str(&format!(
+                "\n[[sources.wifi]]\nzone = \"{zone}\"\npcap = \"{}\"\n",
+                pcap_file_name(zone)
+            ));
+        }
+        s
+    }
+
+    /// `secrets.toml` contents: a device-key secret derived from the seed (not secret!).
+    pub fn secrets_toml(&self) -> String {
+        let mut rng = rng_for(self.params.seed, STREAM_SECRET);
+        let key: [u8; 32] = rng.gen();
+        format!(
+            "# SIMULATION ONLY: derived from the seed, not secret\ndevice_key_secret = \"{}\"\n",
+            hex::encode(key)
+        )
+    }
+
+    /// Writes the pcaps, `truth.json`, `config.toml` and `secrets.toml` into `dir`
+    /// (created if missing; existing files are replaced).
+    pub fn write(&self, dir: &Path) -> io::Result<Written> {
+        fs::create_dir_all(dir)?;
+        let zones = self.zone_names();
+        let epoch_us = self
+            .plan
+            .days
+            .first()
+            .map(|d| self.params.local_hour_us(d.date, 0))
+            .unwrap_or(0);
+        let sniffers: Vec<run::Sniffer> = (0..zones.len())
+            .map(|z| run::Sniffer::for_zone(z, epoch_us))
+            .collect();
+        let mut writers = Vec::with_capacity(zones.len());
+        let mut paths = Vec::with_capacity(zones.len());
+        for zone in zones {
+            let path = dir.join(pcap_file_name(zone));
+            let file = BufWriter::with_capacity(WRITE_BUFFER, File::create(&path)?);
+            writers.push(emit::RecordWriter::new(file)?);
+            paths.push(path);
+        }
+        let mut rng = rng_for(self.params.seed, STREAM_FRAMES);
+        let (stats, seen) = run::run(&self.plan, &sniffers, &mut writers, &mut rng)?;
+        for w in writers {
+            w.into_inner()
+                .into_inner()
+                .map_err(|e| e.into_error())?
+                .sync_all()?;
+        }
+
+        let truth = self.truth(&stats, &seen);
+        let truth_path = dir.join("truth.json");
+        let mut w = BufWriter::new(File::create(&truth_path)?);
+        serde_json::to_writer_pretty(&mut w, &truth)?;
+        w.write_all(b"\n")?;
+        w.flush()?;
+
+        let config_path = dir.join("config.toml");
+        fs::write(&config_path, self.config_toml())?;
+        let secrets_path = dir.join("secrets.toml");
+        write_private(&secrets_path, self.secrets_toml().as_bytes())?;
+
+        let files = zones
+            .iter()
+            .zip(paths)
+            .zip(&stats)
+            .map(|((zone, path), st)| WrittenFile {
+                zone: (*zone).to_string(),
+                path,
+                frames: st.frames,
+            })
+            .collect();
+        Ok(Written {
+            files,
+            truth_path,
+            config_path,
+            secrets_path,
+            truth,
+        })
+    }
+
+    fn truth(&self, stats: &[run::FileStats], seen: &run::Seen) -> Truth {
+        let zones = self.zone_names();
+        let files = zones
+            .iter()
+            .zip(stats)
+            .map(|(zone, st)| FileTruth {
+                zone: (*zone).to_string(),
+                path: pcap_file_name(zone),
+                frames: st.frames,
+                injected: st.injected.clone(),
+            })
+            .collect();
+        let mut visits = Vec::new();
+        if let Some(day) = self.plan.days.iter().find(|d| d.main) {
+            for (i, p) in day.presences.iter().enumerate() {
+                let (first, last) = (seen.first_us[i], seen.last_us[i]);
+                if first > last {
+                    // Never captured cleanly: a perfect pipeline cannot know it existed.
+                    continue;
+                }
+                let id = &self.plan.identities[p.identity as usize];
+                let path: Vec<PathStep> = p
+                    .stays(&day.stays)
+                    .iter()
+                    .map(|s| PathStep {
+                        zone: zones[usize::from(s.zone)].to_string(),
+                        secs: (s.end_us - s.start_us) as f64 / SEC as f64,
+                    })
+                    .collect();
+                // fold from +0.0: an empty f64 `sum()` is -0.0, which would print as `-0.0`.
+                let inside_secs = path.iter().fold(0.0, |acc, s| acc + s.secs);
+                visits.push(Visit {
+                    mac: edge_wire::MacAddr(id.mac).to_string(),
+                    kind: match p.role {
+                        Role::Visitor => VisitKind::Visitor,
+                        Role::ShortVisit | Role::Passerby => VisitKind::Passerby,
+                        Role::Staff => VisitKind::Staff,
+                    },
+                    randomized: id.randomized,
+                    connected: p.connected,
+                    start: first as f64 / SEC as f64,
+                    end: last as f64 / SEC as f64,
+                    inside_secs,
+                    path,
+                });
+            }
+        }
+        visits.sort_by(|a, b| a.start.total_cmp(&b.start).then_with(|| a.mac.cmp(&b.mac)));
+        Truth {
+            seed: self.params.seed,
+            date: self.params.date.format("%Y-%m-%d").to_string(),
+            timezone: self.params.timezone.name().to_string(),
+            zones: zones.iter().map(|z| (*z).to_string()).collect(),
+            files,
+            totals: Totals {
+                visitors: self.params.visitors,
+                passersby: self.params.passersby,
+                staff: self.params.staff,
+            },
+            visits,
+        }
+    }
+}
+
+/// Writes `bytes` to `path` readable by the owner only (unix), replacing any old file.
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        opts.mode(0o600);
+        let mut f = opts.open(path)?;
+        // `mode` only applies on creation; an existing file keeps its bits unless reset.
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let mut f = opts.open(path)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,121 @@
+//! Simulation parameters ([`SimParams`]) and the fixed store layout they select from.
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// Zone names in sniffer order; a store with `zones = n` uses the first `n`.
+pub const ZONE_NAMES: [&str; 8] = [
+    "entrance",
+    "apparel",
+    "checkout",
+    "electronics",
+    "grocery",
+    "home",
+    "beauty",
+    "toys",
+];
+
+/// Everything a simulated day depends on. Same params → byte-identical output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimParams {
+    /// Seed of every random draw.
+    pub seed: u64,
+    /// The main (scored) day, in the store's timezone.
+    pub date: NaiveDate,
+    /// Store timezone.
+    pub timezone: Tz,
+    /// Visitor devices on the main day (about 8 % of them are short visits).
+    pub visitors: u32,
+    /// Number of zones/sniffers, 1..=8 (clamped).
+    pub zones: u8,
+    /// Passers-by walking past the door outside.
+    pub passersby: u32,
+    /// Staff devices, present on the main day and on every history day.
+    pub staff: u32,
+    /// Share of visitors and passers-by using locally administered random MACs.
+    pub randomized_share: f64,
+    /// Share of (long-enough) visitors that associate to the store AP.
+    pub connected_share: f64,
+    /// Local opening hour (0..=23).
+    pub open_hour: u32,
+    /// Opening duration, hours (at least 1).
+    pub open_hours: u32,
+    /// Days before `date` that contain staff frames only.
+    pub history_days: u32,
+}
+
+impl SimParams {
+    /// Parameters with the defaults: Asia/Shanghai, passers-by = 2 × visitors, 6 staff,
+    /// 35 % randomized MACs, 20 % connected, open 10:00 for 12 hours, 3 history days.
+    pub fn new(seed: u64, date: NaiveDate, visitors: u32, zones: u8) -> Self {
+        SimParams {
+            seed,
+            date,
+            timezone: chrono_tz::Asia::Shanghai,
+            visitors,
+            zones,
+            passersby: visitors.saturating_mul(2),
+            staff: 6,
+            randomized_share: 0.35,
+            connected_share: 0.2,
+            open_hour: 10,
+            open_hours: 12,
+            history_days: 3,
+        }
+    }
+
+    /// Checks the ranges; [`crate::generate`] clamps instead of failing, this is for front ends
+    /// that prefer to reject bad input.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=8).contains(&self.zones) {
+            return Err(format!("zones must be 1..=8, got {}", self.zones));
+        }
+        if self.open_hour > 23 {
+            return Err(format!("open_hour must be 0..=23, got {}", self.open_hour));
+        }
+        if !(1..=24).contains(&self.open_hours) {
+            return Err(format!(
+                "open_hours must be 1..=24, got {}",
+                self.open_hours
+            ));
+        }
+        for (name, v) in [
+            ("randomized_share", self.randomized_share),
+            ("connected_share", self.connected_share),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{name} must be within 0..=1, got {v}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Zone count clamped to 1..=8.
+    pub fn zone_count(&self) -> usize {
+        usize::from(self.zones.clamp(1, 8))
+    }
+
+    /// Names of the zones in use.
+    pub fn zone_names(&self) -> &'static [&'static str] {
+        &ZONE_NAMES[..self.zone_count()]
+    }
+
+    /// UTC unix microseconds of `hour:00` local time on `day`.
+    pub(crate) fn local_hour_us(&self, day: NaiveDate, hour: u32) -> i64 {
+        let midnight = day.and_time(NaiveTime::MIN);
+        // Resolve local midnight (if it falls in a DST gap, treat it as UTC rather than fail),
+        // then add elapsed hours, so opening hours stay exact across DST changes.
+        let base: DateTime<Utc> = match self.timezone.from_local_datetime(&midnight).earliest() {
+            Some(t) => t.with_timezone(&Utc),
+            None => Utc.from_utc_datetime(&midnight),
+        };
+        (base + Duration::hours(i64::from(hour))).timestamp_micros()
+    }
+
+    /// Opening and closing instants of `day`, UTC unix microseconds.
+    pub(crate) fn open_close_us(&self, day: NaiveDate) -> (i64, i64) {
+        let open = self.local_hour_us(day, self.open_hour.min(23));
+        let hours = i64::from(self.open_hours.clamp(1, 24));
+        (open, open + hours * 3_600_000_000)
+    }
+}

@@ -1,0 +1,371 @@
+//! The plan of a simulated day: who is there, when, and where (no frames yet).
+//!
+//! Planning draws from ChaCha stream 0 of the seed in a fixed order, so the plan depends only on
+//! the parameters. Frames are drawn later, while streaming (see `run`), so memory stays
+//! proportional to the number of devices, not frames.
+
+use std::collections::HashSet;
+
+use chrono::{Days, NaiveDate};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::models::{MODELS, REMEMBERED_SSIDS};
+use crate::params::SimParams;
+use crate::radio::{sniffer_x, DOOR_X_M};
+
+/// One second in microseconds.
+pub(crate) const SEC: i64 = 1_000_000;
+/// One minute in microseconds.
+pub(crate) const MIN: i64 = 60 * SEC;
+
+/// Share of visitors that are short visits (inside < 5 min, truth kind passerby).
+pub(crate) const SHORT_VISIT_SHARE: f64 = 0.08;
+/// Share of devices that remember an SSID and probe for it by name.
+const REMEMBERED_SSID_SHARE: f64 = 0.3;
+/// Connected visitors associate this long after arrival.
+pub(crate) const ASSOC_DELAY_US: i64 = 2 * MIN;
+/// Passers-by walk from this x to [`PASSERBY_NEAREST_X_M`] and back.
+pub(crate) const PASSERBY_FAR_X_M: f64 = -25.0;
+/// Closest a passer-by gets to the entrance sniffer.
+pub(crate) const PASSERBY_NEAREST_X_M: f64 = -10.0;
+
+/// What a device is, as planned (truth kind follows from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A visitor staying at least 6 minutes inside.
+    Visitor,
+    /// A visitor inside for only 60–210 s (truth kind passerby).
+    ShortVisit,
+    /// Walks past the door outside.
+    Passerby,
+    /// Staff, present most of the day, every day.
+    Staff,
+}
+
+/// A device identity, stable across days.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub mac: [u8; 6],
+    pub randomized: bool,
+    /// Index into [`MODELS`].
+    pub model: u8,
+    /// Index into [`REMEMBERED_SSIDS`].
+    pub ssid: Option<u8>,
+}
+
+/// A stay in one zone, `[start_us, end_us)`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stay {
+    pub zone: u8,
+    pub start_us: i64,
+    pub end_us: i64,
+}
+
+/// A device's presence on one day.
+#[derive(Debug, Clone)]
+pub(crate) struct Presence {
+    pub identity: u32,
+    pub role: Role,
+    pub connected: bool,
+    pub start_us: i64,
+    pub end_us: i64,
+    /// Range into [`DayPlan::stays`]; empty for passers-by (they walk, see [`Presence::walk_x`]).
+    pub stays_from: u32,
+    pub stays_len: u32,
+}
+
+impl Presence {
+    /// This presence's stays.
+    pub(crate) fn stays<'a>(&self, all: &'a [Stay]) -> &'a [Stay] {
+        let from = self.stays_from as usize;
+        &all[from..from + self.stays_len as usize]
+    }
+
+    /// Position of a passer-by at `t_us`: out to the nearest point and back, linearly.
+    pub(crate) fn walk_x(&self, t_us: i64) -> f64 {
+        let span = (self.end_us - self.start_us).max(1) as f64;
+        let f = ((t_us - self.start_us) as f64 / span).clamp(0.0, 1.0);
+        let closeness = 1.0 - (2.0 * f - 1.0).abs();
+        PASSERBY_FAR_X_M + (PASSERBY_NEAREST_X_M - PASSERBY_FAR_X_M) * closeness
+    }
+
+    /// Zone the device stands in at `t_us` (clamped to its first/last stay), if it has stays.
+    pub(crate) fn zone_at(&self, all: &[Stay], t_us: i64) -> Option<u8> {
+        let stays = self.stays(all);
+        let i = stays.partition_point(|s| s.end_us <= t_us);
+        stays
+            .get(i.min(stays.len().checked_sub(1)?))
+            .map(|s| s.zone)
+    }
+}
+
+/// Everything on one day.
+#[derive(Debug, Clone)]
+pub(crate) struct DayPlan {
+    pub date: NaiveDate,
+    /// The scored day (truth is reported for it only).
+    pub main: bool,
+    pub presences: Vec<Presence>,
+    pub stays: Vec<Stay>,
+}
+
+impl DayPlan {
+    /// Span covered by the AP's beacons: from the first arrival to the last departure.
+    pub(crate) fn beacon_window(&self) -> Option<(i64, i64)> {
+        let start = self.presences.iter().map(|p| p.start_us).min()?;
+        let end = self.presences.iter().map(|p| p.end_us).max()?;
+        Some((start, end))
+    }
+}
+
+/// All days, oldest first; the main day is last.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub identities: Vec<Identity>,
+    pub days: Vec<DayPlan>,
+}
+
+/// Uniform duration in whole microseconds between `lo_s` and `hi_s` seconds.
+fn secs(rng: &mut ChaCha8Rng, lo_s: f64, hi_s: f64) -> i64 {
+    (rng.gen_range(lo_s..hi_s) * 1e6).round() as i64
+}
+
+struct IdentityMaker {
+    used: HashSet<[u8; 6]>,
+}
+
+impl IdentityMaker {
+    fn make(&mut self, rng: &mut ChaCha8Rng, randomized: bool) -> Identity {
+        let model = rng.gen_range(0..MODELS.len() as u8);
+        let ssid = if rng.gen_bool(REMEMBERED_SSID_SHARE) {
+            Some(rng.gen_range(0..REMEMBERED_SSIDS.len() as u8))
+        } else {
+            None
+        };
+        let ouis = MODELS[usize::from(model)].ouis;
+        let oui = ouis[rng.gen_range(0..ouis.len())];
+        loop {
+            let mut mac: [u8; 6] = rng.gen();
+            if randomized {
+                // Locally administered, unicast.
+                mac[0] = (mac[0] & 0xfc) | 0x02;
+            } else {
+                mac[..3].copy_from_slice(&oui);
+            }
+            if self.used.insert(mac) {
+                return Identity {
+                    mac,
+                    randomized,
+                    model,
+                    ssid,
+                };
+            }
+        }
+    }
+}
+
+/// Appends stays of `durations` (zone, µs) starting at `start`, returns the end.
+fn push_stays(stays: &mut Vec<Stay>, start: i64, durations: &[(u8, i64)]) -> i64 {
+    let mut t = start;
+    for &(zone, d) in durations {
+        stays.push(Stay {
+            zone,
+            start_us: t,
+            end_us: t + d,
+        });
+        t += d;
+    }
+    t
+}
+
+/// Picks a zone in `from..zones` different from `prev`; `None` if there is none.
+fn other_zone(rng: &mut ChaCha8Rng, from: usize, zones: usize, prev: Option<u8>) -> Option<u8> {
+    let choices: Vec<u8> = (from..zones)
+        .map(|z| z as u8)
+        .filter(|z| Some(*z) != prev)
+        .collect();
+    if choices.is_empty() {
+        None
+    } else {
+        Some(choices[rng.gen_range(0..choices.len())])
+    }
+}
+
+/// Durations of a normal visitor's zone stays (entrance first).
+fn visitor_stays(rng: &mut ChaCha8Rng, zones: usize) -> Vec<(u8, i64)> {
+    if zones == 1 {
+        return vec![(0, secs(rng, 6.0 * 60.0, 60.0 * 60.0))];
+    }
+    // Entrance stays are at least 90 s so that the path step is detectable.
+    let mut out = vec![(0u8, secs(rng, 90.0, 180.0))];
+    let further = rng.gen_range(1..=4usize);
+    let mut prev = None;
+    for _ in 0..further {
+        let Some(z) = other_zone(rng, 1, zones, prev) else {
+            break;
+        };
+        out.push((z, secs(rng, 120.0, 1200.0)));
+        prev = Some(z);
+    }
+    // Guarantee ≥ 6 min inside (a clear margin over the 5 min visitor threshold).
+    let total: i64 = out.iter().map(|s| s.1).sum();
+    if total < 6 * MIN {
+        if let Some(last) = out.last_mut() {
+            last.1 += 6 * MIN - total + secs(rng, 0.0, 60.0);
+        }
+    }
+    out
+}
+
+/// Builds the plan. `params` must already be clamped to sane ranges.
+pub(crate) fn plan(params: &SimParams, rng: &mut ChaCha8Rng) -> Plan {
+    let zones = params.zone_count();
+    let mut maker = IdentityMaker {
+        used: HashSet::new(),
+    };
+    let mut identities = Vec::new();
+    for _ in 0..params.staff {
+        identities.push(maker.make(rng, false));
+    }
+    let first_visitor = identities.len();
+    for _ in 0..params.visitors {
+        let randomized = rng.gen_bool(params.randomized_share);
+        identities.push(maker.make(rng, randomized));
+    }
+    let first_passerby = identities.len();
+    for _ in 0..params.passersby {
+        let randomized = rng.gen_bool(params.randomized_share);
+        identities.push(maker.make(rng, randomized));
+    }
+
+    let mut days = Vec::new();
+    for back in (0..=params.history_days).rev() {
+        let Some(date) = params.date.checked_sub_days(Days::new(u64::from(back))) else {
+            continue;
+        };
+        let (open, close) = params.open_close_us(date);
+        let mut day = DayPlan {
+            date,
+            main: back == 0,
+            presences: Vec::new(),
+            stays: Vec::new(),
+        };
+        for id in 0..params.staff {
+            // Staff arrive ~30 min before opening and stay ≥ 6 h (longer than short openings).
+            let start = open - 30 * MIN + secs(rng, 0.0, 300.0);
+            let end = close.max(start + 6 * 60 * MIN + 30 * MIN) - secs(rng, 0.0, 300.0);
+            let from = day.stays.len() as u32;
+            let mut t = start;
+            let mut prev = None;
+            while t < end {
+                let zone = if zones == 1 {
+                    0
+                } else {
+                    other_zone(rng, 0, zones, prev).unwrap_or(0)
+                };
+                let d = secs(rng, 600.0, 2400.0).min(end - t);
+                day.stays.push(Stay {
+                    zone,
+                    start_us: t,
+                    end_us: t + d,
+                });
+                t += d;
+                prev = Some(zone);
+            }
+            day.presences.push(Presence {
+                identity: id,
+                role: Role::Staff,
+                connected: false,
+                start_us: start,
+                end_us: end,
+                stays_from: from,
+                stays_len: day.stays.len() as u32 - from,
+            });
+        }
+        if day.main {
+            // Last arrivals at least 20 min before closing.
+            let last_arrival = (close - 20 * MIN).max(open + MIN);
+            for i in 0..params.visitors as usize {
+                let start = rng.gen_range(open..last_arrival);
+                let short = rng.gen_bool(SHORT_VISIT_SHARE);
+                let durations = if short {
+                    vec![(0u8, secs(rng, 60.0, 210.0))]
+                } else {
+                    visitor_stays(rng, zones)
+                };
+                let connected = !short && rng.gen_bool(params.connected_share);
+                let from = day.stays.len() as u32;
+                let end = push_stays(&mut day.stays, start, &durations);
+                day.presences.push(Presence {
+                    identity: (first_visitor + i) as u32,
+                    role: if short {
+                        Role::ShortVisit
+                    } else {
+                        Role::Visitor
+                    },
+                    connected,
+                    start_us: start,
+                    end_us: end,
+                    stays_from: from,
+                    stays_len: durations.len() as u32,
+                });
+            }
+            for i in 0..params.passersby as usize {
+                let start = rng.gen_range(open..close);
+                let end = start + secs(rng, 20.0, 120.0);
+                day.presences.push(Presence {
+                    identity: (first_passerby + i) as u32,
+                    role: Role::Passerby,
+                    connected: false,
+                    start_us: start,
+                    end_us: end,
+                    stays_from: day.stays.len() as u32,
+                    stays_len: 0,
+                });
+            }
+        }
+        days.push(day);
+    }
+    Plan { identities, days }
+}
+
+/// Per-device position state while streaming: the zone jitter is re-drawn every minute.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Jitter {
+    minute: i64,
+    offset_m: f32,
+}
+
+impl Default for Jitter {
+    fn default() -> Self {
+        Jitter {
+            minute: i64::MIN,
+            offset_m: 0.0,
+        }
+    }
+}
+
+/// Position of `p` at `t_us`, re-drawing the in-zone offset when the minute changed.
+pub(crate) fn position(
+    p: &Presence,
+    stays: &[Stay],
+    t_us: i64,
+    jitter: &mut Jitter,
+    rng: &mut ChaCha8Rng,
+) -> f64 {
+    match p.zone_at(stays, t_us) {
+        None => p.walk_x(t_us),
+        Some(zone) => {
+            let minute = t_us.div_euclid(MIN);
+            if minute != jitter.minute {
+                jitter.minute = minute;
+                let r = crate::radio::ZONE_JITTER_M as f32;
+                jitter.offset_m = rng.gen_range(-r..r);
+            }
+            let x = sniffer_x(usize::from(zone)) + f64::from(jitter.offset_m);
+            // Inside devices never cross the shop front.
+            x.max(DOOR_X_M + 0.5)
+        }
+    }
+}

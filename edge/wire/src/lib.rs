@@ -1,0 +1,22 @@
+//! Byte formats that store-edge reads from hardware: radiotap, IEEE 802.11 and pcap files.
+//!
+//! The crate follows the layout of smoltcp's `wire` module: every format has a zero-copy view
+//! (`Header<T>` / `Frame<T>`) whose getters never panic once `check_len` succeeded, and a `Repr`
+//! that can be parsed from a view and emitted into a byte buffer. Nothing here allocates on the
+//! capture hot path ([`presence::parse`]); only the pcap writers do I/O.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod bytes;
+mod error;
+mod mac;
+
+pub mod fcs;
+pub mod ieee80211;
+pub mod pcap;
+pub mod pcapng;
+pub mod presence;
+pub mod radiotap;
+
+pub use error::{Error, Result};
+pub use mac::MacAddr;
