@@ -1,0 +1,617 @@
+//! The agent's configuration: the TOML schema (raw, as written by people) and its validation
+//! into the typed config the rest of the agent uses.
+//!
+//! Raw structs mirror the file one to one with `deny_unknown_fields`, so a typo is an error, not
+//! a silently ignored setting. Validation resolves relative paths against the config file,
+//! loads hardware profiles and checks every value; errors name the file, the key and the reason.
+
+pub mod profiles;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use edge_core::params as core_params;
+use edge_core::MetricParams;
+use serde::Deserialize;
+
+pub use crate::sources::wifi::config::{RawWifi, WifiSource};
+
+/// A configuration problem: which file, which key, what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// Dotted key path, e.g. `sources.wifi[1].pcap` (empty for file-level problems).
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.reason)
+        } else {
+            write!(
+                f,
+                "{}: key `{}`: {}",
+                self.file.display(),
+                self.key,
+                self.reason
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Builds [`ConfigError`]s for one file.
+#[derive(Debug, Clone)]
+pub struct Errs<'a> {
+    /// The file being validated.
+    pub file: &'a Path,
+}
+
+impl Errs<'_> {
+    /// An error at `key`.
+    pub fn at(&self, key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `[store]`: who this gateway is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// Retailer's store identifier (letters, digits, `-`, `_`; used in MQTT topics later).
+    pub store_id: String,
+    /// This gateway's identifier within the store.
+    pub gateway_id: String,
+    /// IANA time zone of the store; reports and hourly aggregates use local time.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+}
+
+/// Default store time zone.
+pub const DEFAULT_TIMEZONE: &str = "Asia/Shanghai";
+
+fn default_timezone() -> String {
+    DEFAULT_TIMEZONE.to_string()
+}
+
+/// `[privacy]`: where the hashing secrets come from and how often device keys rotate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrivacy {
+    /// TOML file with `device_key_secret = "<hex>"` (and optionally `device_key_version`);
+    /// must live outside the data directory, mode 0600. Relative to the config file. When
+    /// absent, the `STORE_EDGE_DEVICE_KEY_SECRET` environment variable is used.
+    #[serde(default)]
+    pub secrets_file: Option<PathBuf>,
+    /// How long a device key stays the same before it rotates (repeat-visit horizon).
+    #[serde(default = "default_rotation", with = "humantime_serde")]
+    pub device_key_rotation: Duration,
+}
+
+/// Default device-key rotation horizon: 30 days.
+pub const DEFAULT_DEVICE_KEY_ROTATION: Duration = Duration::from_secs(30 * 86_400);
+
+fn default_rotation() -> Duration {
+    DEFAULT_DEVICE_KEY_ROTATION
+}
+
+impl Default for RawPrivacy {
+    fn default() -> Self {
+        RawPrivacy {
+            secrets_file: None,
+            device_key_rotation: DEFAULT_DEVICE_KEY_ROTATION,
+        }
+    }
+}
+
+/// `[storage]`: where data lives and how often state is made durable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    /// Data directory (holds `store-edge.db`); relative to the config file.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// How often closed visits and sealed hours are committed.
+    #[serde(default = "default_commit_interval", with = "humantime_serde")]
+    pub commit_interval: Duration,
+    /// How often the core state is snapshotted together with the source cursors; a crash
+    /// replays at most this much input (file sources) .
+    #[serde(default = "default_checkpoint_interval", with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
+    /// How long raw events are kept.
+    #[serde(default = "default_raw_retention", with = "humantime_serde")]
+    pub raw_retention: Duration,
+    /// How long aggregates are kept after the cloud acknowledged them.
+    #[serde(default = "default_aggregate_retention", with = "humantime_serde")]
+    pub aggregate_retention: Duration,
+}
+
+/// Default data directory, relative to the config file.
+pub const DEFAULT_DATA_DIR: &str = "data";
+/// Default commit interval.
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// Default checkpoint interval.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
+/// Default raw-event retention: 7 days.
+pub const DEFAULT_RAW_RETENTION: Duration = Duration::from_secs(7 * 86_400);
+/// Default aggregate retention after ack: 90 days.
+pub const DEFAULT_AGGREGATE_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_DATA_DIR)
+}
+fn default_commit_interval() -> Duration {
+    DEFAULT_COMMIT_INTERVAL
+}
+fn default_checkpoint_interval() -> Duration {
+    DEFAULT_CHECKPOINT_INTERVAL
+}
+fn default_raw_retention() -> Duration {
+    DEFAULT_RAW_RETENTION
+}
+fn default_aggregate_retention() -> Duration {
+    DEFAULT_AGGREGATE_RETENTION
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        RawStorage {
+            data_dir: default_data_dir(),
+            commit_interval: DEFAULT_COMMIT_INTERVAL,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            raw_retention: DEFAULT_RAW_RETENTION,
+            aggregate_retention: DEFAULT_AGGREGATE_RETENTION,
+        }
+    }
+}
+
+/// `[metrics]`: the thresholds of the metric definitions (design §6).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// Gap after which a device's next sighting starts a new visit.
+    #[serde(default = "d_visit_timeout", with = "humantime_serde")]
+    pub visit_timeout: Duration,
+    /// Frames weaker than this (dBm) are ignored.
+    #[serde(default = "d_ignore")]
+    pub ignore_below_dbm: i8,
+    /// Signal (dBm) from which a device counts as inside the store.
+    #[serde(default = "d_inside")]
+    pub inside_dbm: i8,
+    /// Inside-dwell from which a visit is a visitor.
+    #[serde(default = "d_min_dwell", with = "humantime_serde")]
+    pub min_visit_dwell: Duration,
+    /// Hours a day that make a staff day.
+    #[serde(default = "d_staff_hours")]
+    pub staff_min_hours: f64,
+    /// Staff days needed within the window.
+    #[serde(default = "d_staff_days")]
+    pub staff_min_days: u32,
+    /// The staff rule's window, in days.
+    #[serde(default = "d_staff_window")]
+    pub staff_window_days: u32,
+    /// Weight of a new RSSI reading in the per-zone smoothing (0–1].
+    #[serde(default = "d_smoothing")]
+    pub zone_smoothing: f32,
+    /// dB another zone must lead by before a device changes zone.
+    #[serde(default = "d_hysteresis")]
+    pub zone_hysteresis_db: f32,
+    /// A zone's reading older than this stops competing.
+    #[serde(default = "d_zone_stale", with = "humantime_serde")]
+    pub zone_stale: Duration,
+    /// Zone stays shorter than this fold into their neighbours.
+    #[serde(default = "d_min_zone_dwell", with = "humantime_serde")]
+    pub min_zone_dwell: Duration,
+}
+
+fn ms(ms: i64) -> Duration {
+    Duration::from_millis(ms as u64)
+}
+fn d_visit_timeout() -> Duration {
+    ms(core_params::DEFAULT_VISIT_TIMEOUT_MS)
+}
+fn d_ignore() -> i8 {
+    core_params::DEFAULT_IGNORE_BELOW_DBM
+}
+fn d_inside() -> i8 {
+    core_params::DEFAULT_INSIDE_DBM
+}
+fn d_min_dwell() -> Duration {
+    ms(core_params::DEFAULT_MIN_VISIT_DWELL_MS)
+}
+fn d_staff_hours() -> f64 {
+    core_params::DEFAULT_STAFF_MIN_HOURS
+}
+fn d_staff_days() -> u32 {
+    core_params::DEFAULT_STAFF_MIN_DAYS
+}
+fn d_staff_window() -> u32 {
+    core_params::DEFAULT_STAFF_WINDOW_DAYS
+}
+fn d_smoothing() -> f32 {
+    core_params::DEFAULT_ZONE_SMOOTHING
+}
+fn d_hysteresis() -> f32 {
+    core_params::DEFAULT_ZONE_HYSTERESIS_DB
+}
+fn d_zone_stale() -> Duration {
+    ms(core_params::DEFAULT_ZONE_STALE_MS)
+}
+fn d_min_zone_dwell() -> Duration {
+    ms(core_params::DEFAULT_MIN_ZONE_DWELL_MS)
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        RawMetrics {
+            visit_timeout: d_visit_timeout(),
+            ignore_below_dbm: d_ignore(),
+            inside_dbm: d_inside(),
+            min_visit_dwell: d_min_dwell(),
+            staff_min_hours: d_staff_hours(),
+            staff_min_days: d_staff_days(),
+            staff_window_days: d_staff_window(),
+            zone_smoothing: d_smoothing(),
+            zone_hysteresis_db: d_hysteresis(),
+            zone_stale: d_zone_stale(),
+            min_zone_dwell: d_min_zone_dwell(),
+        }
+    }
+}
+
+/// `[sources]`: the hardware (or files) the agent reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSources {
+    /// Wi-Fi sniffers, one per zone (`[[sources.wifi]]`).
+    #[serde(default)]
+    pub wifi: Vec<RawWifi>,
+}
+
+/// The whole file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[store]`.
+    pub store: RawStore,
+    /// `[privacy]`.
+    #[serde(default)]
+    pub privacy: RawPrivacy,
+    /// `[storage]`.
+    #[serde(default)]
+    pub storage: RawStorage,
+    /// `[metrics]`.
+    #[serde(default)]
+    pub metrics: RawMetrics,
+    /// `[sources]`.
+    #[serde(default)]
+    pub sources: RawSources,
+}
+
+/// Validated `[storage]`.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// Absolute (or config-relative resolved) data directory.
+    pub data_dir: PathBuf,
+    /// Commit interval.
+    pub commit_interval: Duration,
+    /// Checkpoint interval.
+    pub checkpoint_interval: Duration,
+    /// Raw-event retention. Raw sightings live only in memory today, so nothing on disk is
+    /// old enough for it yet; it is validated now so configs stay stable.
+    #[allow(dead_code)]
+    pub raw_retention: Duration,
+    /// Aggregate retention, counted from the cloud's ack (records become prunable once acked).
+    #[allow(dead_code)]
+    pub aggregate_retention: Duration,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Store identifier.
+    pub store_id: String,
+    /// Gateway identifier.
+    pub gateway_id: String,
+    /// Store time zone.
+    pub timezone: Tz,
+    /// Secrets file, resolved.
+    pub secrets_file: Option<PathBuf>,
+    /// Device-key rotation horizon.
+    pub device_key_rotation: Duration,
+    /// Storage settings.
+    pub storage: Storage,
+    /// Metric thresholds.
+    pub metrics: MetricParams,
+    /// Wi-Fi sources, validated.
+    pub wifi: Vec<WifiSource>,
+}
+
+impl Config {
+    /// Zone names in source order, deduplicated (several sniffers may share a zone).
+    pub fn zones(&self) -> Vec<String> {
+        let mut zones: Vec<String> = Vec::new();
+        for w in &self.wifi {
+            if !zones.contains(&w.zone) {
+                zones.push(w.zone.clone());
+            }
+        }
+        zones
+    }
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let errs = Errs { file: path };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| errs.at("", format!("cannot read config file: {e}")))?;
+    parse(&text, path)
+}
+
+/// Parses and validates config text; `path` names the file in errors and anchors relative
+/// paths.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let errs = Errs { file: path };
+    let de = toml::Deserializer::new(text);
+    let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let key = if key == "." { String::new() } else { key };
+        // toml's message carries line and column; keep it, minus its trailing newline.
+        errs.at(key, e.inner().to_string().trim_end().replace('\n', " "))
+    })?;
+    validate(raw, path)
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn dur_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Turns the raw file into a validated [`Config`].
+pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
+    let errs = Errs { file: path };
+    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    if !valid_id(&raw.store.store_id) {
+        return Err(errs.at(
+            "store.store_id",
+            "must be 1–64 characters of letters, digits, '-' or '_'",
+        ));
+    }
+    if !valid_id(&raw.store.gateway_id) {
+        return Err(errs.at(
+            "store.gateway_id",
+            "must be 1–64 characters of letters, digits, '-' or '_'",
+        ));
+    }
+    let timezone: Tz = raw.store.timezone.parse().map_err(|_| {
+        errs.at(
+            "store.timezone",
+            format!("unknown IANA time zone {:?}", raw.store.timezone),
+        )
+    })?;
+    if raw.privacy.device_key_rotation < Duration::from_secs(86_400) {
+        return Err(errs.at("privacy.device_key_rotation", "must be at least 1 day"));
+    }
+    let m = &raw.metrics;
+    let metrics = MetricParams {
+        visit_timeout_ms: dur_ms(m.visit_timeout),
+        ignore_below_dbm: m.ignore_below_dbm,
+        inside_dbm: m.inside_dbm,
+        min_visit_dwell_ms: dur_ms(m.min_visit_dwell),
+        staff_min_hours: m.staff_min_hours,
+        staff_min_days: m.staff_min_days,
+        staff_window_days: m.staff_window_days,
+        zone_smoothing: m.zone_smoothing,
+        zone_hysteresis_db: m.zone_hysteresis_db,
+        zone_stale_ms: dur_ms(m.zone_stale),
+        min_zone_dwell_ms: dur_ms(m.min_zone_dwell),
+    };
+    metrics
+        .validate()
+        .map_err(|e| errs.at(format!("metrics.{}", e.field), e.reason))?;
+    let s = &raw.storage;
+    if s.commit_interval < Duration::from_millis(50) || s.commit_interval > Duration::from_secs(60)
+    {
+        return Err(errs.at("storage.commit_interval", "must be between 50ms and 60s"));
+    }
+    if s.checkpoint_interval < s.commit_interval
+        || s.checkpoint_interval > Duration::from_secs(3600)
+    {
+        return Err(errs.at(
+            "storage.checkpoint_interval",
+            "must be between commit_interval and 1h",
+        ));
+    }
+    let data_dir = resolve(&base, &s.data_dir);
+    let secrets_file = raw.privacy.secrets_file.as_ref().map(|p| resolve(&base, p));
+    if let Some(sf) = &secrets_file {
+        if sf.starts_with(&data_dir) {
+            return Err(errs.at(
+                "privacy.secrets_file",
+                "must not be inside storage.data_dir (secrets and data are kept apart)",
+            ));
+        }
+    }
+    let mut wifi = Vec::new();
+    for (i, w) in raw.sources.wifi.iter().enumerate() {
+        wifi.push(w.validate(&errs, &format!("sources.wifi[{i}]"), &base)?);
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for (i, w) in wifi.iter().enumerate() {
+        if names.contains(&w.name.as_str()) {
+            return Err(errs.at(
+                format!("sources.wifi[{i}].name"),
+                format!("duplicate source name {:?}", w.name),
+            ));
+        }
+        names.push(&w.name);
+    }
+    let zones = wifi.iter().fold(Vec::<&str>::new(), |mut z, w| {
+        if !z.contains(&w.zone.as_str()) {
+            z.push(&w.zone);
+        }
+        z
+    });
+    if zones.len() > edge_core::MAX_ZONES {
+        return Err(errs.at(
+            "sources.wifi",
+            format!("at most {} zones are supported", edge_core::MAX_ZONES),
+        ));
+    }
+    Ok(Config {
+        file: path.to_path_buf(),
+        store_id: raw.store.store_id,
+        gateway_id: raw.store.gateway_id,
+        timezone,
+        secrets_file,
+        device_key_rotation: raw.privacy.device_key_rotation,
+        storage: Storage {
+            data_dir,
+            commit_interval: s.commit_interval,
+            checkpoint_interval: s.checkpoint_interval,
+            raw_retention: s.raw_retention,
+            aggregate_retention: s.aggregate_retention,
+        },
+        metrics,
+        wifi,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::wifi::config::WifiInput;
+
+    const MINIMAL: &str = r#"
+[store]
+store_id = "s-1"
+gateway_id = "gw-1"
+
+[[sources.wifi]]
+zone = "entrance"
+pcap = "a.pcap"
+"#;
+
+    fn p(text: &str) -> Result<Config, ConfigError> {
+        parse(text, Path::new("/etc/store-edge/config.toml"))
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults_and_resolved_paths() {
+        let c = p(MINIMAL).unwrap();
+        assert_eq!(c.timezone, chrono_tz::Asia::Shanghai);
+        assert_eq!(c.storage.data_dir, PathBuf::from("/etc/store-edge/data"));
+        assert_eq!(c.metrics, MetricParams::default());
+        assert_eq!(c.wifi[0].name, "entrance");
+        assert_eq!(
+            c.wifi[0].input,
+            WifiInput::File(PathBuf::from("/etc/store-edge/a.pcap"))
+        );
+        assert_eq!(c.zones(), vec!["entrance".to_string()]);
+    }
+
+    #[test]
+    fn bad_configs_name_key_and_reason() {
+        let table: Vec<(String, &str, &str)> = vec![
+            (
+                format!("{MINIMAL}\n[metrics]\nvisit_timeot = \"10m\"\n"),
+                "metrics.visit_timeot",
+                "unknown field",
+            ),
+            (
+                format!("{MINIMAL}\n[metrics]\nvisit_timeout = \"soon\"\n"),
+                "metrics.visit_timeout",
+                "soon",
+            ),
+            (
+                format!("{MINIMAL}\n[metrics]\ninside_dbm = -95\n"),
+                "metrics.inside_dbm",
+                "stronger",
+            ),
+            (
+                MINIMAL.replace("s-1", "bad id!"),
+                "store.store_id",
+                "letters",
+            ),
+            (
+                MINIMAL.replace(
+                    "gateway_id = \"gw-1\"",
+                    "gateway_id = \"gw-1\"\ntimezone = \"Mars/Base\"",
+                ),
+                "store.timezone",
+                "Mars/Base",
+            ),
+            (
+                MINIMAL.replace("pcap = \"a.pcap\"", ""),
+                "sources.wifi[0]",
+                "exactly one of",
+            ),
+            (
+                MINIMAL.replace(
+                    "pcap = \"a.pcap\"",
+                    "pcap = \"a.pcap\"\ninterface = \"mon0\"",
+                ),
+                "sources.wifi[0]",
+                "exactly one of",
+            ),
+            (
+                MINIMAL.replace(
+                    "pcap = \"a.pcap\"",
+                    "pcap = \"a.pcap\"\nprofile = \"wifi/nope\"",
+                ),
+                "sources.wifi[0].profile",
+                "unknown",
+            ),
+            (
+                format!("{MINIMAL}\n[privacy]\nsecrets_file = \"data/s.toml\"\n"),
+                "privacy.secrets_file",
+                "data_dir",
+            ),
+            (
+                format!("{MINIMAL}\n[[sources.wifi]]\nzone = \"entrance\"\npcap = \"b.pcap\"\n"),
+                "sources.wifi[1].name",
+                "duplicate",
+            ),
+            (
+                "[store]\nstore_id = 1\n".to_string(),
+                "store.store_id",
+                "invalid type",
+            ),
+            ("[store\n".to_string(), "", "TOML parse error"),
+        ];
+        for (text, key, reason) in table {
+            let e = p(&text).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.reason.contains(reason), "{key}: {e}");
+            assert!(e.to_string().contains("/etc/store-edge/config.toml"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! `store-edge`: the command line. Owns argument parsing, logging set-up, the tokio runtime and
+//! the shutdown sequence; everything else lives in the modules below.
+
+mod config;
+mod pipeline;
+mod report;
+mod run;
+mod secrets;
+mod sources;
+mod stats;
+mod store;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long shutdown waits for tasks to commit and stop.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+/// The demo's fixed day: same seed, same date, same report on every machine.
+const DEMO_SEED: u64 = 20_261_122;
+/// The demo day's date.
+const DEMO_DATE: (i32, u32, u32) = (2026, 11, 20);
+/// Visitors in the demo day.
+const DEMO_VISITORS: u32 = 300;
+/// Zones in the demo store.
+const DEMO_ZONES: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "store-edge",
+    version,
+    about = "Edge agent for physical retail stores: Wi-Fi presence, visits, dwell and paths, kept in SQLite."
+)]
+struct Cli {
+    /// Log filter (e.g. `info`, `store_edge=debug`); overrides RUST_LOG.
+    #[arg(long, global = true)]
+    log: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Simulate a store day, run the pipeline on it and print the report; then keep running
+    /// until Ctrl-C.
+    Demo {
+        /// Stop after printing the report.
+        #[arg(long)]
+        exit: bool,
+        /// Keep the generated directory here instead of a temporary one.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Run the agent on a config file.
+    Run {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Replay the configured capture files, commit everything and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Write a synthetic store day: one pcap per zone, truth.json, config.toml, secrets.toml.
+    Simulate {
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Random seed: the same seed gives the same day, byte for byte.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Local date of the day (YYYY-MM-DD).
+        #[arg(long, default_value = "2026-11-20")]
+        date: NaiveDate,
+        /// Visitors who come in.
+        #[arg(long, default_value_t = 300)]
+        visitors: u32,
+        /// Zone sniffers (1–6).
+        #[arg(long, default_value_t = 3)]
+        zones: u8,
+        /// Passers-by outside the door (default: twice the visitors).
+        #[arg(long)]
+        passersby: Option<u32>,
+        /// Staff devices present all day.
+        #[arg(long)]
+        staff: Option<u32>,
+        /// Hours the store is open.
+        #[arg(long)]
+        open_hours: Option<u32>,
+        /// Earlier days simulated before the date (staff history).
+        #[arg(long)]
+        history_days: Option<u32>,
+        /// IANA time zone of the store.
+        #[arg(long)]
+        timezone: Option<chrono_tz::Tz>,
+    },
+    /// Print the day report of a data directory.
+    Report {
+        /// The data directory (`[storage] data_dir`).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Local date (default: the latest date with visits).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hardware profiles.
+    Profiles {
+        #[command(subcommand)]
+        command: ProfilesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProfilesCommand {
+    /// Validate profile files (default: every embedded profile).
+    Check {
+        /// Profile files to check.
+        paths: Vec<PathBuf>,
+    },
+}
+
+fn init_logging(filter: Option<&str>) {
+    let filter = filter
+        .map(tracing_subscriber::EnvFilter::new)
+        .or_else(|| tracing_subscriber::EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log.as_deref());
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Demo { exit, dir } => demo(exit, dir).await,
+        Command::Run { config, once } => run_cmd(&config, once).await,
+        Command::Simulate {
+            out,
+            seed,
+            date,
+            visitors,
+            zones,
+            passersby,
+            staff,
+            open_hours,
+            history_days,
+            timezone,
+        } => {
+            let mut p = edge_sim::SimParams::new(seed, date, visitors, zones);
+            if let Some(v) = passersby {
+                p.passersby = v;
+            }
+            if let Some(v) = staff {
+                p.staff = v;
+            }
+            if let Some(v) = open_hours {
+                p.open_hours = v;
+            }
+            if let Some(v) = history_days {
+                p.history_days = v;
+            }
+            if let Some(v) = timezone {
+                p.timezone = v;
+            }
+            simulate(&p, &out).await.map(|_| ())
+        }
+        Command::Report {
+            data_dir,
+            date,
+            json,
+        } => {
+            let r = report::day_report(&data_dir, date)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r.day)?);
+            } else {
+                print!("{}", r.day.render_text(&r.store_id));
+            }
+            Ok(())
+        }
+        Command::Profiles {
+            command: ProfilesCommand::Check { paths },
+        } => profiles_check(&paths),
+    }
+}
+
+async fn simulate(p: &edge_sim::SimParams, out: &Path) -> anyhow::Result<PathBuf> {
+    p.validate()
+        .map_err(|e| anyhow::anyhow!("simulation parameters: {e}"))?;
+    let (p, out) = (p.clone(), out.to_path_buf());
+    let written = tokio::task::spawn_blocking(move || {
+        let day = edge_sim::generate(&p);
+        day.write(&out)
+            .with_context(|| format!("writing the simulated day to {}", out.display()))
+    })
+    .await
+    .context("simulator thread panicked")??;
+    let frames: u64 = written.files.iter().map(|f| f.frames).sum();
+    eprintln!(
+        "simulated {} visits ({} frames in {} pcap files); truth: {}; config: {}",
+        written.truth.visits.len(),
+        frames,
+        written.files.len(),
+        written.truth_path.display(),
+        written.config_path.display()
+    );
+    Ok(written.config_path)
+}
+
+/// Runs the agent on a config; `--once` returns when the files are drained, otherwise the
+/// agent runs until Ctrl-C / SIGTERM.
+async fn run_cmd(config_path: &Path, once: bool) -> anyhow::Result<()> {
+    let cfg = config::load(config_path)?;
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let signal = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            run::shutdown_signal().await;
+            tracing::info!("shutting down");
+            cancel.cancel();
+        })
+    };
+    let opts = run::RunOptions {
+        once,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let result = run::run(&cfg, opts, cancel.clone(), &tracker).await;
+    match &result {
+        Ok(r) => eprint!("{}", r.render()),
+        Err(_) => cancel.cancel(),
+    }
+    if !once && result.is_ok() && !cancel.is_cancelled() {
+        tracing::info!("sources drained; agent idle until Ctrl-C");
+        cancel.cancelled().await;
+    }
+    cancel.cancel();
+    run::drain(&tracker, SHUTDOWN_DEADLINE).await;
+    signal.abort();
+    result.map(|_| ())
+}
+
+async fn demo(exit: bool, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let tmp;
+    let dir = match dir {
+        Some(d) => d,
+        None => {
+            tmp = tempfile_dir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let (y, m, d) = DEMO_DATE;
+    let date = NaiveDate::from_ymd_opt(y, m, d).context("demo date")?;
+    let p = edge_sim::SimParams::new(DEMO_SEED, date, DEMO_VISITORS, DEMO_ZONES);
+    eprintln!(
+        "store-edge demo: simulating a store day in {}",
+        dir.display()
+    );
+    let config_path = simulate(&p, &dir).await?;
+    let cfg = config::load(&config_path)?;
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let opts = run::RunOptions {
+        once: true,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let r = run::run(&cfg, opts, cancel.clone(), &tracker).await?;
+    eprint!("{}", r.render());
+    let rep = report::day_report(&cfg.storage.data_dir, Some(date))?;
+    println!();
+    print!("{}", rep.day.render_text(&rep.store_id));
+    println!();
+    println!("data directory: {}", cfg.storage.data_dir.display());
+    println!(
+        "again: store-edge report --data-dir {} [--json]",
+        cfg.storage.data_dir.display()
+    );
+    if !exit {
+        println!("the agent keeps running; press Ctrl-C to stop");
+        run::shutdown_signal().await;
+    }
+    cancel.cancel();
+    run::drain(&tracker, SHUTDOWN_DEADLINE).await;
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("store-edge-demo-")
+        .tempdir()
+        .context("creating a temporary directory")
+}
+
+fn profiles_check(paths: &[PathBuf]) -> anyhow::Result<()> {
+    if paths.is_empty() {
+        for (id, text) in config::profiles::EMBEDDED {
+            config::profiles::parse_wifi(id, text)?;
+            println!("ok  {id} (embedded)");
+        }
+        return Ok(());
+    }
+    let mut failed = 0;
+    for p in paths {
+        match config::profiles::check_file(p) {
+            Ok(()) => println!("ok  {}", p.display()),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} profiles failed validation", paths.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,354 @@
+//! The pipeline: merges the sources' frames in time order, keys devices, runs the core and
+//! commits what it produces.
+//!
+//! Runs on one blocking thread. Frames from several sniffers are merged by timestamp with
+//! per-source watermarks (a source that has nothing queued holds the merge back only until its
+//! watermark passes the next frame), so replaying files gives the same order, and the same
+//! visits, every time. Commits happen every `commit_interval`; every `checkpoint_interval` the
+//! commit also carries the core snapshot and the cursors of exactly the frames the snapshot
+//! has seen, which is what lets a restart resume without losing or double-counting anything.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use edge_core::{snapshot, DeviceKeyer, LocalClock, Sessionizer, Sighting, ZoneId};
+use indicatif::ProgressBar;
+use tokio_util::sync::CancellationToken;
+
+use crate::sources::{Frame, SourceMsg};
+use crate::stats::SourceStats;
+use crate::store::{Batch, Checkpoint, Cursor, Store, StoredVisit};
+
+/// How long the merge waits on a quiet source before checking for cancellation and commits.
+const POLL: Duration = Duration::from_millis(100);
+
+/// One source as the pipeline sees it.
+pub struct SourceInput {
+    /// Source name (cursor key).
+    pub name: String,
+    /// Zone of the source's sniffer.
+    pub zone: ZoneId,
+    /// Its channel.
+    pub rx: Receiver<SourceMsg>,
+    /// Input identity for the cursor.
+    pub fingerprint: String,
+    /// Cursor the source starts from.
+    pub start: u64,
+    /// Its counters.
+    pub stats: Arc<SourceStats>,
+}
+
+struct Lane {
+    input: SourceInput,
+    queue: VecDeque<Frame>,
+    /// (frames pushed when the batch was complete, position after the batch).
+    boundaries: VecDeque<(u64, u64)>,
+    pushed: u64,
+    popped: u64,
+    cursor: u64,
+    watermark: i64,
+    ended: bool,
+}
+
+impl Lane {
+    fn apply(&mut self, msg: SourceMsg) {
+        match msg {
+            SourceMsg::Batch {
+                frames,
+                watermark_ms,
+                position,
+            } => {
+                self.pushed += frames.len() as u64;
+                self.queue.extend(frames);
+                self.boundaries.push_back((self.pushed, position));
+                self.watermark = self.watermark.max(watermark_ms);
+                self.settle();
+            }
+            SourceMsg::End { position } => {
+                self.boundaries.push_back((self.pushed, position));
+                self.ended = true;
+                self.settle();
+            }
+        }
+    }
+
+    /// Advances the cursor over batches whose frames have all been processed.
+    fn settle(&mut self) {
+        while let Some(&(n, pos)) = self.boundaries.front() {
+            if self.popped < n {
+                break;
+            }
+            self.cursor = self.cursor.max(pos);
+            self.boundaries.pop_front();
+        }
+    }
+
+    fn pop(&mut self) -> Option<Frame> {
+        let f = self.queue.pop_front()?;
+        self.popped += 1;
+        self.cursor = self.cursor.max(f.pos + 1);
+        self.settle();
+        Some(f)
+    }
+}
+
+/// Pipeline settings.
+pub struct PipelineSettings {
+    /// Zone names by id.
+    pub zones: Vec<String>,
+    /// Store clock.
+    pub clock: LocalClock,
+    /// Commit interval.
+    pub commit_interval: Duration,
+    /// Checkpoint interval.
+    pub checkpoint_interval: Duration,
+    /// Flush open visits and seal every hour when all sources have ended.
+    pub flush_at_end: bool,
+}
+
+/// What a pipeline run did.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Frames that reached the core.
+    pub frames: u64,
+    /// New visits stored.
+    pub visits_new: u64,
+    /// Visits that were already stored (replayed input).
+    pub visits_duplicate: u64,
+    /// Hourly records stored.
+    pub hours_new: u64,
+    /// Most visits open at once.
+    pub peak_open: u64,
+    /// Visits still open at the end (kept in the snapshot).
+    pub open_at_end: u64,
+    /// Commits made.
+    pub commits: u64,
+    /// Whether the run was cancelled before its sources ended.
+    pub cancelled: bool,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+struct Committer<'a> {
+    store: &'a Store,
+    settings: &'a PipelineSettings,
+    key_version: u32,
+    last_commit: Instant,
+    last_checkpoint: Instant,
+    summary: Summary,
+}
+
+impl Committer<'_> {
+    fn commit(
+        &mut self,
+        core: &mut Sessionizer,
+        lanes: &[Lane],
+        force_checkpoint: bool,
+    ) -> anyhow::Result<()> {
+        let visits = core.drain_closed();
+        let hours = core.drain_sealed();
+        let checkpoint_due =
+            force_checkpoint || self.last_checkpoint.elapsed() >= self.settings.checkpoint_interval;
+        self.last_commit = Instant::now();
+        if visits.is_empty() && hours.is_empty() && !checkpoint_due {
+            return Ok(());
+        }
+        let zone_name = |z: ZoneId| {
+            self.settings
+                .zones
+                .get(usize::from(z))
+                .cloned()
+                .unwrap_or_else(|| format!("zone-{z}"))
+        };
+        let visits = visits
+            .into_iter()
+            .map(|v| StoredVisit {
+                zones: v.path.iter().map(|d| zone_name(d.zone)).collect(),
+                local_date: self.settings.clock.date(v.start_ms).to_string(),
+                key_version: self.key_version,
+                visit: v,
+            })
+            .collect();
+        let checkpoint = checkpoint_due.then(|| Checkpoint {
+            snapshot: snapshot::encode(core),
+            watermark_ms: core.watermark_ms(),
+            cursors: lanes
+                .iter()
+                .map(|l| Cursor {
+                    source: l.input.name.clone(),
+                    fingerprint: l.input.fingerprint.clone(),
+                    position: l.cursor,
+                })
+                .collect(),
+        });
+        let counters = lanes
+            .iter()
+            .flat_map(|l| {
+                let name = l.input.name.clone();
+                l.input
+                    .stats
+                    .values()
+                    .into_iter()
+                    .map(move |(k, v)| (name.clone(), k, v))
+            })
+            .collect();
+        let batch = Batch {
+            visits,
+            hours: hours
+                .into_iter()
+                .map(|h| (h, self.settings.zones.clone()))
+                .collect(),
+            checkpoint,
+            counters,
+            now_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        let r = self.store.commit(batch)?;
+        if checkpoint_due {
+            self.last_checkpoint = Instant::now();
+        }
+        self.summary.commits += 1;
+        self.summary.visits_new += r.visits_new;
+        self.summary.visits_duplicate += r.visits_duplicate;
+        self.summary.hours_new += r.hours_new;
+        Ok(())
+    }
+}
+
+/// Runs until every source has ended or `cancel` fires. On the way out the last commit always
+/// carries a checkpoint.
+pub fn run(
+    mut core: Sessionizer,
+    mut keyer: DeviceKeyer,
+    sources: Vec<SourceInput>,
+    store: &Store,
+    settings: &PipelineSettings,
+    cancel: &CancellationToken,
+    progress: &ProgressBar,
+) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let mut lanes: Vec<Lane> = sources
+        .into_iter()
+        .map(|input| Lane {
+            cursor: input.start,
+            input,
+            queue: VecDeque::new(),
+            boundaries: VecDeque::new(),
+            pushed: 0,
+            popped: 0,
+            watermark: i64::MIN,
+            ended: false,
+        })
+        .collect();
+    let mut c = Committer {
+        store,
+        settings,
+        key_version: keyer.version(),
+        last_commit: Instant::now(),
+        last_checkpoint: Instant::now(),
+        summary: Summary::default(),
+    };
+    let mut frames = 0u64;
+    loop {
+        if cancel.is_cancelled() {
+            c.summary.cancelled = true;
+            break;
+        }
+        // The lane with the oldest queued frame (ties: lower lane index, for determinism).
+        let mut head: Option<(i64, usize)> = None;
+        for (i, l) in lanes.iter().enumerate() {
+            if let Some(f) = l.queue.front() {
+                if head.is_none_or(|(t, _)| f.ts_ms < t) {
+                    head = Some((f.ts_ms, i));
+                }
+            }
+        }
+        // A live lane with nothing queued may still deliver something older than that frame.
+        let blocker = lanes.iter().position(|l| {
+            !l.ended && l.queue.is_empty() && head.is_none_or(|(t, _)| l.watermark < t)
+        });
+        if let Some(b) = blocker {
+            let msg = lanes.get(b).map(|l| l.input.rx.recv_timeout(POLL));
+            match msg {
+                Some(Ok(msg)) => {
+                    if let Some(l) = lanes.get_mut(b) {
+                        l.apply(msg);
+                    }
+                    if lanes.iter().all(|l| l.queue.is_empty()) {
+                        // Quiet moment: let visits close on the slowest source's watermark.
+                        if let Some(wm) =
+                            lanes.iter().filter(|l| !l.ended).map(|l| l.watermark).min()
+                        {
+                            core.advance(wm);
+                        }
+                    }
+                }
+                Some(Err(RecvTimeoutError::Timeout)) | None => {}
+                Some(Err(RecvTimeoutError::Disconnected)) => {
+                    if let Some(l) = lanes.get_mut(b) {
+                        tracing::warn!(source = %l.input.name, "source stopped without finishing");
+                        l.ended = true;
+                    }
+                }
+            }
+            if c.last_commit.elapsed() >= settings.commit_interval {
+                c.commit(&mut core, &lanes, false)?;
+            }
+            continue;
+        }
+        let Some((_, i)) = head else {
+            break; // every lane ended and drained
+        };
+        let Some(lane) = lanes.get_mut(i) else {
+            break;
+        };
+        let Some(f) = lane.pop() else {
+            continue;
+        };
+        let zone = lane.input.zone;
+        let device = keyer.key(f.mac, f.ts_ms);
+        core.observe(&Sighting {
+            ts_ms: f.ts_ms,
+            device,
+            zone,
+            rssi_dbm: f.rssi_dbm,
+            kind: f.kind,
+            randomized: f.randomized,
+        });
+        frames += 1;
+        if frames.is_multiple_of(4096) {
+            if frames.is_multiple_of(1 << 16) {
+                progress.set_message(format!(
+                    "{frames} frames, {} open visits",
+                    core.open_count()
+                ));
+            }
+            if c.last_commit.elapsed() >= settings.commit_interval {
+                c.commit(&mut core, &lanes, false)?;
+            }
+        }
+    }
+    let ended = !c.summary.cancelled;
+    if ended && settings.flush_at_end {
+        core.flush();
+    }
+    c.commit(&mut core, &lanes, true)?;
+    let stats = core.stats();
+    c.summary.frames = frames;
+    c.summary.peak_open = stats.peak_open;
+    c.summary.open_at_end = core.open_count() as u64;
+    c.summary.elapsed = started.elapsed();
+    progress.finish_and_clear();
+    for l in &lanes {
+        tracing::debug!(
+            source = %l.input.name,
+            cursor = l.cursor,
+            skipped = l.input.stats.skipped_total(),
+            read = l.input.stats.frames_read.load(Ordering::Relaxed),
+            "source finished"
+        );
+    }
+    Ok(c.summary)
+}

@@ -1,0 +1,333 @@
+//! `store-edge run`: wires a validated config into running sources, the pipeline and the store,
+//! restores state from the last checkpoint, and shuts everything down within a deadline.
+//!
+//! Start-up order matters for "nothing lost, nothing doubled": the store is opened (and
+//! migrated) first, the core snapshot and the cursors committed with it are read back, and only
+//! then do sources start, each from its own committed cursor.
+
+use std::sync::mpsc::sync_channel;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use edge_core::report::ConfiguredSources;
+use edge_core::{snapshot, DeviceKeyer, LocalClock, Sessionizer, DEFINITIONS_VERSION};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::pipeline::{self, PipelineSettings, SourceInput, Summary};
+use crate::sources::wifi::config::WifiInput;
+use crate::sources::wifi::{hop, source};
+use crate::sources::CHANNEL_BATCHES;
+use crate::stats::SourceStats;
+use crate::store::{self, Reader};
+
+/// Device keys cached per key epoch (bounded; one entry is ~40 bytes).
+const KEY_CACHE: usize = 200_000;
+
+/// How `run` behaves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Replay the files and exit (live sources are refused).
+    pub once: bool,
+    /// Draw a progress bar on the terminal.
+    pub progress: bool,
+}
+
+/// What a run did, per source too.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The pipeline's summary.
+    pub summary: Summary,
+    /// Per source: (name, counters).
+    pub sources: Vec<(String, Vec<(String, u64)>)>,
+    /// Visits in the store after the run (all runs together).
+    pub stored_visits: u64,
+}
+
+impl RunReport {
+    /// A short human summary (stderr).
+    pub fn render(&self) -> String {
+        let s = &self.summary;
+        let secs = s.elapsed.as_secs_f64().max(1e-9);
+        let mut out = format!(
+            "{} frames in {:.2} s ({:.0} frames/s); {} visits stored ({} already present), {} hourly records; peak {} devices tracked\n",
+            s.frames,
+            secs,
+            s.frames as f64 / secs,
+            s.visits_new,
+            s.visits_duplicate,
+            s.hours_new,
+            s.peak_open
+        );
+        out.push_str(&format!(
+            "  store now holds {} visits\n",
+            self.stored_visits
+        ));
+        for (name, counters) in &self.sources {
+            let nonzero: Vec<String> = counters
+                .iter()
+                .filter(|(k, v)| *v > 0 && (k.starts_with("skipped_") || k == "read_errors"))
+                .map(|(k, v)| format!("{}={v}", k.trim_start_matches("skipped_")))
+                .collect();
+            let get = |key: &str| {
+                counters
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map_or(0, |(_, v)| *v)
+            };
+            out.push_str(&format!(
+                "  source {name}: {} records read, {} sightings, skipped: {}\n",
+                get("frames_read"),
+                get("sightings"),
+                if nonzero.is_empty() {
+                    "none".to_string()
+                } else {
+                    nonzero.join(", ")
+                }
+            ));
+        }
+        out
+    }
+}
+
+/// Zones of the stored snapshot must be a prefix of the configured zones for its zone ids to
+/// stay meaningful.
+fn zones_compatible(stored: &[String], now: &[String]) -> bool {
+    stored.len() <= now.len() && stored.iter().zip(now).all(|(a, b)| a == b)
+}
+
+/// Restores the core from the last checkpoint, or starts fresh.
+fn restore_core(
+    cfg: &Config,
+    reader: Option<&Reader>,
+    clock: LocalClock,
+) -> anyhow::Result<Sessionizer> {
+    let fresh = || Sessionizer::new(cfg.metrics.clone(), clock);
+    let Some(reader) = reader else {
+        return Ok(fresh());
+    };
+    let zones = cfg.zones();
+    let stored_zones: Vec<String> = reader
+        .meta("zones")?
+        .and_then(|z| serde_json::from_str(&z).ok())
+        .unwrap_or_default();
+    let Some((_, bytes)) = reader.snapshot()? else {
+        return Ok(fresh());
+    };
+    if !zones_compatible(&stored_zones, &zones) {
+        tracing::warn!(
+            stored = ?stored_zones,
+            configured = ?zones,
+            "zone list changed since the last checkpoint; visits open at that checkpoint are dropped"
+        );
+        return Ok(fresh());
+    }
+    match snapshot::decode(&bytes, cfg.metrics.clone(), clock) {
+        Ok(core) => Ok(core),
+        Err(e) => {
+            tracing::warn!(error = %e, "core snapshot unreadable; starting with no open visits");
+            Ok(fresh())
+        }
+    }
+}
+
+/// Runs the agent on `cfg` until its sources end (`--once`) or `cancel` fires. Tasks run on
+/// `tracker`; the caller closes and waits for it with a deadline.
+pub async fn run(
+    cfg: &Config,
+    opts: RunOptions,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) -> anyhow::Result<RunReport> {
+    if cfg.wifi.is_empty() {
+        bail!(
+            "{}: no sources configured (add a [[sources.wifi]] table)",
+            cfg.file.display()
+        );
+    }
+    if opts.once {
+        if let Some(live) = cfg
+            .wifi
+            .iter()
+            .find(|w| matches!(w.input, WifiInput::Interface(_)))
+        {
+            bail!(
+                "`--once` replays capture files, but source {:?} captures live from an interface; drop `--once` to run as a service",
+                live.name
+            );
+        }
+    }
+    let secret = crate::secrets::load_device_secret(cfg.secrets_file.as_deref())?;
+    let clock = LocalClock::new(cfg.timezone);
+    let data_dir = &cfg.storage.data_dir;
+    let store = store::open(data_dir)
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    tracing::info!(db = %store.path().display(), "store open");
+    let reader = Reader::open(data_dir).context("reading the store's checkpoint")?;
+    let core = restore_core(cfg, Some(&reader), clock)?;
+    let cursors = reader.cursors()?;
+    let counters = reader.counters()?;
+    drop(reader);
+
+    let zones = cfg.zones();
+    let configured = ConfiguredSources {
+        wifi: true,
+        ..ConfiguredSources::default()
+    };
+    store.set_meta(vec![
+        ("store_id".into(), cfg.store_id.clone()),
+        ("gateway_id".into(), cfg.gateway_id.clone()),
+        ("timezone".into(), cfg.timezone.name().to_string()),
+        ("zones".into(), serde_json::to_string(&zones)?),
+        ("sources".into(), serde_json::to_string(&configured)?),
+        (
+            "definitions_version".into(),
+            DEFINITIONS_VERSION.to_string(),
+        ),
+        ("device_key_version".into(), secret.version().to_string()),
+    ])?;
+
+    let rotation_ms = i64::try_from(cfg.device_key_rotation.as_millis()).unwrap_or(i64::MAX);
+    let keyer = DeviceKeyer::new(&secret, rotation_ms, KEY_CACHE);
+    let mut inputs = Vec::new();
+    let mut stats_all = Vec::new();
+    let all_files = cfg
+        .wifi
+        .iter()
+        .all(|w| matches!(w.input, WifiInput::File(_)));
+    for w in &cfg.wifi {
+        let zone = zones
+            .iter()
+            .position(|z| *z == w.zone)
+            .and_then(|i| u8::try_from(i).ok())
+            .context("zone index")?;
+        let stats = SourceStats::new(&w.name);
+        let stored: Vec<(String, u64)> = counters
+            .iter()
+            .filter(|(s, _, _)| *s == w.name)
+            .map(|(_, k, v)| (k.clone(), *v))
+            .collect();
+        stats.restore(&stored);
+        let fingerprint = source::input_fingerprint(w);
+        let start = cursors
+            .iter()
+            .find(|c| c.source == w.name && c.fingerprint == fingerprint)
+            .map_or(0, |c| c.position);
+        // Bounded: a file source waits when it is full, a live source drops and counts.
+        let (tx, rx) = sync_channel(CHANNEL_BATCHES);
+        match &w.input {
+            WifiInput::File(path) => {
+                let (w, path, stats, cancel) =
+                    (w.clone(), path.clone(), stats.clone(), cancel.clone());
+                tracker.spawn_blocking(move || {
+                    source::replay_file(&w, &path, start, tx, stats, cancel)
+                });
+            }
+            WifiInput::Interface(iface) => {
+                if let Some(plan) = &w.hop {
+                    tracker.spawn(hop::run(
+                        w.iw.clone(),
+                        iface.clone(),
+                        plan.clone(),
+                        stats.clone(),
+                        cancel.clone(),
+                    ));
+                }
+                let (w, iface, stats, cancel) =
+                    (w.clone(), iface.clone(), stats.clone(), cancel.clone());
+                tracker.spawn(async move {
+                    let name = w.name.clone();
+                    if let Err(e) = source::capture_live(w, iface, tx, stats, cancel).await {
+                        tracing::error!(source = %name, error = %format!("{e:#}"), "live capture stopped");
+                    }
+                });
+            }
+        }
+        stats_all.push(stats.clone());
+        inputs.push(SourceInput {
+            name: w.name.clone(),
+            zone,
+            rx,
+            fingerprint,
+            start,
+            stats,
+        });
+    }
+
+    let settings = PipelineSettings {
+        zones,
+        clock,
+        commit_interval: cfg.storage.commit_interval,
+        checkpoint_interval: cfg.storage.checkpoint_interval,
+        flush_at_end: all_files,
+    };
+    let progress = if opts.progress {
+        let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        pb.enable_steady_tick(Duration::from_millis(200));
+        pb
+    } else {
+        ProgressBar::hidden()
+    };
+    let pcancel = cancel.clone();
+    let summary = tracker
+        .spawn_blocking(move || {
+            let r = pipeline::run(core, keyer, inputs, &store, &settings, &pcancel, &progress);
+            store.close();
+            r
+        })
+        .await
+        .context("pipeline thread panicked")??;
+    let stored_visits = Reader::open(&cfg.storage.data_dir)?.count("visits")?;
+    Ok(RunReport {
+        stored_visits,
+        summary,
+        sources: stats_all
+            .iter()
+            .map(|s| (s.name.clone(), s.values()))
+            .collect(),
+    })
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Closes `tracker` and waits up to `deadline` for its tasks; says what was cut short.
+pub async fn drain(tracker: &TaskTracker, deadline: Duration) {
+    tracker.close();
+    if tokio::time::timeout(deadline, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            tasks = tracker.len(),
+            "shutdown deadline passed with tasks still running; exiting anyway"
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! The Wi-Fi source's run loops: live capture on a monitor interface (non-blocking libpcap
+//! stream) and replay of pcap/pcapng files (libpcap offline). Both feed every record through
+//! [`FrameHandler`], so parsing, counting and batching are the same code for both.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use edge_core::SightingKind;
+use edge_wire::ieee80211::FrameKind;
+use edge_wire::presence;
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use super::config::{WifiInput, WifiSource};
+use crate::sources::{Frame, SourceMsg, BATCH_FRAMES};
+use crate::stats::SourceStats;
+
+/// How much of a capture file identifies it for its cursor: a file that was replaced gets a
+/// new fingerprint (and is read from the start), one that grew keeps its fingerprint.
+const FINGERPRINT_BYTES: u64 = 64 * 1024;
+/// A live source with no traffic still reports its watermark this often, so the pipeline can
+/// close visits of other zones.
+const HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// Identity of a capture file for its cursor: SHA-256 of its first 64 KiB.
+pub fn fingerprint(path: &Path) -> std::io::Result<String> {
+    let f = std::fs::File::open(path)?;
+    let mut head = Vec::new();
+    f.take(FINGERPRINT_BYTES).read_to_end(&mut head)?;
+    Ok(hex::encode(Sha256::digest(&head)))
+}
+
+/// The identity of a source's input for its cursor.
+pub fn input_fingerprint(src: &WifiSource) -> String {
+    match &src.input {
+        WifiInput::File(p) => fingerprint(p).unwrap_or_else(|_| "unreadable".to_string()),
+        WifiInput::Interface(i) => format!("live:{i}"),
+    }
+}
+
+fn sighting_kind(k: FrameKind) -> SightingKind {
+    match k {
+        FrameKind::ProbeRequest => SightingKind::Probe,
+        FrameKind::Data | FrameKind::NullData | FrameKind::QosData | FrameKind::QosNull => {
+            SightingKind::Data
+        }
+        _ => SightingKind::Join,
+    }
+}
+
+/// Parses records into frames, counts skips and fills batches.
+pub struct FrameHandler {
+    linktype: u32,
+    stats: Arc<SourceStats>,
+    batch: Vec<Frame>,
+    /// Records consumed (the cursor).
+    pub position: u64,
+    /// Newest timestamp seen.
+    pub watermark_ms: i64,
+}
+
+impl FrameHandler {
+    /// A handler for a capture with `linktype`, whose first record has position `position`.
+    pub fn new(linktype: u32, stats: Arc<SourceStats>, position: u64) -> Self {
+        FrameHandler {
+            linktype,
+            stats,
+            batch: Vec::with_capacity(BATCH_FRAMES),
+            position,
+            watermark_ms: i64::MIN,
+        }
+    }
+
+    /// Handles one record; returns a full batch when one is ready.
+    pub fn handle(&mut self, ts_ms: i64, data: &[u8]) -> Option<SourceMsg> {
+        self.push_parsed(ts_ms, presence::parse(self.linktype, data))
+    }
+
+    /// Takes what is batched so far (possibly empty, as a heartbeat).
+    pub fn take(&mut self) -> SourceMsg {
+        SourceMsg::Batch {
+            frames: std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_FRAMES)),
+            watermark_ms: self.watermark_ms,
+            position: self.position,
+        }
+    }
+}
+
+// `time_t` and `suseconds_t` are 32-bit on armhf, so the conversions are not useless there.
+#[allow(clippy::useless_conversion)]
+fn ts_ms(h: &pcap::PacketHeader) -> i64 {
+    i64::from(h.ts.tv_sec) * 1000 + i64::from(h.ts.tv_usec) / 1000
+}
+
+/// Replays a capture file from record `start` (blocking; run on a blocking thread). Sends
+/// batches until the file ends, then `End`. A file that cannot be opened, or a record header
+/// libpcap cannot read, is counted in `read_errors` and ends the source; what was read before
+/// stays delivered.
+pub fn replay_file(
+    src: &WifiSource,
+    path: &Path,
+    start: u64,
+    tx: SyncSender<SourceMsg>,
+    stats: Arc<SourceStats>,
+    cancel: CancellationToken,
+) {
+    let mut cap = match pcap::Capture::from_file(path) {
+        Ok(c) => c,
+        Err(e) => {
+            stats.read_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(source = %src.name, file = %path.display(), error = %e, "cannot open capture file; source skipped");
+            let _ = tx.send(SourceMsg::End { position: start });
+            return;
+        }
+    };
+    let linktype = cap.get_datalink().0 as u32;
+    let mut skipped = 0u64;
+    while skipped < start {
+        match cap.next_packet() {
+            Ok(_) => skipped += 1,
+            Err(_) => break,
+        }
+    }
+    if skipped > 0 {
+        tracing::info!(source = %src.name, records = skipped, "resuming capture file after its committed cursor");
+    }
+    let mut h = FrameHandler::new(linktype, stats.clone(), skipped);
+    loop {
+        if cancel.is_cancelled() {
+            break;
+        }
+        match cap.next_packet() {
+            Ok(p) => {
+                if let Some(batch) = h.handle(ts_ms(p.header), p.data) {
+                    if tx.send(batch).is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(pcap::Error::NoMorePackets) => break,
+            Err(e) => {
+                stats.read_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(source = %src.name, file = %path.display(), after_records = h.position, error = %e, "capture file unreadable past this point; the rest of it is skipped");
+                break;
+            }
+        }
+    }
+    let _ = tx.send(h.take());
+    let _ = tx.send(SourceMsg::End {
+        position: h.position,
+    });
+}
+
+/// Parses packets inside the libpcap stream so no packet bytes are copied.
+struct Codec {
+    linktype: u32,
+}
+
+/// A packet's time and bytes' verdict, produced inside the stream.
+enum Decoded {
+    Frame(i64, Result<presence::Presence, presence::Skip>),
+}
+
+impl pcap::PacketCodec for Codec {
+    type Item = Decoded;
+    fn decode(&mut self, packet: pcap::Packet<'_>) -> Self::Item {
+        Decoded::Frame(
+            ts_ms(packet.header),
+            presence::parse(self.linktype, packet.data),
+        )
+    }
+}
+
+fn open_live(src: &WifiSource, iface: &str) -> anyhow::Result<pcap::Capture<pcap::Active>> {
+    let cap = pcap::Capture::from_device(iface)?
+        .snaplen(src.snaplen as i32)
+        .buffer_size(src.buffer_bytes as i32)
+        .immediate_mode(true)
+        .timeout(100)
+        .open()?;
+    let mut cap = cap.setnonblock()?;
+    let linktype = cap.get_datalink().0;
+    if linktype == 127 || linktype == 105 {
+        cap.filter(&src.bpf_filter, true)?;
+    } else {
+        tracing::warn!(source = %src.name, interface = iface, linktype, "interface is not in monitor mode (no 802.11 link type); every frame will be skipped");
+    }
+    Ok(cap)
+}
+
+/// Captures live from a monitor interface until cancelled. Batches go to the pipeline with
+/// `try_send`: if the pipeline is behind, the batch is dropped and counted.
+pub async fn capture_live(
+    src: WifiSource,
+    iface: String,
+    tx: SyncSender<SourceMsg>,
+    stats: Arc<SourceStats>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    if let (Some(ch), None) = (src.channel, &src.hop) {
+        if let Err(e) = super::hop::set_channel(&src.iw, &iface, ch).await {
+            stats.hop_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(source = %src.name, error = %e, "could not tune the interface");
+        }
+    }
+    let cap = open_live(&src, &iface)?;
+    let linktype = cap.get_datalink().0 as u32;
+    let mut stream = cap.stream(Codec { linktype })?;
+    let mut h = FrameHandler::new(linktype, stats.clone(), 0);
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let send = |msg: SourceMsg, stats: &SourceStats| match tx.try_send(msg) {
+        Ok(()) => true,
+        Err(TrySendError::Full(SourceMsg::Batch { frames, .. })) => {
+            stats
+                .backpressure_dropped
+                .fetch_add(frames.len() as u64, Ordering::Relaxed);
+            true
+        }
+        Err(TrySendError::Full(_)) => true,
+        Err(TrySendError::Disconnected(_)) => false,
+    };
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            item = stream.next() => match item {
+                Some(Ok(Decoded::Frame(ts, verdict))) => {
+                    if let Some(batch) = h.push_parsed(ts, verdict) {
+                        if !send(batch, &stats) { break; }
+                    }
+                }
+                Some(Err(e)) => {
+                    stats.read_errors.fetch_add(1, Ordering::Relaxed);
+                    anyhow::bail!("capture on {iface} failed: {e}");
+                }
+                None => break,
+            },
+            _ = tick.tick() => {
+                // Heartbeat: wall-clock watermark so other zones' visits can close.
+                let now = chrono::Utc::now().timestamp_millis();
+                h.watermark_ms = h.watermark_ms.max(now - 1000);
+                if !send(h.take(), &stats) { break; }
+                if let Ok(s) = stream.capture_mut().stats() {
+                    stats.pcap_received.store(u64::from(s.received), Ordering::Relaxed);
+                    stats.pcap_dropped.store(u64::from(s.dropped), Ordering::Relaxed);
+                    stats.pcap_if_dropped.store(u64::from(s.if_dropped), Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    let _ = tx.try_send(h.take());
+    let _ = tx.try_send(SourceMsg::End {
+        position: h.position,
+    });
+    Ok(())
+}
+
+impl FrameHandler {
+    /// Like [`FrameHandler::handle`] for a packet already parsed inside the stream.
+    fn push_parsed(
+        &mut self,
+        ts_ms: i64,
+        verdict: Result<presence::Presence, presence::Skip>,
+    ) -> Option<SourceMsg> {
+        let pos = self.position;
+        self.position += 1;
+        self.stats.frames_read.fetch_add(1, Ordering::Relaxed);
+        self.watermark_ms = self.watermark_ms.max(ts_ms);
+        match verdict {
+            Ok(p) => {
+                self.stats.sightings.fetch_add(1, Ordering::Relaxed);
+                self.batch.push(Frame {
+                    ts_ms,
+                    mac: p.mac.to_u64(),
+                    rssi_dbm: p.rssi_dbm,
+                    kind: sighting_kind(p.kind),
+                    randomized: p.mac.is_locally_administered(),
+                    pos,
+                });
+            }
+            Err(skip) => self.stats.skip(skip),
+        }
+        (self.batch.len() >= BATCH_FRAMES).then(|| self.take())
+    }
+}

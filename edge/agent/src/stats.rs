@@ -1,0 +1,111 @@
+//! Counters of what each source read, skipped and dropped.
+//!
+//! Every frame that does not become a sighting is counted under a reason, so an installer can
+//! tell a mis-tuned adapter from a quiet store. Counters are plain atomics updated on the hot
+//! path and read by the pipeline when it commits them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use edge_wire::presence::Skip;
+
+/// Named counters of one source.
+#[derive(Debug)]
+pub struct SourceStats {
+    /// Source name.
+    pub name: String,
+    /// Records read from the capture.
+    pub frames_read: AtomicU64,
+    /// Frames that became sightings.
+    pub sightings: AtomicU64,
+    /// Frames skipped, per [`Skip`] reason (index into `Skip::ALL`).
+    pub skipped: Vec<AtomicU64>,
+    /// Frames dropped because the pipeline's channel was full (live capture only).
+    pub backpressure_dropped: AtomicU64,
+    /// Capture files that could not be opened or read to the end.
+    pub read_errors: AtomicU64,
+    /// libpcap: packets received by the filter.
+    pub pcap_received: AtomicU64,
+    /// libpcap: packets dropped because the buffer was full.
+    pub pcap_dropped: AtomicU64,
+    /// libpcap: packets dropped by the interface or driver.
+    pub pcap_if_dropped: AtomicU64,
+    /// Failed channel changes.
+    pub hop_errors: AtomicU64,
+}
+
+impl SourceStats {
+    /// Zeroed counters for `name`.
+    pub fn new(name: &str) -> Arc<Self> {
+        Arc::new(SourceStats {
+            name: name.to_string(),
+            frames_read: AtomicU64::new(0),
+            sightings: AtomicU64::new(0),
+            skipped: Skip::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            backpressure_dropped: AtomicU64::new(0),
+            read_errors: AtomicU64::new(0),
+            pcap_received: AtomicU64::new(0),
+            pcap_dropped: AtomicU64::new(0),
+            pcap_if_dropped: AtomicU64::new(0),
+            hop_errors: AtomicU64::new(0),
+        })
+    }
+
+    /// Counts a skipped frame.
+    pub fn skip(&self, reason: Skip) {
+        if let Some(i) = Skip::ALL.iter().position(|s| *s == reason) {
+            if let Some(c) = self.skipped.get(i) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// All counters as (name, value), skip reasons as `skipped_<reason>`.
+    pub fn values(&self) -> Vec<(String, u64)> {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut v = vec![
+            ("frames_read".to_string(), get(&self.frames_read)),
+            ("sightings".to_string(), get(&self.sightings)),
+            (
+                "backpressure_dropped".to_string(),
+                get(&self.backpressure_dropped),
+            ),
+            ("read_errors".to_string(), get(&self.read_errors)),
+            ("pcap_received".to_string(), get(&self.pcap_received)),
+            ("pcap_dropped".to_string(), get(&self.pcap_dropped)),
+            ("pcap_if_dropped".to_string(), get(&self.pcap_if_dropped)),
+            ("hop_errors".to_string(), get(&self.hop_errors)),
+        ];
+        for (s, c) in Skip::ALL.iter().zip(&self.skipped) {
+            v.push((format!("skipped_{}", s.label()), get(c)));
+        }
+        v
+    }
+
+    /// Sets counters from stored values (cumulative across runs).
+    pub fn restore(&self, values: &[(String, u64)]) {
+        for (name, value) in values {
+            let slot = match name.as_str() {
+                "frames_read" => Some(&self.frames_read),
+                "sightings" => Some(&self.sightings),
+                "backpressure_dropped" => Some(&self.backpressure_dropped),
+                "read_errors" => Some(&self.read_errors),
+                "hop_errors" => Some(&self.hop_errors),
+                other => other.strip_prefix("skipped_").and_then(|r| {
+                    Skip::ALL
+                        .iter()
+                        .position(|s| s.label() == r)
+                        .and_then(|i| self.skipped.get(i))
+                }),
+            };
+            if let Some(slot) = slot {
+                slot.store(*value, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Sum of all skip counters.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}

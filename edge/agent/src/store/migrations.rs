@@ -1,0 +1,158 @@
+//! Numbered schema migrations. `PRAGMA user_version` records the last one applied; each runs
+//! in its own transaction, so a crash mid-upgrade leaves the previous version intact.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// (version, SQL). Append only: never edit a released migration, add a new one.
+pub const MIGRATIONS: &[(u32, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- Closed visits. The raw MAC is never stored: device_key is the keyed HMAC.
+CREATE TABLE visits (
+    id                  INTEGER PRIMARY KEY,
+    visit_key           TEXT NOT NULL UNIQUE,      -- device key hex ':' start ms
+    device_key          TEXT NOT NULL,
+    key_version         INTEGER NOT NULL,
+    start_ms            INTEGER NOT NULL,
+    end_ms              INTEGER NOT NULL,
+    local_date          TEXT NOT NULL,             -- store-local date of start
+    dwell_ms            INTEGER NOT NULL,
+    inside_ms           INTEGER NOT NULL,
+    class               TEXT NOT NULL CHECK (class IN ('visitor', 'passerby', 'staff')),
+    randomized          INTEGER NOT NULL,
+    associated          INTEGER NOT NULL,
+    sightings           INTEGER NOT NULL,
+    path                TEXT NOT NULL,             -- JSON [{"zone": name, "ms": dwell}]
+    definitions_version INTEGER NOT NULL,
+    created_ms          INTEGER NOT NULL
+);
+CREATE INDEX visits_by_date ON visits (local_date);
+
+-- Sealed hourly aggregates; a later change is a new revision, never an update.
+CREATE TABLE hourly_aggregates (
+    hour_start_ms       INTEGER NOT NULL,
+    revision            INTEGER NOT NULL,
+    local_date          TEXT NOT NULL,
+    local_hour          INTEGER NOT NULL,
+    definitions_version INTEGER NOT NULL,
+    body                TEXT NOT NULL,             -- JSON totals, zone names resolved
+    created_ms          INTEGER NOT NULL,
+    PRIMARY KEY (hour_start_ms, revision)
+);
+
+-- Where each source has been read up to, committed with the core snapshot that saw it.
+CREATE TABLE source_checkpoints (
+    source        TEXT PRIMARY KEY,
+    fingerprint   TEXT NOT NULL,
+    position      INTEGER NOT NULL,
+    updated_ms    INTEGER NOT NULL
+);
+
+CREATE TABLE core_snapshot (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    watermark_ms  INTEGER NOT NULL,
+    body          BLOB NOT NULL,
+    updated_ms    INTEGER NOT NULL
+);
+
+CREATE TABLE counters (
+    source  TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    value   INTEGER NOT NULL,
+    PRIMARY KEY (source, name)
+);
+
+-- Append-only outbox served to the cloud; (kind, record_key, revision) is the record identity.
+CREATE TABLE outbox (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind        TEXT NOT NULL,
+    record_key  TEXT NOT NULL,
+    revision    INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    UNIQUE (kind, record_key, revision)
+);
+"#,
+)];
+
+/// The schema version this build writes.
+pub fn latest() -> u32 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
+
+/// Applies every migration newer than the database's version.
+pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    let current: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| StoreError::sqlite("reading schema version", e))?;
+    if current > latest() {
+        return Err(StoreError::TooNew {
+            found: current,
+            supported: latest(),
+        });
+    }
+    for &(version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        let tx = conn
+            .transaction()
+            .map_err(|e| StoreError::sqlite("starting migration", e))?;
+        tx.execute_batch(sql)
+            .map_err(|e| StoreError::Migration { version, source: e })?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(|e| StoreError::Migration { version, source: e })?;
+        tx.commit()
+            .map_err(|e| StoreError::Migration { version, source: e })?;
+    }
+    Ok(latest())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_increasing_from_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.0 as usize, i + 1);
+        }
+    }
+
+    #[test]
+    fn fresh_database_migrates_and_reopening_is_a_no_op() {
+        let mut c = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut c).unwrap(), latest());
+        assert_eq!(migrate(&mut c).unwrap(), latest());
+        let tables: i64 = c
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('visits', 'hourly_aggregates', 'source_checkpoints', 'outbox')", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 4);
+    }
+
+    #[test]
+    fn each_step_upgrades_from_the_previous_version() {
+        // Apply migrations one at a time, as a gateway upgraded release by release would.
+        let mut c = Connection::open_in_memory().unwrap();
+        for &(v, sql) in MIGRATIONS {
+            c.execute_batch(sql).unwrap();
+            c.pragma_update(None, "user_version", v).unwrap();
+            let got: u32 = c
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(got, v);
+        }
+        assert_eq!(migrate(&mut c).unwrap(), latest());
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "user_version", latest() + 1).unwrap();
+        assert!(matches!(migrate(&mut c), Err(StoreError::TooNew { .. })));
+    }
+}

@@ -1,0 +1,804 @@
+//! The SQLite store: one writer thread owns the read-write connection and applies batches in
+//! transactions; readers open their own read-only connections (WAL lets them run alongside).
+//!
+//! Idempotence is by natural key: a visit is (device key, start), an hourly record is (hour,
+//! revision). Replaying input after a crash re-produces the same keys, which are ignored, so
+//! running twice over the same files never counts anything twice.
+
+pub mod migrations;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use edge_core::aggregate::HourRecord;
+use edge_core::Visit;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+/// Database file name inside the data directory.
+pub const DB_FILE: &str = "store-edge.db";
+/// Commands queued for the writer before `commit` blocks (back-pressure on the pipeline).
+const WRITER_QUEUE: usize = 8;
+
+/// A store failure with what was being done.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A SQLite call failed.
+    #[error("store: {context}: {source}")]
+    Sqlite {
+        /// What was being done.
+        context: String,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+    /// A migration failed; the database stays at the previous version.
+    #[error("store: migration {version} failed: {source}")]
+    Migration {
+        /// The migration.
+        version: u32,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer store-edge.
+    #[error("store: database schema version {found} is newer than this build supports ({supported}); upgrade store-edge")]
+    TooNew {
+        /// Version found.
+        found: u32,
+        /// Latest version this build knows.
+        supported: u32,
+    },
+    /// The data directory could not be prepared.
+    #[error("store: cannot prepare data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The writer thread is gone.
+    #[error("store: writer thread has stopped")]
+    Closed,
+}
+
+impl StoreError {
+    pub(crate) fn sqlite(context: &str, source: rusqlite::Error) -> Self {
+        StoreError::Sqlite {
+            context: context.to_string(),
+            source,
+        }
+    }
+}
+
+/// A visit ready for storage (zone ids resolved to names, local date computed).
+#[derive(Debug, Clone)]
+pub struct StoredVisit {
+    /// The visit.
+    pub visit: Visit,
+    /// Zone names of `visit.path`, in order.
+    pub zones: Vec<String>,
+    /// Key version of the device key.
+    pub key_version: u32,
+    /// Store-local date of the start.
+    pub local_date: String,
+}
+
+/// A source's committed cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Source name.
+    pub source: String,
+    /// Input identity (file fingerprint or interface).
+    pub fingerprint: String,
+    /// Records consumed.
+    pub position: u64,
+}
+
+/// The core snapshot and the cursors it corresponds to.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// Encoded core state.
+    pub snapshot: Vec<u8>,
+    /// Watermark of the snapshot.
+    pub watermark_ms: i64,
+    /// Cursors of every source.
+    pub cursors: Vec<Cursor>,
+}
+
+/// One transaction's worth of writes.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// Closed visits.
+    pub visits: Vec<StoredVisit>,
+    /// Sealed hours, with zone names for their zone ids.
+    pub hours: Vec<(HourRecord, Vec<String>)>,
+    /// Snapshot + cursors, when due.
+    pub checkpoint: Option<Checkpoint>,
+    /// Counters: (source, name, value).
+    pub counters: Vec<(String, String, u64)>,
+    /// Wall-clock time of the commit, UTC ms (bookkeeping only).
+    pub now_ms: i64,
+}
+
+/// What a commit changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Receipt {
+    /// New visits stored.
+    pub visits_new: u64,
+    /// Visits already present (replayed input).
+    pub visits_duplicate: u64,
+    /// Hourly records stored.
+    pub hours_new: u64,
+}
+
+enum Cmd {
+    Commit(Box<Batch>, SyncSender<Result<Receipt, StoreError>>),
+    SetMeta(Vec<(String, String)>, SyncSender<Result<(), StoreError>>),
+}
+
+/// Handle to the writer thread.
+pub struct Store {
+    tx: Option<SyncSender<Cmd>>,
+    join: Option<JoinHandle<()>>,
+    path: PathBuf,
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA secure_delete = ON;
+         PRAGMA busy_timeout = 5000;",
+    )
+    .map_err(|e| StoreError::sqlite("configuring connection", e))
+}
+
+/// Opens (creating if needed) the database in `data_dir`, migrates it and starts the writer.
+pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| StoreError::DataDir {
+        path: data_dir.to_path_buf(),
+        source: e,
+    })?;
+    let path = data_dir.join(DB_FILE);
+    let mut conn =
+        Connection::open(&path).map_err(|e| StoreError::sqlite("opening database", e))?;
+    configure(&conn)?;
+    migrations::migrate(&mut conn)?;
+    let (tx, rx) = sync_channel(WRITER_QUEUE);
+    let join = std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || writer(conn, rx))
+        .map_err(|e| StoreError::DataDir {
+            path: path.clone(),
+            source: e,
+        })?;
+    Ok(Store {
+        tx: Some(tx),
+        join: Some(join),
+        path,
+    })
+}
+
+impl Store {
+    /// Database path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Applies a batch in one transaction and waits for the commit.
+    pub fn commit(&self, batch: Batch) -> Result<Receipt, StoreError> {
+        let (rtx, rrx) = sync_channel(1);
+        self.tx
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(Cmd::Commit(Box::new(batch), rtx))
+            .map_err(|_| StoreError::Closed)?;
+        rrx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Sets meta keys (store identity, zones, configured sources).
+    pub fn set_meta(&self, kv: Vec<(String, String)>) -> Result<(), StoreError> {
+        let (rtx, rrx) = sync_channel(1);
+        self.tx
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(Cmd::SetMeta(kv, rtx))
+            .map_err(|_| StoreError::Closed)?;
+        rrx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Stops the writer after the queued commands and waits for it.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.tx.take();
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn writer(mut conn: Connection, rx: Receiver<Cmd>) {
+    while let Ok(cmd) = rx.recv() {
+        match cmd {
+            Cmd::Commit(batch, reply) => {
+                let _ = reply.send(apply(&mut conn, &batch));
+            }
+            Cmd::SetMeta(kv, reply) => {
+                let r = (|| {
+                    let tx = conn
+                        .transaction()
+                        .map_err(|e| StoreError::sqlite("meta transaction", e))?;
+                    for (k, v) in &kv {
+                        tx.execute(
+                            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                            params![k, v],
+                        )
+                        .map_err(|e| StoreError::sqlite("writing meta", e))?;
+                    }
+                    tx.commit()
+                        .map_err(|e| StoreError::sqlite("committing meta", e))
+                })();
+                let _ = reply.send(r);
+            }
+        }
+    }
+    // Leave a clean WAL behind on shutdown.
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+}
+
+/// Path element as stored: zone name and dwell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathStep {
+    /// Zone name.
+    pub zone: String,
+    /// Dwell in the zone, ms.
+    pub ms: i64,
+}
+
+fn visit_json(v: &StoredVisit) -> (String, String) {
+    let path: Vec<PathStep> = v
+        .visit
+        .path
+        .iter()
+        .zip(&v.zones)
+        .map(|(d, z)| PathStep {
+            zone: z.clone(),
+            ms: d.ms,
+        })
+        .collect();
+    let path_json = serde_json::to_string(&path).unwrap_or_else(|_| "[]".into());
+    let body = serde_json::json!({
+        "visit_key": v.visit.natural_key(),
+        "device_key": v.visit.device.to_hex(),
+        "key_version": v.key_version,
+        "start_ms": v.visit.start_ms,
+        "end_ms": v.visit.end_ms,
+        "dwell_ms": v.visit.dwell_ms(),
+        "inside_ms": v.visit.inside_ms,
+        "class": v.visit.class.as_str(),
+        "randomized": v.visit.randomized,
+        "associated": v.visit.associated,
+        "path": path,
+        "definitions_version": edge_core::DEFINITIONS_VERSION,
+    });
+    (path_json, body.to_string())
+}
+
+fn hour_json(h: &HourRecord, zones: &[String]) -> String {
+    let zone_name = |z: u8| {
+        zones
+            .get(usize::from(z))
+            .cloned()
+            .unwrap_or_else(|| format!("zone-{z}"))
+    };
+    let s = &h.stats;
+    let zone_stats: Vec<serde_json::Value> = s
+        .zone_visits
+        .iter()
+        .enumerate()
+        .map(|(i, visits)| {
+            serde_json::json!({
+                "zone": zone_name(i as u8),
+                "visits": visits,
+                "dwell_ms": s.zone_dwell_ms.get(i).copied().unwrap_or(0),
+            })
+        })
+        .collect();
+    let transitions: Vec<serde_json::Value> = s
+        .transitions
+        .iter()
+        .map(
+            |(a, b, n)| serde_json::json!({"from": zone_name(*a), "to": zone_name(*b), "count": n}),
+        )
+        .collect();
+    serde_json::json!({
+        "hour_start_ms": h.hour_start_ms,
+        "revision": h.revision,
+        "local_date": h.local_date,
+        "local_hour": h.local_hour,
+        "definitions_version": h.definitions_version,
+        "visitors": s.visitors,
+        "passersby": s.passersby,
+        "staff": s.staff,
+        "randomized_visitors": s.randomized_visitors,
+        "visitor_dwell_ms": s.visitor_dwell_ms,
+        "dwell_buckets": s.dwell_buckets,
+        "zones": zone_stats,
+        "transitions": transitions,
+    })
+    .to_string()
+}
+
+fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
+    let e = |ctx: &'static str| move |err| StoreError::sqlite(ctx, err);
+    let tx = conn.transaction().map_err(e("starting commit"))?;
+    let mut r = Receipt::default();
+    {
+        let mut ins_visit = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO visits (visit_key, device_key, key_version, start_ms, end_ms,
+                   local_date, dwell_ms, inside_ms, class, randomized, associated, sightings, path,
+                   definitions_version, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )
+            .map_err(e("preparing visit insert"))?;
+        let mut ins_outbox = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO outbox (kind, record_key, revision, body, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(e("preparing outbox insert"))?;
+        for sv in &b.visits {
+            let v = &sv.visit;
+            let key = v.natural_key();
+            let (path, body) = visit_json(sv);
+            let n = ins_visit
+                .execute(params![
+                    key,
+                    v.device.to_hex(),
+                    sv.key_version,
+                    v.start_ms,
+                    v.end_ms,
+                    sv.local_date,
+                    v.dwell_ms(),
+                    v.inside_ms,
+                    v.class.as_str(),
+                    v.randomized,
+                    v.associated,
+                    v.sightings,
+                    path,
+                    edge_core::DEFINITIONS_VERSION,
+                    b.now_ms
+                ])
+                .map_err(e("inserting visit"))?;
+            if n == 0 {
+                r.visits_duplicate += 1;
+                continue;
+            }
+            r.visits_new += 1;
+            ins_outbox
+                .execute(params!["visit", key, 0, body, b.now_ms])
+                .map_err(e("inserting visit into outbox"))?;
+        }
+        let mut ins_hour = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO hourly_aggregates (hour_start_ms, revision, local_date,
+                   local_hour, definitions_version, body, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(e("preparing hour insert"))?;
+        for (h, zones) in &b.hours {
+            let body = hour_json(h, zones);
+            let n = ins_hour
+                .execute(params![
+                    h.hour_start_ms,
+                    h.revision,
+                    h.local_date,
+                    h.local_hour,
+                    h.definitions_version,
+                    body,
+                    b.now_ms
+                ])
+                .map_err(e("inserting hourly aggregate"))?;
+            if n > 0 {
+                r.hours_new += 1;
+                ins_outbox
+                    .execute(params![
+                        "hourly",
+                        h.hour_start_ms.to_string(),
+                        h.revision,
+                        body,
+                        b.now_ms
+                    ])
+                    .map_err(e("inserting hour into outbox"))?;
+            }
+        }
+    }
+    if let Some(cp) = &b.checkpoint {
+        tx.execute(
+            "INSERT INTO core_snapshot (id, watermark_ms, body, updated_ms) VALUES (1, ?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET watermark_ms = excluded.watermark_ms,
+               body = excluded.body, updated_ms = excluded.updated_ms",
+            params![cp.watermark_ms, cp.snapshot, b.now_ms],
+        )
+        .map_err(e("writing core snapshot"))?;
+        for c in &cp.cursors {
+            tx.execute(
+                "INSERT INTO source_checkpoints (source, fingerprint, position, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (source) DO UPDATE SET fingerprint = excluded.fingerprint,
+                   position = excluded.position, updated_ms = excluded.updated_ms",
+                params![c.source, c.fingerprint, c.position as i64, b.now_ms],
+            )
+            .map_err(e("writing source cursor"))?;
+        }
+    }
+    for (source, name, value) in &b.counters {
+        tx.execute(
+            "INSERT INTO counters (source, name, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source, name) DO UPDATE SET value = excluded.value",
+            params![source, name, *value as i64],
+        )
+        .map_err(e("writing counters"))?;
+    }
+    tx.commit().map_err(e("committing"))?;
+    Ok(r)
+}
+
+/// A read-only connection for reports and start-up state.
+pub struct Reader {
+    conn: Connection,
+}
+
+/// A visit row as read back.
+#[derive(Debug, Clone)]
+pub struct VisitRow {
+    /// Class name.
+    pub class: String,
+    /// Start, UTC ms.
+    pub start_ms: i64,
+    /// Dwell, ms.
+    pub dwell_ms: i64,
+    /// Path.
+    pub path: Vec<PathStep>,
+}
+
+impl Reader {
+    /// Opens `data_dir`'s database read-only. It must exist.
+    pub fn open(data_dir: &Path) -> Result<Reader, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::DataDir {
+                path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no store-edge database here",
+                ),
+            });
+        }
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| StoreError::sqlite("opening database read-only", e))?;
+        let version: u32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| StoreError::sqlite("reading schema version", e))?;
+        if version > migrations::latest() {
+            return Err(StoreError::TooNew {
+                found: version,
+                supported: migrations::latest(),
+            });
+        }
+        Ok(Reader { conn })
+    }
+
+    /// A meta value.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| StoreError::sqlite("reading meta", e))
+    }
+
+    /// The stored core snapshot, if any: (watermark, bytes).
+    pub fn snapshot(&self) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT watermark_ms, body FROM core_snapshot WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| StoreError::sqlite("reading core snapshot", e))
+    }
+
+    /// Every committed cursor.
+    pub fn cursors(&self) -> Result<Vec<Cursor>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT source, fingerprint, position FROM source_checkpoints ORDER BY source")
+            .map_err(|e| StoreError::sqlite("reading cursors", e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(Cursor {
+                    source: r.get(0)?,
+                    fingerprint: r.get(1)?,
+                    position: r.get::<_, i64>(2)? as u64,
+                })
+            })
+            .map_err(|e| StoreError::sqlite("reading cursors", e))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(|e| StoreError::sqlite("reading cursors", e))
+    }
+
+    /// Stored counters: (source, name, value).
+    pub fn counters(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT source, name, value FROM counters ORDER BY source, name")
+            .map_err(|e| StoreError::sqlite("reading counters", e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })
+            .map_err(|e| StoreError::sqlite("reading counters", e))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(|e| StoreError::sqlite("reading counters", e))
+    }
+
+    /// Visits that started on a local date.
+    pub fn visits_on(&self, local_date: &str) -> Result<Vec<VisitRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT class, start_ms, dwell_ms, path FROM visits
+                 WHERE local_date = ?1 ORDER BY start_ms, visit_key",
+            )
+            .map_err(|e| StoreError::sqlite("reading visits", e))?;
+        let rows = st
+            .query_map([local_date], |r| {
+                let path: String = r.get(3)?;
+                Ok(VisitRow {
+                    class: r.get(0)?,
+                    start_ms: r.get(1)?,
+                    dwell_ms: r.get(2)?,
+                    path: serde_json::from_str(&path).unwrap_or_default(),
+                })
+            })
+            .map_err(|e| StoreError::sqlite("reading visits", e))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(|e| StoreError::sqlite("reading visits", e))
+    }
+
+    /// The latest local date with a visitor, else with any visit.
+    pub fn latest_date(&self) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(
+                    (SELECT max(local_date) FROM visits WHERE class = 'visitor'),
+                    (SELECT max(local_date) FROM visits))",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| StoreError::sqlite("finding the latest date", e))
+    }
+
+    /// Number of rows in a table (for tests and status).
+    pub fn count(&self, table: &str) -> Result<u64, StoreError> {
+        let allowed = [
+            "visits",
+            "hourly_aggregates",
+            "outbox",
+            "source_checkpoints",
+        ];
+        if !allowed.contains(&table) {
+            return Ok(0);
+        }
+        self.conn
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(|e| StoreError::sqlite("counting rows", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edge_core::aggregate::HourStats;
+    use edge_core::{DeviceKey, VisitClass, ZoneDwell};
+
+    fn visit(dev: u8, start_ms: i64) -> StoredVisit {
+        StoredVisit {
+            visit: Visit {
+                device: DeviceKey([dev; 16]),
+                start_ms,
+                end_ms: start_ms + 600_000,
+                inside_ms: 600_000,
+                sightings: 12,
+                class: VisitClass::Visitor,
+                randomized: false,
+                associated: false,
+                path: vec![
+                    ZoneDwell {
+                        zone: 0,
+                        ms: 400_000,
+                    },
+                    ZoneDwell {
+                        zone: 1,
+                        ms: 200_000,
+                    },
+                ],
+            },
+            zones: vec!["entrance".into(), "checkout".into()],
+            key_version: 1,
+            local_date: "2026-11-20".into(),
+        }
+    }
+
+    fn hour(rev: u32) -> (HourRecord, Vec<String>) {
+        (
+            HourRecord {
+                hour_start_ms: 3_600_000,
+                revision: rev,
+                local_date: "2026-11-20".into(),
+                local_hour: 9,
+                definitions_version: 1,
+                stats: HourStats::default(),
+            },
+            vec!["entrance".into()],
+        )
+    }
+
+    fn checkpoint(pos: u64) -> Checkpoint {
+        Checkpoint {
+            snapshot: vec![1, 2, 3],
+            watermark_ms: 42,
+            cursors: vec![Cursor {
+                source: "entrance".into(),
+                fingerprint: "f".into(),
+                position: pos,
+            }],
+        }
+    }
+
+    #[test]
+    fn replayed_visits_and_hours_are_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).unwrap();
+        let batch = Batch {
+            visits: vec![visit(1, 1_000), visit(2, 1_000)],
+            hours: vec![hour(1)],
+            checkpoint: Some(checkpoint(10)),
+            counters: vec![("entrance".into(), "frames_read".into(), 10)],
+            now_ms: 5,
+        };
+        let r = store.commit(batch.clone()).unwrap();
+        assert_eq!(
+            r,
+            Receipt {
+                visits_new: 2,
+                visits_duplicate: 0,
+                hours_new: 1
+            }
+        );
+        let r = store.commit(batch).unwrap();
+        assert_eq!(
+            r,
+            Receipt {
+                visits_new: 0,
+                visits_duplicate: 2,
+                hours_new: 0
+            }
+        );
+        // A later revision of the same hour is a new record, not an edit.
+        let r = store
+            .commit(Batch {
+                hours: vec![hour(2)],
+                ..Batch::default()
+            })
+            .unwrap();
+        assert_eq!(r.hours_new, 1);
+        store.close();
+
+        let rd = Reader::open(dir.path()).unwrap();
+        assert_eq!(rd.count("visits").unwrap(), 2);
+        assert_eq!(rd.count("hourly_aggregates").unwrap(), 2);
+        // 2 visits + 2 hour revisions, each once.
+        assert_eq!(rd.count("outbox").unwrap(), 4);
+        let rows = rd.visits_on("2026-11-20").unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].dwell_ms, 600_000);
+        assert_eq!(
+            rows[0].path,
+            vec![
+                PathStep {
+                    zone: "entrance".into(),
+                    ms: 400_000
+                },
+                PathStep {
+                    zone: "checkout".into(),
+                    ms: 200_000
+                }
+            ]
+        );
+        assert_eq!(rd.latest_date().unwrap().as_deref(), Some("2026-11-20"));
+    }
+
+    #[test]
+    fn checkpoint_and_counters_are_read_back_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).unwrap();
+        store
+            .set_meta(vec![("zones".into(), "[\"entrance\"]".into())])
+            .unwrap();
+        for pos in [10, 20] {
+            store
+                .commit(Batch {
+                    checkpoint: Some(checkpoint(pos)),
+                    counters: vec![("entrance".into(), "frames_read".into(), pos)],
+                    ..Batch::default()
+                })
+                .unwrap();
+        }
+        // A commit without a checkpoint leaves the cursor where the last checkpoint put it.
+        store
+            .commit(Batch {
+                visits: vec![visit(3, 9)],
+                ..Batch::default()
+            })
+            .unwrap();
+        store.close();
+        let store = open(dir.path()).unwrap();
+        store.close();
+        let rd = Reader::open(dir.path()).unwrap();
+        assert_eq!(rd.snapshot().unwrap(), Some((42, vec![1, 2, 3])));
+        assert_eq!(rd.cursors().unwrap(), checkpoint(20).cursors);
+        assert_eq!(
+            rd.counters().unwrap(),
+            vec![("entrance".to_string(), "frames_read".to_string(), 20)]
+        );
+        assert_eq!(rd.meta("zones").unwrap().as_deref(), Some("[\"entrance\"]"));
+        assert_eq!(rd.meta("nope").unwrap(), None);
+    }
+
+    #[test]
+    fn database_is_in_wal_mode_and_raw_macs_never_reach_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).unwrap();
+        store
+            .commit(Batch {
+                visits: vec![visit(0xab, 1)],
+                ..Batch::default()
+            })
+            .unwrap();
+        store.close();
+        let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let key: String = c
+            .query_row("SELECT device_key FROM visits", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(key, "ab".repeat(16));
+    }
+
+    #[test]
+    fn reader_refuses_a_missing_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Reader::open(&dir.path().join("nothing")).err().unwrap();
+        assert!(e.to_string().contains("nothing"), "{e}");
+    }
+}
