@@ -1,1 +1,240 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: building and running the real `store-edge` binary,
+//! writing simulated days, and reading back what the agent stored.
+//!
+//! The tests drive the binary exactly as an installer would (config file in, exit status and
+//! SQLite database out), so they also cover argument parsing, config loading and shutdown.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use anyhow::{bail, Context};
+use edge_core::{DeviceKeyer, Secret};
+use edge_sim::truth::Truth;
+use rusqlite::{Connection, OpenFlags};
+use serde::Deserialize;
+
+/// The device-key rotation horizon of the default config (30 days).
+pub const DEFAULT_ROTATION_MS: i64 = 30 * 86_400_000;
+
+/// Path of the `store-edge` binary, built once per test process with the same profile as the
+/// tests (`STORE_EDGE_BIN` overrides, e.g. to test a cross-built binary under qemu).
+pub fn bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("STORE_EDGE_BIN") {
+            return PathBuf::from(p);
+        }
+        // target/<profile>/deps/<test-exe> → target/<profile>/store-edge
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executable lives in target/<profile>/deps")
+            .to_path_buf();
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "edge-agent",
+            "--bin",
+            "store-edge",
+        ]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "building store-edge failed");
+        profile_dir.join("store-edge")
+    })
+}
+
+/// Runs `store-edge` with `args` and returns its output.
+pub fn store_edge(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("STORE_EDGE_DEVICE_KEY_SECRET")
+        .output()
+        .expect("running store-edge")
+}
+
+/// Runs `store-edge run --config FILE --once` and insists it succeeds.
+pub fn run_once(config: &Path) -> Output {
+    let out = store_edge(&["run", "--config", path_str(config), "--once"]);
+    assert!(
+        out.status.success(),
+        "run --once failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_no_panic(&out);
+    out
+}
+
+/// Fails if the process printed a Rust panic.
+pub fn assert_no_panic(out: &Output) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "store-edge panicked:\n{err}");
+}
+
+/// A path as `&str` (test paths are UTF-8 temp paths).
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// Writes a simulated day into `dir`.
+pub fn simulate(dir: &Path, params: &edge_sim::SimParams) -> edge_sim::Written {
+    params.validate().expect("valid simulation parameters");
+    edge_sim::generate(params)
+        .write(dir)
+        .expect("writing simulated day")
+}
+
+/// Reads `truth.json`.
+pub fn read_truth(path: &Path) -> Truth {
+    let f = std::fs::File::open(path).expect("truth.json");
+    serde_json::from_reader(std::io::BufReader::new(f)).expect("parsing truth.json")
+}
+
+#[derive(Deserialize)]
+struct SecretsFile {
+    device_key_secret: String,
+    #[serde(default)]
+    device_key_version: Option<u32>,
+}
+
+/// Computes device keys exactly as the agent does, from the secrets file the simulator wrote.
+/// Only tests do this: they know the secret and the raw MACs of their own synthetic day.
+pub struct Keys {
+    keyer: DeviceKeyer,
+}
+
+impl Keys {
+    /// Keys derived with the secret in `secrets_toml`.
+    pub fn from_secrets_file(secrets_toml: &Path) -> anyhow::Result<Keys> {
+        let text = std::fs::read_to_string(secrets_toml)?;
+        let s: SecretsFile = toml::from_str(&text)?;
+        let bytes = hex::decode(s.device_key_secret.trim())?;
+        let secret = Secret::new(bytes, s.device_key_version.unwrap_or(1));
+        Ok(Keys {
+            keyer: DeviceKeyer::new(&secret, DEFAULT_ROTATION_MS, 1 << 20),
+        })
+    }
+
+    /// Hex device key of `mac` (`aa:bb:cc:dd:ee:ff`) at `ts_ms`.
+    pub fn key_hex(&mut self, mac: &str, ts_ms: i64) -> anyhow::Result<String> {
+        let mut v = 0u64;
+        let parts: Vec<&str> = mac.split(':').collect();
+        if parts.len() != 6 {
+            bail!("bad MAC {mac:?}");
+        }
+        for p in parts {
+            v = (v << 8) | u64::from(u8::from_str_radix(p, 16).context("MAC octet")?);
+        }
+        Ok(self.keyer.key(v, ts_ms).to_hex())
+    }
+}
+
+/// A visit row as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// `device_key:start_ms`.
+    pub visit_key: String,
+    /// Device key, hex.
+    pub device_key: String,
+    /// Start, UTC ms.
+    pub start_ms: i64,
+    /// End, UTC ms.
+    pub end_ms: i64,
+    /// `visitor`, `passerby` or `staff`.
+    pub class: String,
+    /// Zone names in order.
+    pub path: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Step {
+    zone: String,
+}
+
+/// Opens the agent's database read-only.
+pub fn open_db(data_dir: &Path) -> Connection {
+    Connection::open_with_flags(
+        data_dir.join("store-edge.db"),
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("opening store-edge.db")
+}
+
+/// Every stored visit, ordered by key.
+pub fn visits(data_dir: &Path) -> Vec<Row> {
+    let c = open_db(data_dir);
+    let mut st = c
+        .prepare(
+            "SELECT visit_key, device_key, start_ms, end_ms, class, path FROM visits
+             ORDER BY visit_key",
+        )
+        .expect("query");
+    st.query_map([], |r| {
+        let path: String = r.get(5)?;
+        let steps: Vec<Step> = serde_json::from_str(&path).unwrap_or_default();
+        Ok(Row {
+            visit_key: r.get(0)?,
+            device_key: r.get(1)?,
+            start_ms: r.get(2)?,
+            end_ms: r.get(3)?,
+            class: r.get(4)?,
+            path: steps.into_iter().map(|s| s.zone).collect(),
+        })
+    })
+    .expect("query")
+    .collect::<Result<_, _>>()
+    .expect("rows")
+}
+
+/// Stored counters of one source, as (name, value).
+pub fn counters(data_dir: &Path, source: &str) -> Vec<(String, u64)> {
+    let c = open_db(data_dir);
+    let mut st = c
+        .prepare("SELECT name, value FROM counters WHERE source = ?1 ORDER BY name")
+        .expect("query");
+    st.query_map([source], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+/// One counter of a source (0 when absent).
+pub fn counter(data_dir: &Path, source: &str, name: &str) -> u64 {
+    counters(data_dir, source)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map_or(0, |(_, v)| v)
+}
+
+/// Number of rows of a table.
+pub fn count(data_dir: &Path, table: &str) -> u64 {
+    let c = open_db(data_dir);
+    c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .expect("count") as u64
+}
+
+/// Median of a slice (sorted copy); `None` when empty.
+pub fn median(v: &[f64]) -> Option<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => v.get(n / 2).copied(),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}

@@ -68,7 +68,7 @@ impl RunReport {
         for (name, counters) in &self.sources {
             let nonzero: Vec<String> = counters
                 .iter()
-                .filter(|(k, v)| *v > 0 && (k.starts_with("skipped_") || k == "read_errors"))
+                .filter(|(k, v)| *v > 0 && k.starts_with("skipped_"))
                 .map(|(k, v)| format!("{}={v}", k.trim_start_matches("skipped_")))
                 .collect();
             let get = |key: &str| {
@@ -78,7 +78,7 @@ impl RunReport {
                     .map_or(0, |(_, v)| *v)
             };
             out.push_str(&format!(
-                "  source {name}: {} records read, {} sightings, skipped: {}\n",
+                "  source {name}: {} records read, {} sightings, skipped: {}",
                 get("frames_read"),
                 get("sightings"),
                 if nonzero.is_empty() {
@@ -87,6 +87,19 @@ impl RunReport {
                     nonzero.join(", ")
                 }
             ));
+            for key in [
+                "read_errors",
+                "backpressure_dropped",
+                "pcap_dropped",
+                "pcap_if_dropped",
+                "hop_errors",
+            ] {
+                let v = get(key);
+                if v > 0 {
+                    out.push_str(&format!("; {}: {v}", key.replace('_', " ")));
+                }
+            }
+            out.push('\n');
         }
         out
     }

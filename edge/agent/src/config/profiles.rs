@@ -213,17 +213,24 @@ pub fn check_file(path: &Path) -> Result<(), ProfileError> {
         key: String::new(),
         reason: format!("cannot read: {e}"),
     })?;
-    let kind = path
-        .parent()
-        .and_then(|p| p.file_name())
-        .and_then(|n| n.to_str())
-        .unwrap_or("");
-    match kind {
-        "wifi" => parse_wifi(&path.display().to_string(), &text).map(|_| ()),
-        other => Err(ProfileError {
-            profile: path.display().to_string(),
-            key: String::new(),
-            reason: format!("unknown profile kind directory {other:?} (expected wifi/)"),
+    let id = path.display().to_string();
+    // The `kind` key says which schema applies; read it alone first so a file in any
+    // directory can be checked.
+    #[derive(Deserialize)]
+    struct Kind {
+        kind: Option<String>,
+    }
+    let kind = toml::from_str::<toml::Table>(&text)
+        .ok()
+        .and_then(|t| Kind::deserialize(toml::Value::Table(t)).ok())
+        .and_then(|k| k.kind);
+    match kind.as_deref() {
+        // A missing or unparsable `kind` is reported by the Wi-Fi parser with its key.
+        Some("wifi") | None => parse_wifi(&id, &text).map(|_| ()),
+        Some(other) => Err(ProfileError {
+            profile: id,
+            key: "kind".to_string(),
+            reason: format!("unknown profile kind {other:?} (supported: \"wifi\")"),
         }),
     }
 }

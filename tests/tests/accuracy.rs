@@ -1,0 +1,114 @@
+//! Accuracy against the simulator's ground truth: a 300-visitor, 3-zone day replayed through
+//! the real binary, each stored visit matched to its true visit by device key.
+//!
+//! Targets: visitors and passers-by within ±5 % of truth, median dwell error ≤ 1 minute, and
+//! the exact zone path for ≥ 90 % of visitors. The measured figures are printed (run with
+//! `--nocapture` to see them).
+
+// Test code: a panic with its message is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+
+use edge_e2e::{median, read_truth, run_once, simulate, visits, Keys, Row};
+use edge_sim::truth::VisitKind;
+
+fn within(measured: usize, truth: usize, tolerance: f64) -> bool {
+    (measured as f64 - truth as f64).abs() <= truth as f64 * tolerance
+}
+
+#[test]
+fn visits_dwell_and_paths_match_the_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let params = edge_sim::SimParams::new(7, date, 300, 3);
+    let w = simulate(dir.path(), &params);
+    run_once(&w.config_path);
+
+    let truth = read_truth(&w.truth_path);
+    let mut keys = Keys::from_secrets_file(&w.secrets_path).unwrap();
+    let stored = visits(&dir.path().join("data"));
+    let clock = edge_core::LocalClock::new(params.timezone);
+    let on_day: Vec<&Row> = stored
+        .iter()
+        .filter(|r| clock.date(r.start_ms) == date)
+        .collect();
+    let mut by_device: HashMap<&str, Vec<&Row>> = HashMap::new();
+    for r in &on_day {
+        by_device.entry(r.device_key.as_str()).or_default().push(r);
+    }
+
+    let n = |kind: VisitKind| truth.visits_of(kind).count();
+    let m = |class: &str| on_day.iter().filter(|r| r.class == class).count();
+    let (tv, tp, ts) = (
+        n(VisitKind::Visitor),
+        n(VisitKind::Passerby),
+        n(VisitKind::Staff),
+    );
+    let (mv, mp, ms) = (m("visitor"), m("passerby"), m("staff"));
+
+    // Per true visitor: the stored visit of the same device that overlaps it most.
+    let mut dwell_truth = Vec::new();
+    let mut dwell_measured = Vec::new();
+    let mut dwell_errors = Vec::new();
+    let (mut matched, mut path_exact, mut class_right) = (0usize, 0usize, 0usize);
+    for t in truth.visits_of(VisitKind::Visitor) {
+        let (start, end) = ((t.start * 1000.0) as i64, (t.end * 1000.0) as i64);
+        let key = keys.key_hex(&t.mac, start).unwrap();
+        let best = by_device.get(key.as_str()).and_then(|rows| {
+            rows.iter()
+                .map(|r| (r.end_ms.min(end) - r.start_ms.max(start), *r))
+                .filter(|(overlap, _)| *overlap >= 0)
+                .max_by_key(|(overlap, _)| *overlap)
+                .map(|(_, r)| r)
+        });
+        let truth_dwell = (t.end - t.start) / 60.0;
+        dwell_truth.push(truth_dwell);
+        let Some(r) = best else { continue };
+        matched += 1;
+        class_right += usize::from(r.class == "visitor");
+        let got = (r.end_ms - r.start_ms) as f64 / 60_000.0;
+        dwell_measured.push(got);
+        dwell_errors.push((got - truth_dwell).abs());
+        let truth_path: Vec<&str> = t.path.iter().map(|s| s.zone.as_str()).collect();
+        path_exact += usize::from(r.path.iter().map(String::as_str).eq(truth_path));
+    }
+    let median_truth = median(&dwell_truth).unwrap();
+    let median_measured = median(&dwell_measured).unwrap();
+    let median_abs_error = median(&dwell_errors).unwrap();
+    let path_share = path_exact as f64 / tv as f64;
+
+    println!("accuracy on seed 7, {date}, 3 zones:");
+    println!(
+        "  visitors   truth {tv:4}  measured {mv:4}  ({:+.1} %)",
+        pct(mv, tv)
+    );
+    println!(
+        "  passers-by truth {tp:4}  measured {mp:4}  ({:+.1} %)",
+        pct(mp, tp)
+    );
+    println!("  staff      truth {ts:4}  measured {ms:4}");
+    println!(
+        "  true visitors matched to a stored visit: {matched}/{tv}, classed visitor: {class_right}"
+    );
+    println!(
+        "  median dwell: truth {median_truth:.2} min, measured {median_measured:.2} min, \
+         difference {:.2} min; median per-visit error {median_abs_error:.2} min",
+        (median_measured - median_truth).abs()
+    );
+    println!(
+        "  exact zone path: {path_exact}/{tv} = {:.1} %",
+        path_share * 100.0
+    );
+
+    assert!(tv >= 200 && ts > 0, "the day is too small to mean anything");
+    assert!(within(mv, tv, 0.05), "visitors {mv} vs truth {tv}");
+    assert!(within(mp, tp, 0.05), "passers-by {mp} vs truth {tp}");
+    assert!((median_measured - median_truth).abs() <= 1.0);
+    assert!(median_abs_error <= 1.0);
+    assert!(path_share >= 0.90, "exact paths {path_share:.3}");
+}
+
+fn pct(measured: usize, truth: usize) -> f64 {
+    (measured as f64 - truth as f64) / truth as f64 * 100.0
+}

@@ -1,0 +1,213 @@
+//! The command line as a user meets it: `demo`, `simulate`, `run`, `report --json`,
+//! `profiles check`, and the errors bad configs and bad profiles give.
+
+// Test code: a panic with its message is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use edge_e2e::{path_str, run_once, store_edge};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn simulate_cli(dir: &Path) {
+    let out = store_edge(&[
+        "simulate",
+        "--out",
+        path_str(dir),
+        "--seed",
+        "5",
+        "--visitors",
+        "80",
+        "--zones",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn demo_prints_a_day_report_and_exits_with_exit() {
+    let out = store_edge(&["demo", "--exit"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    edge_e2e::assert_no_panic(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "day report",
+        "Visitors",
+        "Passers-by",
+        "Top paths",
+        "entrance",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn report_json_has_every_field_and_nulls_for_missing_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    simulate_cli(dir.path());
+    for f in [
+        "config.toml",
+        "secrets.toml",
+        "truth.json",
+        "wifi-entrance.pcap",
+    ] {
+        assert!(dir.path().join(f).exists(), "simulate did not write {f}");
+    }
+    run_once(&dir.path().join("config.toml"));
+    let data = dir.path().join("data");
+    let out = store_edge(&["report", "--data-dir", path_str(&data), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["date"], "2026-11-20");
+    let visitors = r["visitors"].as_u64().unwrap();
+    let passersby = r["passersby"].as_u64().unwrap();
+    assert!(visitors > 40 && passersby > 40, "{r}");
+    let capture = r["capture_rate"].as_f64().unwrap();
+    assert!((capture - visitors as f64 / (visitors + passersby) as f64).abs() < 1e-9);
+    // No portal, counter or POS source is configured: those metrics are unknown, not zero.
+    for k in [
+        "connected",
+        "footfall",
+        "transactions",
+        "sales",
+        "conversion",
+        "identified_visitors",
+    ] {
+        assert!(r[k].is_null(), "{k} should be null: {}", r[k]);
+    }
+    let buckets = r["dwell_buckets"].as_object().unwrap();
+    let in_buckets: u64 = buckets.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(in_buckets, visitors);
+    let zones = r["zones"].as_array().unwrap();
+    assert_eq!(zones.len(), 2);
+    assert_eq!(zones[0]["zone"], "entrance");
+    assert!(zones[0]["visits"].as_u64().unwrap() > 0);
+    let paths = r["top_paths"].as_array().unwrap();
+    assert!(!paths.is_empty());
+    assert!(!paths[0]["path"].as_array().unwrap().is_empty());
+    assert!(paths[0]["visits"].as_u64().unwrap() >= 1);
+
+    // The table form and an explicit date work too; a date with no data gives zeros, not an error.
+    let out = store_edge(&["report", "--data-dir", path_str(&data)]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Capture rate"));
+    let out = store_edge(&[
+        "report",
+        "--data-dir",
+        path_str(&data),
+        "--date",
+        "2026-01-01",
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["visitors"], 0);
+}
+
+#[test]
+fn bad_configs_fail_naming_file_key_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    simulate_cli(dir.path());
+    let good = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    let cases = [
+        (
+            format!("{good}\n[metrics]\nvisit_timeot = \"10m\"\n"),
+            "metrics.visit_timeot",
+            "unknown field",
+        ),
+        (
+            format!("{good}\n[metrics]\nvisit_timeout = \"ten minutes\"\n"),
+            "metrics.visit_timeout",
+            "ten minutes",
+        ),
+        (
+            format!("{good}\n[metrics]\ninside_dbm = -95\n"),
+            "metrics.inside_dbm",
+            "",
+        ),
+        (
+            good.replace("timezone = ", "timezone = \"Nowhere/Town\"\n#"),
+            "store.timezone",
+            "Nowhere/Town",
+        ),
+        (
+            good.replacen("pcap = ", "interface = \"mon0\"\npcap = ", 1),
+            "sources.wifi[0]",
+            "exactly one of",
+        ),
+        (
+            good.replacen(
+                "pcap = \"wifi-entrance.pcap\"",
+                "pcap = \"wifi-entrance.pcap\"\nprofile = \"wifi/no-such-adapter\"",
+                1,
+            ),
+            "sources.wifi[0].profile",
+            "no-such-adapter",
+        ),
+    ];
+    for (i, (text, key, reason)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad-{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let out = store_edge(&["run", "--config", path_str(&path), "--once"]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "case {i} was accepted");
+        assert!(err.contains(path_str(&path)), "case {i}: no file in {err}");
+        assert!(err.contains(key), "case {i}: no key {key} in {err}");
+        assert!(
+            err.contains(reason),
+            "case {i}: no reason {reason:?} in {err}"
+        );
+        assert!(
+            !dir.path().join("data").exists(),
+            "a bad config must not touch the store"
+        );
+    }
+    let missing = dir.path().join("missing.toml");
+    let out = store_edge(&["run", "--config", path_str(&missing)]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("missing.toml"));
+}
+
+#[test]
+fn run_once_refuses_live_sources_and_report_needs_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    simulate_cli(dir.path());
+    let good = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    let live = good.replacen("pcap = \"wifi-entrance.pcap\"", "interface = \"mon0\"", 1);
+    let path = dir.path().join("live.toml");
+    std::fs::write(&path, live).unwrap();
+    let out = store_edge(&["run", "--config", path_str(&path), "--once"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--once"), "{}", stderr(&out));
+
+    let out = store_edge(&["report", "--data-dir", path_str(&dir.path().join("nope"))]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
+}
+
+#[test]
+fn profiles_check_accepts_the_repo_profiles_and_names_bad_keys() {
+    let out = store_edge(&["profiles", "check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("wifi/alfa-awus036acm"));
+
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hardware-profiles/wifi");
+    let files: Vec<String> = std::fs::read_dir(&repo)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    let mut args = vec!["profiles", "check"];
+    args.extend(files.iter().map(String::as_str));
+    let out = store_edge(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo.join("alfa-awus036acm.toml")).unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, text.replace("channels = [", "channels = [999, ")).unwrap();
+    let out = store_edge(&["profiles", "check", path_str(&bad)]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("channels") && err.contains("999"), "{err}");
+}
