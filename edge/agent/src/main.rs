@@ -38,7 +38,7 @@ const DEMO_ZONES: u8 = 3;
     about = "Edge agent for physical retail stores: Wi-Fi presence, visits, dwell and paths, kept in SQLite."
 )]
 struct Cli {
-    /// Log filter (e.g. `info`, `store_edge=debug`); overrides RUST_LOG.
+    /// Log filter (e.g. `info`, `edge_agent=debug`); overrides RUST_LOG.
     #[arg(long, global = true)]
     log: Option<String>,
     #[command(subcommand)]

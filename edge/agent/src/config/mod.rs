@@ -525,6 +525,21 @@ pcap = "a.pcap"
     }
 
     #[test]
+    fn the_shipped_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cross/config.example.toml");
+        let c = load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.zones(),
+            vec!["entrance".to_string(), "apparel".to_string()]
+        );
+        assert_eq!(c.storage.data_dir, PathBuf::from("/var/lib/store-edge"));
+        let hop = c.wifi[0].hop.as_ref().unwrap();
+        assert!(hop.channels.len() > 2);
+        assert_eq!(c.wifi[1].channel, Some(6));
+        assert_eq!(c.wifi[1].input, WifiInput::Interface("mon1".into()));
+    }
+
+    #[test]
     fn minimal_config_gets_defaults_and_resolved_paths() {
         let c = p(MINIMAL).unwrap();
         assert_eq!(c.timezone, chrono_tz::Asia::Shanghai);
