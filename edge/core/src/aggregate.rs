@@ -30,8 +30,14 @@ pub const DWELL_BUCKET_EDGES_MS: [i64; 5] = [
 ];
 
 /// Names of the dwell buckets, in order.
-pub const DWELL_BUCKET_NAMES: [&str; 6] =
-    ["under_5m", "5m_30m", "30m_1h", "1h_5h", "5h_8h", "8h_plus"];
+pub const DWELL_BUCKET_NAMES: [&str; 6] = [
+    "under_5m",
+    "from_5m_to_30m",
+    "from_30m_to_1h",
+    "from_1h_to_5h",
+    "from_5h_to_8h",
+    "over_8h",
+];
 
 /// The bucket a dwell falls in.
 pub fn dwell_bucket(dwell_ms: i64) -> usize {

@@ -68,34 +68,28 @@ pub struct ReportInputs<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DwellBuckets {
     /// Under 5 minutes (only logged-in visitors can be this short).
-    #[serde(rename = "under_5m")]
     pub under_5m: u64,
     /// 5–30 minutes.
-    #[serde(rename = "5m_30m")]
-    pub m5_30: u64,
+    pub from_5m_to_30m: u64,
     /// 30–60 minutes.
-    #[serde(rename = "30m_1h")]
-    pub m30_60: u64,
+    pub from_30m_to_1h: u64,
     /// 1–5 hours.
-    #[serde(rename = "1h_5h")]
-    pub h1_5: u64,
+    pub from_1h_to_5h: u64,
     /// 5–8 hours.
-    #[serde(rename = "5h_8h")]
-    pub h5_8: u64,
+    pub from_5h_to_8h: u64,
     /// 8 hours and more.
-    #[serde(rename = "8h_plus")]
-    pub h8_plus: u64,
+    pub over_8h: u64,
 }
 
 impl DwellBuckets {
     fn add(&mut self, bucket: usize) {
         let slot = match bucket {
             0 => &mut self.under_5m,
-            1 => &mut self.m5_30,
-            2 => &mut self.m30_60,
-            3 => &mut self.h1_5,
-            4 => &mut self.h5_8,
-            _ => &mut self.h8_plus,
+            1 => &mut self.from_5m_to_30m,
+            2 => &mut self.from_30m_to_1h,
+            3 => &mut self.from_1h_to_5h,
+            4 => &mut self.from_5h_to_8h,
+            _ => &mut self.over_8h,
         };
         *slot += 1;
     }
@@ -103,11 +97,11 @@ impl DwellBuckets {
     fn values(&self) -> [u64; 6] {
         [
             self.under_5m,
-            self.m5_30,
-            self.m30_60,
-            self.h1_5,
-            self.h5_8,
-            self.h8_plus,
+            self.from_5m_to_30m,
+            self.from_30m_to_1h,
+            self.from_1h_to_5h,
+            self.from_5h_to_8h,
+            self.over_8h,
         ]
     }
 }
@@ -476,7 +470,7 @@ mod tests {
         assert_eq!(r.conversion, None);
         let json = serde_json::to_value(&r).unwrap();
         assert!(json["footfall"].is_null());
-        assert_eq!(json["dwell_buckets"]["5m_30m"], 1);
+        assert_eq!(json["dwell_buckets"]["from_5m_to_30m"], 1);
         assert!(r.render_text("s1").contains("Capture rate"));
     }
 

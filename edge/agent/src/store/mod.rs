@@ -334,7 +334,11 @@ fn hour_json(h: &HourRecord, zones: &[String]) -> String {
         "staff": s.staff,
         "randomized_visitors": s.randomized_visitors,
         "visitor_dwell_ms": s.visitor_dwell_ms,
-        "dwell_buckets": s.dwell_buckets,
+        "dwell_buckets": edge_core::aggregate::DWELL_BUCKET_NAMES
+            .iter()
+            .zip(s.dwell_buckets)
+            .map(|(name, n)| ((*name).to_string(), serde_json::Value::from(n)))
+            .collect::<serde_json::Map<_, _>>(),
         "zones": zone_stats,
         "transitions": transitions,
     })
