@@ -6,7 +6,7 @@
 use std::io::{self, Write};
 
 use edge_wire::ieee80211::{self, ie, FrameKind, ProbeRequestRepr};
-use edge_wire::pcap::{self, FileHeaderRepr, RecordHeaderRepr};
+use edge_wire::pcap;
 use edge_wire::radiotap::{self, AntennaSignals, Channel};
 use edge_wire::MacAddr;
 
@@ -259,48 +259,26 @@ pub(crate) fn append_fcs(record: &mut Vec<u8>, mpdu_len: usize, corrupt: bool) {
     record.extend_from_slice(&fcs.to_le_bytes());
 }
 
-/// A classic little-endian microsecond pcap writer (linktype 127) that can write records
-/// whose captured length is shorter than the original one. edge-wire's `pcap::Writer` always
-/// records `orig_len = incl_len`, so the headers are emitted here with edge-wire's Reprs.
+/// The simulator's radiotap pcap writer: edge-wire's, with the simulator's snaplen.
 pub(crate) struct RecordWriter<W: Write> {
-    w: W,
+    w: pcap::Writer<W>,
 }
 
 impl<W: Write> RecordWriter<W> {
     /// Writes the file header.
-    pub(crate) fn new(mut w: W) -> io::Result<Self> {
-        let mut hdr = [0u8; pcap::FILE_HEADER_LEN];
-        FileHeaderRepr::new(pcap::LINKTYPE_IEEE802_11_RADIOTAP, SNAPLEN)
-            .emit(&mut hdr)
-            .map_err(wire_err)?;
-        w.write_all(&hdr)?;
-        Ok(RecordWriter { w })
+    pub(crate) fn new(w: W) -> io::Result<Self> {
+        Ok(RecordWriter {
+            w: pcap::Writer::new(w, pcap::LINKTYPE_IEEE802_11_RADIOTAP, SNAPLEN)?,
+        })
     }
 
     /// Writes one record: `data` captured out of a frame of `orig_len` bytes.
     pub(crate) fn write(&mut self, ts_us: i64, data: &[u8], orig_len: usize) -> io::Result<()> {
-        let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_string());
-        let ts_sec = u32::try_from(ts_us.div_euclid(1_000_000))
-            .map_err(|_| bad("timestamp outside the pcap range"))?;
-        // rem_euclid(1e6) is within 0..1e6 and fits a u32.
-        let ts_frac = ts_us.rem_euclid(1_000_000) as u32;
-        let incl_len = u32::try_from(data.len()).map_err(|_| bad("record too long"))?;
-        let orig_len = u32::try_from(orig_len).map_err(|_| bad("record too long"))?;
-        let mut hdr = [0u8; pcap::RECORD_HEADER_LEN];
-        RecordHeaderRepr {
-            ts_sec,
-            ts_frac,
-            incl_len,
-            orig_len,
-        }
-        .emit(&mut hdr)
-        .map_err(wire_err)?;
-        self.w.write_all(&hdr)?;
-        self.w.write_all(data)
+        self.w.write_record(ts_us, data, orig_len)
     }
 
     /// The underlying writer (not flushed).
     pub(crate) fn into_inner(self) -> W {
-        self.w
+        self.w.into_inner()
     }
 }

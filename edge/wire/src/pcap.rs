@@ -462,10 +462,18 @@ impl<W: io::Write> Writer<W> {
 
     /// Writes one record stamped `ts_micros` (Unix µs), truncated to the snaplen.
     pub fn write_packet(&mut self, ts_micros: i64, data: &[u8]) -> io::Result<()> {
+        self.write_record(ts_micros, data, data.len())
+    }
+
+    /// Writes one record: `data` captured out of a frame that was `orig_len` bytes on the air
+    /// (a capture cut short by its snaplen or by a bad driver has `orig_len > data.len()`).
+    /// `data` is itself truncated to the snaplen.
+    pub fn write_record(&mut self, ts_micros: i64, data: &[u8], orig_len: usize) -> io::Result<()> {
         let (ts_sec, ts_frac) = split_micros(ts_micros)?;
-        let orig_len = u32::try_from(data.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "packet too long"))?;
-        let incl_len = orig_len.min(self.snaplen);
+        let too_long = || io::Error::new(io::ErrorKind::InvalidInput, "packet too long");
+        let len = u32::try_from(data.len()).map_err(|_| too_long())?;
+        let orig_len = u32::try_from(orig_len.max(data.len())).map_err(|_| too_long())?;
+        let incl_len = len.min(self.snaplen);
         let mut hdr = [0u8; RECORD_HEADER_LEN];
         RecordHeaderRepr {
             ts_sec,

@@ -97,24 +97,28 @@ fn writer_round_trip() {
     w.write_packet(1_714_529_700_000_001, b"short").unwrap();
     w.write_packet(1_714_529_701_999_999, b"longer than snaplen")
         .unwrap();
+    // A frame the capturing driver cut short: 3 bytes kept of 40.
+    w.write_record(1_714_529_702_000_000, b"cut", 40).unwrap();
     assert!(w.write_packet(-1, b"x").is_err());
     let file = w.into_inner();
     let (hdr, recs) = Records::new(&file).unwrap();
     assert_eq!(hdr, FileHeaderRepr::new(LINKTYPE_IEEE802_11_RADIOTAP, 8));
     let recs: Vec<_> = recs.collect::<Result<_, _>>().unwrap();
-    assert_eq!(recs.len(), 2);
+    assert_eq!(recs.len(), 3);
     assert_eq!(recs[0].header.ts_micros(false), 1_714_529_700_000_001);
     assert_eq!(recs[0].data, b"short");
     assert_eq!(recs[1].header.incl_len, 8);
     assert_eq!(recs[1].header.orig_len, 19);
     assert_eq!(recs[1].data, b"longer t");
     assert_eq!(recs[1].header.ts_micros(false), 1_714_529_701_999_999);
+    assert_eq!((recs[2].header.incl_len, recs[2].header.orig_len), (3, 40));
+    assert_eq!(recs[2].data, b"cut");
     // A truncated file yields one error, then stops.
     let cut = &file[..file.len() - 1];
     let (_, recs) = Records::new(cut).unwrap();
     let items: Vec<_> = recs.collect();
-    assert_eq!(items.len(), 2);
-    assert!(items[1].is_err());
+    assert_eq!(items.len(), 3);
+    assert!(items[2].is_err());
 }
 
 fn le32(b: &[u8], off: usize) -> u32 {
