@@ -20,8 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::sources::{Frame, SourceMsg};
 use crate::stats::SourceStats;
-use crate::store::{Batch, Checkpoint, Cursor, Store, StoredVisit};
+use crate::store::{Batch, Checkpoint, Cursor, Store};
 
+/// Visits per transaction at most.
+const MAX_VISITS_PER_COMMIT: usize = 8192;
 /// How long the merge waits on a quiet source before checking for cancellation and commits.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -135,6 +137,7 @@ pub struct Summary {
 struct Committer<'a> {
     store: &'a Store,
     settings: &'a PipelineSettings,
+    zones: Arc<[String]>,
     key_version: u32,
     last_commit: Instant,
     last_checkpoint: Instant,
@@ -148,7 +151,7 @@ impl Committer<'_> {
         lanes: &[Lane],
         force_checkpoint: bool,
     ) -> anyhow::Result<()> {
-        let visits = core.drain_closed();
+        let mut visits = core.drain_closed();
         let hours = core.drain_sealed();
         let checkpoint_due =
             force_checkpoint || self.last_checkpoint.elapsed() >= self.settings.checkpoint_interval;
@@ -156,22 +159,23 @@ impl Committer<'_> {
         if visits.is_empty() && hours.is_empty() && !checkpoint_due {
             return Ok(());
         }
-        let zone_name = |z: ZoneId| {
-            self.settings
-                .zones
-                .get(usize::from(z))
-                .cloned()
-                .unwrap_or_else(|| format!("zone-{z}"))
-        };
-        let visits = visits
-            .into_iter()
-            .map(|v| StoredVisit {
-                zones: v.path.iter().map(|d| zone_name(d.zone)).collect(),
-                local_date: self.settings.clock.date(v.start_ms).to_string(),
-                key_version: self.key_version,
-                visit: v,
-            })
-            .collect();
+        let (zones, key_version, clock) =
+            (self.zones.clone(), self.key_version, self.settings.clock);
+        let empty = || Batch::new(zones.clone(), key_version, clock);
+        // Long lists (the flush at the end of a replay closes every open visit at once) go in
+        // chunks, so the transaction and the JSON built for it stay small. Only the last chunk
+        // carries the checkpoint: a crash between chunks replays from the previous checkpoint,
+        // and the chunks already committed are recognised by their natural keys.
+        while visits.len() > MAX_VISITS_PER_COMMIT {
+            let rest = visits.split_off(MAX_VISITS_PER_COMMIT);
+            let chunk = std::mem::replace(&mut visits, rest);
+            let batch = Batch {
+                visits: chunk,
+                now_ms: chrono::Utc::now().timestamp_millis(),
+                ..empty()
+            };
+            self.apply(batch)?;
+        }
         let checkpoint = checkpoint_due.then(|| Checkpoint {
             snapshot: snapshot::encode(core),
             watermark_ms: core.watermark_ms(),
@@ -197,18 +201,21 @@ impl Committer<'_> {
             .collect();
         let batch = Batch {
             visits,
-            hours: hours
-                .into_iter()
-                .map(|h| (h, self.settings.zones.clone()))
-                .collect(),
+            hours,
             checkpoint,
             counters,
             now_ms: chrono::Utc::now().timestamp_millis(),
+            ..empty()
         };
-        let r = self.store.commit(batch)?;
+        self.apply(batch)?;
         if checkpoint_due {
             self.last_checkpoint = Instant::now();
         }
+        Ok(())
+    }
+
+    fn apply(&mut self, batch: Batch) -> anyhow::Result<()> {
+        let r = self.store.commit(batch)?;
         self.summary.commits += 1;
         self.summary.visits_new += r.visits_new;
         self.summary.visits_duplicate += r.visits_duplicate;
@@ -245,6 +252,7 @@ pub fn run(
     let mut c = Committer {
         store,
         settings,
+        zones: settings.zones.clone().into(),
         key_version: keyer.version(),
         last_commit: Instant::now(),
         last_checkpoint: Instant::now(),
@@ -252,7 +260,8 @@ pub fn run(
     };
     let mut frames = 0u64;
     loop {
-        if cancel.is_cancelled() {
+        // Checked every 1024 frames and before every wait below: the token takes a lock.
+        if frames.is_multiple_of(1024) && cancel.is_cancelled() {
             c.summary.cancelled = true;
             break;
         }
@@ -270,6 +279,10 @@ pub fn run(
             !l.ended && l.queue.is_empty() && head.is_none_or(|(t, _)| l.watermark < t)
         });
         if let Some(b) = blocker {
+            if cancel.is_cancelled() {
+                c.summary.cancelled = true;
+                break;
+            }
             let msg = lanes.get(b).map(|l| l.input.rx.recv_timeout(POLL));
             match msg {
                 Some(Ok(msg)) => {

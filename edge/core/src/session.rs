@@ -307,6 +307,8 @@ impl Sessionizer {
     /// Closes every open visit and seals every hour: the input has ended.
     pub fn flush(&mut self) {
         let mut all: Vec<(DeviceKey, OpenVisit)> = self.open.drain().collect();
+        // The table is empty now; give its memory back before the closed visits are built.
+        self.open.shrink_to_fit();
         all.sort_unstable_by_key(|(k, v)| (v.first_ms, *k));
         for (k, v) in all {
             self.close(k, v);

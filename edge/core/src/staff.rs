@@ -12,8 +12,10 @@ use crate::key::DeviceKey;
 use crate::params::MetricParams;
 use crate::session::KeyHasher;
 
-/// Visits shorter than this cannot contribute meaningfully to a staff day and are not recorded.
-const MIN_RECORDED_MS: i64 = 30 * 60_000;
+/// Visits shorter than this (or than a whole staff day, if that is shorter) are not recorded: a
+/// staff day is made of a few long stays (a shift, split by breaks), and forgetting shoppers'
+/// visits keeps the tracker small with a hundred thousand devices in a day.
+const MIN_RECORDED_MS: i64 = 60 * 60_000;
 
 /// Per-device presence per local day, for long visits only.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -29,7 +31,8 @@ impl StaffTracker {
             return false;
         };
         let total: i64 = parts.iter().map(|x| x.1).sum();
-        if total >= MIN_RECORDED_MS {
+        let need_ms = (p.staff_min_hours * 3_600_000.0) as i64;
+        if total >= MIN_RECORDED_MS.min(need_ms) {
             let days = self.presence.entry(device).or_default();
             for &(day, ms) in parts {
                 match days.iter_mut().find(|d| d.0 == day) {

@@ -7,6 +7,7 @@
 //! minimum zone dwell fold into their neighbours.
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::params::MetricParams;
 use crate::ZoneId;
@@ -35,10 +36,12 @@ pub struct ZoneDwell {
 /// The zone state of one device during one visit.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ZoneTracker {
-    readings: Vec<Reading>,
+    /// Per-zone smoothed signal, by zone id. Inline for up to four zones: one tracker lives
+    /// in every open visit, and a heap allocation per device costs a cache miss per frame.
+    readings: SmallVec<[Reading; 4]>,
     current: Option<ZoneId>,
-    /// Zone changes: (zone, time the device entered it).
-    segments: Vec<(ZoneId, i64)>,
+    /// Zone changes: (zone, time the device entered it). Inline for the common short paths.
+    segments: SmallVec<[(ZoneId, i64); 2]>,
 }
 
 impl ZoneTracker {

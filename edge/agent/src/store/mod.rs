@@ -9,10 +9,11 @@ pub mod migrations;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use edge_core::aggregate::HourRecord;
-use edge_core::Visit;
+use edge_core::{LocalClock, Visit};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
@@ -71,19 +72,6 @@ impl StoreError {
     }
 }
 
-/// A visit ready for storage (zone ids resolved to names, local date computed).
-#[derive(Debug, Clone)]
-pub struct StoredVisit {
-    /// The visit.
-    pub visit: Visit,
-    /// Zone names of `visit.path`, in order.
-    pub zones: Vec<String>,
-    /// Key version of the device key.
-    pub key_version: u32,
-    /// Store-local date of the start.
-    pub local_date: String,
-}
-
 /// A source's committed cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
@@ -107,18 +95,47 @@ pub struct Checkpoint {
 }
 
 /// One transaction's worth of writes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Batch {
-    /// Closed visits.
-    pub visits: Vec<StoredVisit>,
-    /// Sealed hours, with zone names for their zone ids.
-    pub hours: Vec<(HourRecord, Vec<String>)>,
+    /// Closed visits, as the core emitted them.
+    pub visits: Vec<Visit>,
+    /// Sealed hours.
+    pub hours: Vec<HourRecord>,
+    /// Zone names by zone id (for visit paths and hourly zone totals).
+    pub zones: Arc<[String]>,
+    /// Version of the secret the visits' device keys were made with.
+    pub key_version: u32,
+    /// Store clock (local dates of visits).
+    pub clock: LocalClock,
     /// Snapshot + cursors, when due.
     pub checkpoint: Option<Checkpoint>,
     /// Counters: (source, name, value).
     pub counters: Vec<(String, String, u64)>,
     /// Wall-clock time of the commit, UTC ms (bookkeeping only).
     pub now_ms: i64,
+}
+
+impl Batch {
+    /// An empty batch for a store with `zones`.
+    pub fn new(zones: Arc<[String]>, key_version: u32, clock: LocalClock) -> Batch {
+        Batch {
+            visits: Vec::new(),
+            hours: Vec::new(),
+            zones,
+            key_version,
+            clock,
+            checkpoint: None,
+            counters: Vec::new(),
+            now_ms: 0,
+        }
+    }
+}
+
+fn zone_name(zones: &[String], z: u8) -> String {
+    zones
+        .get(usize::from(z))
+        .cloned()
+        .unwrap_or_else(|| format!("zone-{z}"))
 }
 
 /// What a commit changed.
@@ -267,29 +284,27 @@ pub struct PathStep {
     pub ms: i64,
 }
 
-fn visit_json(v: &StoredVisit) -> (String, String) {
+fn visit_json(v: &Visit, b: &Batch) -> (String, String) {
     let path: Vec<PathStep> = v
-        .visit
         .path
         .iter()
-        .zip(&v.zones)
-        .map(|(d, z)| PathStep {
-            zone: z.clone(),
+        .map(|d| PathStep {
+            zone: zone_name(&b.zones, d.zone),
             ms: d.ms,
         })
         .collect();
     let path_json = serde_json::to_string(&path).unwrap_or_else(|_| "[]".into());
     let body = serde_json::json!({
-        "visit_key": v.visit.natural_key(),
-        "device_key": v.visit.device.to_hex(),
-        "key_version": v.key_version,
-        "start_ms": v.visit.start_ms,
-        "end_ms": v.visit.end_ms,
-        "dwell_ms": v.visit.dwell_ms(),
-        "inside_ms": v.visit.inside_ms,
-        "class": v.visit.class.as_str(),
-        "randomized": v.visit.randomized,
-        "associated": v.visit.associated,
+        "visit_key": v.natural_key(),
+        "device_key": v.device.to_hex(),
+        "key_version": b.key_version,
+        "start_ms": v.start_ms,
+        "end_ms": v.end_ms,
+        "dwell_ms": v.dwell_ms(),
+        "inside_ms": v.inside_ms,
+        "class": v.class.as_str(),
+        "randomized": v.randomized,
+        "associated": v.associated,
         "path": path,
         "definitions_version": edge_core::DEFINITIONS_VERSION,
     });
@@ -364,18 +379,18 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .map_err(e("preparing outbox insert"))?;
-        for sv in &b.visits {
-            let v = &sv.visit;
+        for v in &b.visits {
             let key = v.natural_key();
-            let (path, body) = visit_json(sv);
+            let (path, body) = visit_json(v, b);
+            let local_date = b.clock.date(v.start_ms).to_string();
             let n = ins_visit
                 .execute(params![
                     key,
                     v.device.to_hex(),
-                    sv.key_version,
+                    b.key_version,
                     v.start_ms,
                     v.end_ms,
-                    sv.local_date,
+                    local_date,
                     v.dwell_ms(),
                     v.inside_ms,
                     v.class.as_str(),
@@ -403,8 +418,8 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .map_err(e("preparing hour insert"))?;
-        for (h, zones) in &b.hours {
-            let body = hour_json(h, zones);
+        for h in &b.hours {
+            let body = hour_json(h, &b.zones);
             let n = ins_hour
                 .execute(params![
                     h.hour_start_ms,
@@ -623,46 +638,49 @@ mod tests {
     use edge_core::aggregate::HourStats;
     use edge_core::{DeviceKey, VisitClass, ZoneDwell};
 
-    fn visit(dev: u8, start_ms: i64) -> StoredVisit {
-        StoredVisit {
-            visit: Visit {
-                device: DeviceKey([dev; 16]),
-                start_ms,
-                end_ms: start_ms + 600_000,
-                inside_ms: 600_000,
-                sightings: 12,
-                class: VisitClass::Visitor,
-                randomized: false,
-                associated: false,
-                path: vec![
-                    ZoneDwell {
-                        zone: 0,
-                        ms: 400_000,
-                    },
-                    ZoneDwell {
-                        zone: 1,
-                        ms: 200_000,
-                    },
-                ],
-            },
-            zones: vec!["entrance".into(), "checkout".into()],
-            key_version: 1,
-            local_date: "2026-11-20".into(),
+    /// 2026-11-20T00:00:00Z.
+    const T0: i64 = 1_795_132_800_000;
+
+    fn empty_batch() -> Batch {
+        Batch::new(
+            vec!["entrance".to_string(), "checkout".to_string()].into(),
+            1,
+            LocalClock::new(chrono_tz::UTC),
+        )
+    }
+
+    fn visit(dev: u8, start_ms: i64) -> Visit {
+        Visit {
+            device: DeviceKey([dev; 16]),
+            start_ms,
+            end_ms: start_ms + 600_000,
+            inside_ms: 600_000,
+            sightings: 12,
+            class: VisitClass::Visitor,
+            randomized: false,
+            associated: false,
+            path: vec![
+                ZoneDwell {
+                    zone: 0,
+                    ms: 400_000,
+                },
+                ZoneDwell {
+                    zone: 1,
+                    ms: 200_000,
+                },
+            ],
         }
     }
 
-    fn hour(rev: u32) -> (HourRecord, Vec<String>) {
-        (
-            HourRecord {
-                hour_start_ms: 3_600_000,
-                revision: rev,
-                local_date: "2026-11-20".into(),
-                local_hour: 9,
-                definitions_version: 1,
-                stats: HourStats::default(),
-            },
-            vec!["entrance".into()],
-        )
+    fn hour(rev: u32) -> HourRecord {
+        HourRecord {
+            hour_start_ms: T0 + 9 * 3_600_000,
+            revision: rev,
+            local_date: "2026-11-20".into(),
+            local_hour: 9,
+            definitions_version: 1,
+            stats: HourStats::default(),
+        }
     }
 
     fn checkpoint(pos: u64) -> Checkpoint {
@@ -682,11 +700,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path()).unwrap();
         let batch = Batch {
-            visits: vec![visit(1, 1_000), visit(2, 1_000)],
+            visits: vec![visit(1, T0 + 1_000), visit(2, T0 + 1_000)],
             hours: vec![hour(1)],
             checkpoint: Some(checkpoint(10)),
             counters: vec![("entrance".into(), "frames_read".into(), 10)],
             now_ms: 5,
+            ..empty_batch()
         };
         let r = store.commit(batch.clone()).unwrap();
         assert_eq!(
@@ -710,7 +729,7 @@ mod tests {
         let r = store
             .commit(Batch {
                 hours: vec![hour(2)],
-                ..Batch::default()
+                ..empty_batch()
             })
             .unwrap();
         assert_eq!(r.hours_new, 1);
@@ -752,15 +771,15 @@ mod tests {
                 .commit(Batch {
                     checkpoint: Some(checkpoint(pos)),
                     counters: vec![("entrance".into(), "frames_read".into(), pos)],
-                    ..Batch::default()
+                    ..empty_batch()
                 })
                 .unwrap();
         }
         // A commit without a checkpoint leaves the cursor where the last checkpoint put it.
         store
             .commit(Batch {
-                visits: vec![visit(3, 9)],
-                ..Batch::default()
+                visits: vec![visit(3, T0 + 9)],
+                ..empty_batch()
             })
             .unwrap();
         store.close();
@@ -783,8 +802,8 @@ mod tests {
         let store = open(dir.path()).unwrap();
         store
             .commit(Batch {
-                visits: vec![visit(0xab, 1)],
-                ..Batch::default()
+                visits: vec![visit(0xab, T0 + 1)],
+                ..empty_batch()
             })
             .unwrap();
         store.close();
