@@ -116,6 +116,13 @@ fn frame_skip(e: Error) -> Skip {
 /// signal, so a valid frame is `NoSignal`. Then the frame must be a client transmission
 /// ([`ieee80211::client_frame`]) from a unicast address.
 pub fn parse(linktype: u32, data: &[u8]) -> Result<Presence, Skip> {
+    parse_record(linktype, data, data.len())
+}
+
+/// Like [`parse`] for a capture record whose frame was `orig_len` bytes on the air. When the
+/// capture kept less than that, a trailing FCS was cut off with the rest and cannot be
+/// checked, so an FCS-at-end frame is `Truncated80211` rather than `BadFcs`.
+pub fn parse_record(linktype: u32, data: &[u8], orig_len: usize) -> Result<Presence, Skip> {
     let (frame, rssi_dbm, channel_mhz) = match linktype {
         LINKTYPE_IEEE802_11_RADIOTAP => {
             let header = radiotap::Header::new_checked(data).map_err(radiotap_skip)?;
@@ -126,6 +133,9 @@ pub fn parse(linktype: u32, data: &[u8]) -> Result<Presence, Skip> {
             // Sliced from `data` (not `header`) so the frame outlives the view.
             let mut frame = crate::bytes::tail(data, header.payload_offset());
             if rt.fcs_at_end() {
+                if orig_len > data.len() {
+                    return Err(Skip::Truncated80211);
+                }
                 match fcs::split_check(frame) {
                     Some((f, true)) => frame = f,
                     Some((_, false)) => return Err(Skip::BadFcs),

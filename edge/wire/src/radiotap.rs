@@ -79,6 +79,7 @@ pub const fn field_size_align(bit: u32) -> Option<(usize, usize)> {
         21 => (12, 2),
         22 => (12, 8),
         23 | 24 => (12, 2),
+        25 => (6, 2),
         26 => (1, 1),
         27 => (4, 2),
         _ => return None,

@@ -6,7 +6,7 @@ mod fixtures;
 
 use edge_wire::ieee80211::FrameKind;
 use edge_wire::pcap::{LINKTYPE_IEEE802_11, LINKTYPE_IEEE802_11_RADIOTAP, LINKTYPE_PPI};
-use edge_wire::presence::{fingerprint, parse, Presence, Skip};
+use edge_wire::presence::{fingerprint, parse, parse_record, Presence, Skip};
 use edge_wire::radiotap::{self, AntennaSignals, Channel};
 use fixtures::*;
 
@@ -215,11 +215,20 @@ fn every_truncation_is_skipped() {
             let _ = parse(LINKTYPE_IEEE802_11, &cap[..cut]);
         }
     }
-    // With an FCS, every cut must be rejected.
+    // With an FCS, every cut must be rejected; when the record says how long the frame was,
+    // a cut past the radiotap header is a truncation, not a bad FCS.
     for cap in [&caps[0], &caps[2]] {
+        let it_len = usize::from(u16::from_le_bytes([cap[2], cap[3]]));
         for cut in 0..cap.len() {
             assert!(parse(RT, &cap[..cut]).is_err(), "cut {cut}");
+            let r = parse_record(RT, &cap[..cut], cap.len());
+            if cut >= it_len {
+                assert_eq!(r, Err(Skip::Truncated80211), "cut {cut}");
+            } else {
+                assert_eq!(r, Err(Skip::TruncatedRadiotap), "cut {cut}");
+            }
         }
+        assert!(parse_record(RT, cap, cap.len()).is_ok());
     }
 }
 

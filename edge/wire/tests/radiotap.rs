@@ -125,11 +125,11 @@ fn vendor_namespace_is_skipped() {
 
 #[test]
 fn unknown_bit_stops_walk() {
-    // Flags, then bit 25 (unknown here), then dBm signal in an extension word that can never
-    // be located: the walk keeps Flags and stops without error.
+    // Flags, then bit 28 (TLVs, whose layout is not modelled), then a field in an extension
+    // word that can never be located: the walk keeps Flags and stops without error.
     let buf = [
         0x00, 0x00, 0x0e, 0x00, // version, pad, it_len 14
-        0x02, 0x00, 0x00, 0x82, // present 0: Flags(1), bit 25, EXT
+        0x02, 0x00, 0x00, 0x90, // present 0: Flags(1), bit 28, EXT
         0x20, 0x00, 0x00, 0x00, // present 1: bit 37 in the default namespace: unknown too
         0x10, // Flags
         0x99, // unknown data
@@ -240,4 +240,27 @@ fn repr_round_trip_antennas() {
     let p = Repr::parse(&h).unwrap();
     assert_eq!(p, r);
     assert_eq!(p.rssi_dbm(), Some(-55));
+}
+
+#[test]
+fn he_mu_other_user_field_is_walked_past() {
+    // Bit 25 (HE-MU-other-user, 6 bytes, 2-aligned) followed by a second namespace whose only
+    // signal is per-antenna: the walker must step over bit 25 to reach it.
+    let rt: [u8; 22] = [
+        0x00, // @0 it_version = 0
+        0x00, // @1 it_pad
+        0x16, 0x00, // @2 it_len = 22
+        0x02, 0x00, 0x00,
+        0xa2, // @4 present 0: Flags, HE-MU-other-user(25), radiotap NS(29), EXT(31)
+        0x20, 0x08, 0x00, 0x00, // @8 present 1: dBm signal(5), antenna(11)
+        0x00, // @12 Flags = none
+        0x00, // @13 padding: bit 25 aligns to 2
+        0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, // @14 HE-MU-other-user (per_user_1/2, position, known)
+        0xce, // @20 antenna signal = -50 dBm
+        0x00, // @21 antenna index 0
+    ];
+    let r = Repr::parse(&Header::new_checked(&rt[..]).unwrap()).unwrap();
+    assert_eq!(r.antenna_signal_dbm, None);
+    assert_eq!(r.rssi_dbm(), Some(-50));
 }

@@ -76,9 +76,10 @@ impl FrameHandler {
         }
     }
 
-    /// Handles one record; returns a full batch when one is ready.
-    pub fn handle(&mut self, ts_ms: i64, data: &[u8]) -> Option<SourceMsg> {
-        self.push_parsed(ts_ms, presence::parse(self.linktype, data))
+    /// Handles one record (`orig_len`: the frame's length on the air); returns a full batch
+    /// when one is ready.
+    pub fn handle(&mut self, ts_ms: i64, data: &[u8], orig_len: usize) -> Option<SourceMsg> {
+        self.push_parsed(ts_ms, presence::parse_record(self.linktype, data, orig_len))
     }
 
     /// Takes what is batched so far (possibly empty, as a heartbeat).
@@ -136,7 +137,7 @@ pub fn replay_file(
         }
         match cap.next_packet() {
             Ok(p) => {
-                if let Some(batch) = h.handle(ts_ms(p.header), p.data) {
+                if let Some(batch) = h.handle(ts_ms(p.header), p.data, p.header.len as usize) {
                     if tx.send(batch).is_err() {
                         return;
                     }
