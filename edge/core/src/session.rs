@@ -179,7 +179,10 @@ pub struct Sessionizer {
     params: MetricParams,
     #[serde(skip, default = "default_clock")]
     clock: Option<LocalClock>,
-    open: HashMap<DeviceKey, OpenVisit, KeyHasher>,
+    /// Boxed values keep each table entry at 24 bytes: with a hundred thousand devices coming
+    /// and going, removals leave tombstones and the table can double while both copies are
+    /// live, which with 168-byte entries alone took more than the whole memory budget.
+    open: HashMap<DeviceKey, Box<OpenVisit>, KeyHasher>,
     staff: StaffTracker,
     agg: Aggregator,
     watermark_ms: i64,
@@ -244,15 +247,17 @@ impl Sessionizer {
             }
         }
         let p = &self.params;
-        let v = self.open.entry(s.device).or_insert_with(|| OpenVisit {
-            first_ms: s.ts_ms,
-            last_ms: s.ts_ms,
-            inside_ms: 0,
-            inside_now: false,
-            sightings: 0,
-            randomized: s.randomized,
-            associated: false,
-            zones: ZoneTracker::default(),
+        let v = self.open.entry(s.device).or_insert_with(|| {
+            Box::new(OpenVisit {
+                first_ms: s.ts_ms,
+                last_ms: s.ts_ms,
+                inside_ms: 0,
+                inside_now: false,
+                sightings: 0,
+                randomized: s.randomized,
+                associated: false,
+                zones: ZoneTracker::default(),
+            })
         });
         if v.inside_now && s.ts_ms > v.last_ms {
             v.inside_ms += s.ts_ms - v.last_ms;
@@ -306,7 +311,7 @@ impl Sessionizer {
 
     /// Closes every open visit and seals every hour: the input has ended.
     pub fn flush(&mut self) {
-        let mut all: Vec<(DeviceKey, OpenVisit)> = self.open.drain().collect();
+        let mut all: Vec<(DeviceKey, Box<OpenVisit>)> = self.open.drain().collect();
         // The table is empty now; give its memory back before the closed visits are built.
         self.open.shrink_to_fit();
         all.sort_unstable_by_key(|(k, v)| (v.first_ms, *k));
@@ -316,7 +321,7 @@ impl Sessionizer {
         self.agg.seal_all();
     }
 
-    fn close(&mut self, device: DeviceKey, v: OpenVisit) {
+    fn close(&mut self, device: DeviceKey, v: Box<OpenVisit>) {
         let clock = self.clock();
         let p = &self.params;
         let parts = clock.split_by_day(v.first_ms, v.last_ms.max(v.first_ms + 1));
