@@ -242,7 +242,7 @@ impl Sessionizer {
         if let Some(v) = self.open.get(&s.device) {
             if s.ts_ms.saturating_sub(v.last_ms) > p.visit_timeout_ms {
                 if let Some(old) = self.open.remove(&s.device) {
-                    self.close(s.device, old);
+                    self.close(s.device, *old);
                 }
             }
         }
@@ -300,7 +300,7 @@ impl Sessionizer {
         expired.sort_unstable_by_key(|k| self.open.get(k).map(|v| (v.first_ms, *k)));
         for k in expired {
             if let Some(v) = self.open.remove(&k) {
-                self.close(k, v);
+                self.close(k, *v);
             }
         }
         self.agg.seal(watermark_ms);
@@ -316,12 +316,12 @@ impl Sessionizer {
         self.open.shrink_to_fit();
         all.sort_unstable_by_key(|(k, v)| (v.first_ms, *k));
         for (k, v) in all {
-            self.close(k, v);
+            self.close(k, *v);
         }
         self.agg.seal_all();
     }
 
-    fn close(&mut self, device: DeviceKey, v: Box<OpenVisit>) {
+    fn close(&mut self, device: DeviceKey, v: OpenVisit) {
         let clock = self.clock();
         let p = &self.params;
         let parts = clock.split_by_day(v.first_ms, v.last_ms.max(v.first_ms + 1));
