@@ -11,6 +11,7 @@ mod bytes;
 mod error;
 mod mac;
 
+pub mod capture;
 pub mod fcs;
 pub mod ieee80211;
 pub mod pcap;

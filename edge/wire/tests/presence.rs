@@ -238,28 +238,3 @@ fn skip_all_labels() {
     assert_eq!(Skip::BadFcs.label(), "bad_fcs");
     assert_eq!(Skip::Truncated80211.label(), "truncated_80211");
 }
-
-/// Rough throughput check: `cargo test -p edge-wire --release --test presence -- --ignored
-/// --nocapture`.
-#[test]
-#[ignore = "timing, run by hand in release"]
-fn throughput() {
-    let caps = [
-        capture(&RT_SIMPLE, &PROBE_REQ, true),
-        capture(&RT_MAC80211, &QOS_DATA, false),
-        capture(&RT_MAC80211, &BEACON, false),
-        capture(&RT_EXT, &DATA_FROMDS, false),
-    ];
-    let n = 4_000_000;
-    let start = std::time::Instant::now();
-    let mut ok = 0u64;
-    for i in 0..n {
-        let cap = &caps[i % caps.len()];
-        ok += u64::from(parse(RT, std::hint::black_box(cap)).is_ok());
-    }
-    let dt = start.elapsed();
-    println!(
-        "{n} frames in {dt:?}: {:.1} M frames/s ({ok} accepted)",
-        n as f64 / dt.as_secs_f64() / 1e6
-    );
-}

@@ -70,14 +70,16 @@ CREATE TABLE counters (
 );
 
 -- Append-only outbox served to the cloud; (kind, record_key, revision) is the record identity.
+-- A record enters it in the same transaction as its first insert into its own table (whose
+-- unique key refuses a second copy), so no unique index is kept here: one over random device
+-- keys would rewrite pages all over the index at every commit.
 CREATE TABLE outbox (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     kind        TEXT NOT NULL,
     record_key  TEXT NOT NULL,
     revision    INTEGER NOT NULL,
     body        TEXT NOT NULL,
-    created_ms  INTEGER NOT NULL,
-    UNIQUE (kind, record_key, revision)
+    created_ms  INTEGER NOT NULL
 );
 "#,
 )];
