@@ -892,58 +892,27 @@ mod tests {
         assert!(got.is_empty());
         assert!(matches!(err, Some(ReadError::Format { offset: 24, .. })));
 
+        // Corruptions of the first EPB (at byte 72 of the fixture): (byte, value, what).
+        let table = [
+            (72 + 35, 0x20, "pcapng trailing block length"), // trailer disagrees
+            (72 + 11, 3, "pcapng interface id"),             // interface never described
+            (72 + 23, 0x40, "pcapng packet captured length"), // caplen past the block
+            (72 + 7, 0x25, "pcapng block length"),           // not a multiple of 4
+        ];
         let good = multi_section_fixture();
-        // EPB (at 72) whose trailing length disagrees with its leading one.
-        let mut f = good.clone();
-        f[72 + 35] = 0x20;
-        let (got, err) = read_all(&f, usize::MAX);
-        assert!(got.is_empty());
-        assert!(
-            matches!(
-                err,
+        for (at, value, want) in table {
+            let mut f = good.clone();
+            f[at] = value;
+            let (got, err) = read_all(&f, usize::MAX);
+            assert!(got.is_empty(), "{want}");
+            match err {
                 Some(ReadError::Format {
                     offset: 72,
-                    error: Error::Malformed {
-                        what: "pcapng trailing block length",
-                        ..
-                    }
-                })
-            ),
-            "{err:?}"
-        );
-        // EPB naming interface 3, which was never described.
-        let mut f = good.clone();
-        f[72 + 11] = 3;
-        let (_, err) = read_all(&f, usize::MAX);
-        assert!(
-            matches!(
-                err,
-                Some(ReadError::Format {
-                    offset: 72,
-                    error: Error::Malformed {
-                        what: "pcapng interface id",
-                        ..
-                    }
-                })
-            ),
-            "{err:?}"
-        );
-        // EPB whose caplen runs past its block.
-        let mut f = good.clone();
-        f[72 + 23] = 0x40;
-        let (_, err) = read_all(&f, usize::MAX);
-        assert!(
-            matches!(err, Some(ReadError::Format { offset: 72, .. })),
-            "{err:?}"
-        );
-        // Block length not a multiple of 4.
-        let mut f = good.clone();
-        f[72 + 7] = 0x25;
-        let (_, err) = read_all(&f, usize::MAX);
-        assert!(
-            matches!(err, Some(ReadError::Format { offset: 72, .. })),
-            "{err:?}"
-        );
+                    error: Error::Malformed { what, .. },
+                }) => assert_eq!(what, want),
+                other => panic!("{want}: {other:?}"),
+            }
+        }
         // Section with a bad byte-order magic.
         let mut f = good;
         f[9] = 0;
