@@ -29,6 +29,7 @@ fn live_capture_on_loopback_counts_and_shuts_down_cleanly() {
         "[store]\nstore_id = \"lab\"\ngateway_id = \"gw\"\ntimezone = \"UTC\"\n\n\
          [privacy]\nsecrets_file = \"secrets.toml\"\n\n\
          [storage]\ndata_dir = \"data\"\ncommit_interval = \"100ms\"\ncheckpoint_interval = \"200ms\"\n\n\
+         [sync]\nlisten = \"127.0.0.1:0\"\n\n\
          [[sources.wifi]]\nname = \"lo\"\nzone = \"lab\"\ninterface = \"lo\"\n",
     )
     .unwrap();

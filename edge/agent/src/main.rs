@@ -3,12 +3,14 @@
 
 mod config;
 mod pipeline;
+mod pull;
 mod report;
 mod run;
 mod secrets;
 mod sources;
 mod stats;
 mod store;
+mod sync;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -111,6 +113,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Pull records from gateways' pull API as JSON lines (the reference cloud client).
+    Pull {
+        /// Gateway address, e.g. http://127.0.0.1:50051 (repeat for several gateways).
+        #[arg(long, required = true)]
+        endpoint: Vec<String>,
+        /// Output: a JSON-lines file for one endpoint, a directory (one file per gateway) for
+        /// several.
+        #[arg(long, default_value = "records.jsonl")]
+        out: PathBuf,
+        /// State file keeping the cursor (default: the output with `.state`); one endpoint only.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Bearer token.
+        #[arg(long, conflicts_with = "token_file")]
+        token: Option<String>,
+        /// File whose first line is the bearer token.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Records per request.
+        #[arg(long, default_value_t = 10_000)]
+        limit: u32,
+        /// Keep polling after catching up, every this many seconds, until Ctrl-C.
+        #[arg(long)]
+        follow: Option<u64>,
+    },
     /// Hardware profiles.
     Profiles {
         #[command(subcommand)]
@@ -135,6 +162,7 @@ fn init_logging(filter: Option<&str>) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }
@@ -212,6 +240,15 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
         Command::Profiles {
             command: ProfilesCommand::Check { paths },
         } => profiles_check(&paths),
+        Command::Pull {
+            endpoint,
+            out,
+            state,
+            token,
+            token_file,
+            limit,
+            follow,
+        } => pull_cmd(endpoint, out, state, token, token_file, limit, follow).await,
     }
 }
 
@@ -306,12 +343,86 @@ async fn demo(exit: bool, dir: Option<PathBuf>) -> anyhow::Result<()> {
         "again: store-edge report --data-dir {} [--json]",
         cfg.storage.data_dir.display()
     );
+    if !exit && cfg.sync.enabled {
+        let store = std::sync::Arc::new(
+            store::open(&cfg.storage.data_dir).context("reopening the store for the pull API")?,
+        );
+        let addr = sync::spawn(
+            &cfg.sync,
+            cfg.storage.data_dir.clone(),
+            store,
+            cancel.clone(),
+            &tracker,
+        )
+        .await?;
+        println!("pull API (gRPC, no auth, loopback): http://{addr}  (try: store-edge pull --endpoint http://{addr} --out records.jsonl)");
+    }
     if !exit {
         println!("the agent keeps running; press Ctrl-C to stop");
         run::shutdown_signal().await;
     }
     cancel.cancel();
     run::drain(&tracker, SHUTDOWN_DEADLINE).await;
+    Ok(())
+}
+
+async fn pull_cmd(
+    endpoints: Vec<String>,
+    out: PathBuf,
+    state: Option<PathBuf>,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    limit: u32,
+    follow: Option<u64>,
+) -> anyhow::Result<()> {
+    let token = match token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(&f)
+                .with_context(|| format!("reading token file {}", f.display()))?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string(),
+        ),
+        None => token,
+    };
+    let opts = pull::PullOptions {
+        token,
+        limit: limit.max(1),
+        follow: follow.map(Duration::from_secs),
+    };
+    let paths = pull::paths_for(&endpoints, &out, state.as_deref())?;
+    let cancel = CancellationToken::new();
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            run::shutdown_signal().await;
+            cancel.cancel();
+        });
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (endpoint, (out, state)) in endpoints.into_iter().zip(paths) {
+        let (opts, cancel) = (opts.clone(), cancel.clone());
+        tasks.spawn(async move {
+            let r = pull::pull_one(&endpoint, &out, &state, &opts, &cancel).await;
+            (endpoint, out, r)
+        });
+    }
+    let mut failed = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (endpoint, out, r) = done.context("pull task panicked")?;
+        match r {
+            Ok(n) => eprintln!("{endpoint}: {n} new records in {}", out.display()),
+            Err(e) => {
+                failed += 1;
+                eprintln!("{endpoint}: error: {e:#}");
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} endpoint(s) failed");
+    }
     Ok(())
 }
 

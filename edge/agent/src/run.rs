@@ -12,7 +12,9 @@ use anyhow::{bail, Context};
 use edge_core::report::ConfiguredSources;
 use edge_core::{snapshot, DeviceKeyer, LocalClock, Sessionizer, DEFINITIONS_VERSION};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
@@ -175,8 +177,10 @@ pub async fn run(
     let secret = crate::secrets::load_device_secret(cfg.secrets_file.as_deref())?;
     let clock = LocalClock::new(cfg.timezone);
     let data_dir = &cfg.storage.data_dir;
-    let store = store::open(data_dir)
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let store = Arc::new(
+        store::open(data_dir)
+            .with_context(|| format!("opening the store in {}", data_dir.display()))?,
+    );
     tracing::info!(db = %store.path().display(), "store open");
     let reader = Reader::open(data_dir).context("reading the store's checkpoint")?;
     let core = restore_core(cfg, Some(&reader), clock)?;
@@ -287,12 +291,22 @@ pub async fn run(
     } else {
         ProgressBar::hidden()
     };
+    // As a service, the pull API runs beside the pipeline and acks through the same writer.
+    if !opts.once && cfg.sync.enabled {
+        crate::sync::spawn(
+            &cfg.sync,
+            data_dir.clone(),
+            store.clone(),
+            cancel.clone(),
+            tracker,
+        )
+        .await?;
+    }
     let pcancel = cancel.clone();
     let summary = tracker
         .spawn_blocking(move || {
-            let r = pipeline::run(core, keyer, inputs, &store, &settings, &pcancel, &progress);
-            store.close();
-            r
+            // The writer stops when the last handle (this one, or the pull API's) is dropped.
+            pipeline::run(core, keyer, inputs, &store, &settings, &pcancel, &progress)
         })
         .await
         .context("pipeline thread panicked")??;

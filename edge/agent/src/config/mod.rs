@@ -298,6 +298,9 @@ pub struct RawConfig {
     /// `[sources]`.
     #[serde(default)]
     pub sources: RawSources,
+    /// `[sync]`: the pull API.
+    #[serde(default)]
+    pub sync: crate::sync::config::RawSync,
 }
 
 /// Validated `[storage]`.
@@ -339,6 +342,8 @@ pub struct Config {
     pub metrics: MetricParams,
     /// Wi-Fi sources, validated.
     pub wifi: Vec<WifiSource>,
+    /// The pull API.
+    pub sync: crate::sync::config::SyncConfig,
 }
 
 impl Config {
@@ -486,6 +491,7 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
             format!("at most {} zones are supported", edge_core::MAX_ZONES),
         ));
     }
+    let sync = raw.sync.validate(&errs, &base)?;
     Ok(Config {
         file: path.to_path_buf(),
         store_id: raw.store.store_id,
@@ -502,6 +508,7 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         },
         metrics,
         wifi,
+        sync,
     })
 }
 

@@ -6,9 +6,10 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// (version, SQL). Append only: never edit a released migration, add a new one.
-pub const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
-    r#"
+pub const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -82,7 +83,30 @@ CREATE TABLE outbox (
     created_ms  INTEGER NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+-- Outbox epochs: a new one starts whenever the outbox tail may have been lost (the previous
+-- run did not shut down cleanly). Cursors name their epoch; `start_seq` is the last outbox seq
+-- that survived into the epoch, which is where a cursor of an older epoch resumes at the latest.
+CREATE TABLE outbox_epochs (
+    epoch       INTEGER PRIMARY KEY,
+    start_seq   INTEGER NOT NULL,
+    started_ms  INTEGER NOT NULL,
+    reason      TEXT NOT NULL
+);
+
+-- What the cloud has acknowledged: every outbox record with seq <= acked_seq.
+CREATE TABLE sync_state (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    acked_seq   INTEGER NOT NULL,
+    updated_ms  INTEGER NOT NULL
+);
+INSERT INTO sync_state (id, acked_seq, updated_ms) VALUES (1, 0, 0);
+"#,
+    ),
+];
 
 /// The schema version this build writes.
 pub fn latest() -> u32 {

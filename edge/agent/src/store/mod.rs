@@ -152,6 +152,7 @@ pub struct Receipt {
 enum Cmd {
     Commit(Box<Batch>, SyncSender<Result<Receipt, StoreError>>),
     SetMeta(Vec<(String, String)>, SyncSender<Result<(), StoreError>>),
+    Ack(i64, i64, SyncSender<Result<i64, StoreError>>),
 }
 
 /// Handle to the writer thread.
@@ -183,6 +184,7 @@ pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         Connection::open(&path).map_err(|e| StoreError::sqlite("opening database", e))?;
     configure(&conn)?;
     migrations::migrate(&mut conn)?;
+    start_epoch(&mut conn, chrono::Utc::now().timestamp_millis())?;
     let (tx, rx) = sync_channel(WRITER_QUEUE);
     let join = std::thread::Builder::new()
         .name("store-writer".into())
@@ -226,7 +228,21 @@ impl Store {
         rrx.recv().map_err(|_| StoreError::Closed)?
     }
 
-    /// Stops the writer after the queued commands and waits for it.
+    /// Records that the cloud has stored every outbox record up to `seq`; returns the acked
+    /// seq afterwards. Never moves back: an older ack changes nothing.
+    pub fn ack(&self, seq: i64, now_ms: i64) -> Result<i64, StoreError> {
+        let (rtx, rrx) = sync_channel(1);
+        self.tx
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(Cmd::Ack(seq, now_ms, rtx))
+            .map_err(|_| StoreError::Closed)?;
+        rrx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Stops the writer after the queued commands and waits for it (dropping the last handle
+    /// does the same).
+    #[cfg(test)]
     pub fn close(mut self) {
         self.shutdown();
     }
@@ -269,10 +285,101 @@ fn writer(mut conn: Connection, rx: Receiver<Cmd>) {
                 })();
                 let _ = reply.send(r);
             }
+            Cmd::Ack(seq, now_ms, reply) => {
+                let r = conn
+                    .execute(
+                        "UPDATE sync_state SET acked_seq = ?1, updated_ms = ?2
+                         WHERE id = 1 AND acked_seq < ?1",
+                        params![seq, now_ms],
+                    )
+                    .and_then(|_| {
+                        conn.query_row("SELECT acked_seq FROM sync_state WHERE id = 1", [], |r| {
+                            r.get(0)
+                        })
+                    })
+                    .map_err(|e| StoreError::sqlite("recording an ack", e));
+                let _ = reply.send(r);
+            }
         }
     }
-    // Leave a clean WAL behind on shutdown.
+    // Leave a clean WAL behind on shutdown, then mark the shutdown clean: the next start keeps
+    // the outbox epoch.
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    let _ = conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('clean_shutdown', '1')
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [],
+    );
+}
+
+/// Starts the outbox epoch of this run: the first one for a new database, a new one if the
+/// previous run did not shut down cleanly (its last commits may not have reached the disk, so
+/// records it served may be gone and their seqs reused). Also gives the database its random
+/// outbox id, which cursors carry so that a cursor of another gateway or database is refused.
+fn start_epoch(conn: &mut Connection, now_ms: i64) -> Result<(), StoreError> {
+    let e = |ctx: &'static str| move |err| StoreError::sqlite(ctx, err);
+    let tx = conn.transaction().map_err(e("starting the epoch check"))?;
+    let id: Option<String> = tx
+        .query_row("SELECT value FROM meta WHERE key = 'outbox_id'", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(e("reading the outbox id"))?;
+    if id.is_none() {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('outbox_id', ?1)",
+            [hex::encode(rand::random::<[u8; 8]>())],
+        )
+        .map_err(e("writing the outbox id"))?;
+    }
+    let clean: bool = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'clean_shutdown'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()
+        .map_err(e("reading the shutdown flag"))?
+        .is_some_and(|v| v == "1");
+    let last: Option<i64> = tx
+        .query_row("SELECT max(epoch) FROM outbox_epochs", [], |r| r.get(0))
+        .map_err(e("reading the epoch"))?;
+    let head: i64 = tx
+        .query_row("SELECT COALESCE(max(seq), 0) FROM outbox", [], |r| r.get(0))
+        .map_err(e("reading the outbox head"))?;
+    let new = match last {
+        None => Some((1, "new database")),
+        Some(n) if !clean => Some((n + 1, "previous run did not shut down cleanly")),
+        Some(_) => None,
+    };
+    if let Some((epoch, reason)) = new {
+        tx.execute(
+            "INSERT INTO outbox_epochs (epoch, start_seq, started_ms, reason) VALUES (?1, ?2, ?3, ?4)",
+            params![epoch, head, now_ms, reason],
+        )
+        .map_err(e("starting an epoch"))?;
+        // Acks past the surviving tail named records that may be gone.
+        tx.execute(
+            "UPDATE sync_state SET acked_seq = min(acked_seq, ?1) WHERE id = 1",
+            [head],
+        )
+        .map_err(e("clamping the ack"))?;
+        if epoch > 1 {
+            tracing::warn!(
+                epoch,
+                start_seq = head,
+                reason,
+                "new outbox epoch: pulling clients resume from the surviving tail"
+            );
+        }
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('clean_shutdown', '0')
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [],
+    )
+    .map_err(e("clearing the shutdown flag"))?;
+    tx.commit().map_err(e("committing the epoch"))
 }
 
 /// Path element as stored: zone name and dwell.
@@ -481,6 +588,49 @@ pub struct Reader {
     conn: Connection,
 }
 
+/// The outbox's committed sync state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxState {
+    /// Random id of this database's outbox (hex), carried by cursors.
+    pub outbox_id: String,
+    /// (epoch, start seq), oldest first; the last is current.
+    pub epochs: Vec<(u64, i64)>,
+    /// Lowest seq held (1 when empty).
+    pub first_seq: i64,
+    /// Highest committed seq (0 when empty).
+    pub head_seq: i64,
+    /// Records held.
+    pub records: u64,
+    /// Every record up to this seq is acknowledged.
+    pub acked_seq: i64,
+    /// Records after `acked_seq`.
+    pub unacked: u64,
+}
+
+impl OutboxState {
+    /// The current epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epochs.last().map_or(1, |e| e.0)
+    }
+}
+
+/// One outbox record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRecord {
+    /// Outbox position.
+    pub seq: i64,
+    /// "visit", "hourly", ...
+    pub kind: String,
+    /// Natural key within the kind.
+    pub record_key: String,
+    /// Revision of the record.
+    pub revision: u32,
+    /// JSON body in the shape of `records.proto`.
+    pub body: String,
+    /// Commit time, Unix ms.
+    pub created_ms: i64,
+}
+
 /// A visit row as read back.
 #[derive(Debug, Clone)]
 pub struct VisitRow {
@@ -610,6 +760,99 @@ impl Reader {
                 |r| r.get(0),
             )
             .map_err(|e| StoreError::sqlite("finding the latest date", e))
+    }
+
+    /// The outbox's sync state as committed: id, epochs, bounds and acks.
+    pub fn outbox_state(&self) -> Result<OutboxState, StoreError> {
+        let e = |ctx: &'static str| move |err| StoreError::sqlite(ctx, err);
+        let outbox_id = self.meta("outbox_id")?.unwrap_or_default();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT epoch, start_seq FROM outbox_epochs ORDER BY epoch")
+            .map_err(e("reading epochs"))?;
+        let epochs = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<(u64, i64)>, _>>())
+            .map_err(e("reading epochs"))?;
+        let (first_seq, head_seq, records): (i64, i64, u64) = self
+            .conn
+            .query_row(
+                "SELECT COALESCE(min(seq), 1), COALESCE(max(seq), 0), count(*) FROM outbox",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)),
+            )
+            .map_err(e("reading outbox bounds"))?;
+        let acked_seq: i64 = self
+            .conn
+            .query_row("SELECT acked_seq FROM sync_state WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .map_err(e("reading acks"))?;
+        let unacked: u64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM outbox WHERE seq > ?1",
+                [acked_seq],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(e("counting unacked records"))? as u64;
+        Ok(OutboxState {
+            outbox_id,
+            epochs,
+            first_seq,
+            head_seq,
+            records,
+            acked_seq,
+            unacked,
+        })
+    }
+
+    /// Up to `limit` outbox records with seq > `after` and at most `upto`, oldest first, only
+    /// of `kinds` when it is not empty.
+    pub fn outbox_page(
+        &self,
+        after: i64,
+        upto: i64,
+        limit: usize,
+        kinds: &[String],
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        let e = |err| StoreError::sqlite("reading the outbox", err);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, kind, record_key, revision, body, created_ms FROM outbox
+                 WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
+            )
+            .map_err(e)?;
+        let mut out = Vec::with_capacity(limit.min(1024));
+        let mut last = after;
+        // Filtering in Rust keeps one query plan (seq range scan) for every filter.
+        while out.len() < limit && last < upto {
+            let rows = stmt
+                .query_map(params![last, upto, 1024], |r| {
+                    Ok(OutboxRecord {
+                        seq: r.get(0)?,
+                        kind: r.get(1)?,
+                        record_key: r.get(2)?,
+                        revision: r.get(3)?,
+                        body: r.get(4)?,
+                        created_ms: r.get(5)?,
+                    })
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(e)?;
+            let Some(tail) = rows.last() else { break };
+            last = tail.seq;
+            for r in rows {
+                if out.len() == limit {
+                    break;
+                }
+                if kinds.is_empty() || kinds.contains(&r.kind) {
+                    out.push(r);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Number of rows in a table (for tests and status).
@@ -816,6 +1059,63 @@ mod tests {
             .query_row("SELECT device_key FROM visits", [], |r| r.get(0))
             .unwrap();
         assert_eq!(key, "ab".repeat(16));
+    }
+
+    #[test]
+    fn epochs_follow_clean_and_unclean_shutdowns_and_acks_never_move_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = || Reader::open(dir.path()).unwrap().outbox_state().unwrap();
+        let store = open(dir.path()).unwrap();
+        let mut batch = empty_batch();
+        batch.visits = (0..10).map(|i| visit(i, 1_000 * i64::from(i))).collect();
+        store.commit(batch).unwrap();
+        // (ack, acked afterwards): repeated and older acks change nothing.
+        for (ack, want) in [(4, 4), (4, 4), (2, 4), (7, 7)] {
+            assert_eq!(store.ack(ack, 1).unwrap(), want, "ack {ack}");
+        }
+        store.close();
+        let s = state();
+        assert_eq!(s.epochs, vec![(1, 0)]);
+        assert_eq!(
+            (s.head_seq, s.acked_seq, s.unacked, s.records),
+            (10, 7, 3, 10)
+        );
+        assert_eq!(s.outbox_id.len(), 16);
+        // A clean restart keeps the epoch and the id.
+        open(dir.path()).unwrap().close();
+        assert_eq!(state().epochs, vec![(1, 0)]);
+        assert_eq!(state().outbox_id, s.outbox_id);
+        // A run that never shut down (its handle leaked, as a killed process's would be)
+        // leaves the next start a new epoch from the surviving head.
+        std::mem::forget(open(dir.path()).unwrap());
+        open(dir.path()).unwrap().close();
+        assert_eq!(state().epochs, vec![(1, 0), (2, 10)]);
+        assert_eq!(state().acked_seq, 7);
+    }
+
+    #[test]
+    fn outbox_pages_filter_by_kind_and_stop_at_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).unwrap();
+        let mut batch = empty_batch();
+        batch.visits = (0..5).map(|i| visit(i, 1_000 * i64::from(i))).collect();
+        batch.hours = vec![hour(1)];
+        store.commit(batch).unwrap();
+        store.close();
+        let rd = Reader::open(dir.path()).unwrap();
+        let seqs = |after, upto, limit, kinds: &[&str]| {
+            let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+            rd.outbox_page(after, upto, limit, &kinds)
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(seqs(0, 6, 100, &[]), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(seqs(2, 6, 2, &[]), vec![3, 4]);
+        assert_eq!(seqs(0, 4, 100, &[]), vec![1, 2, 3, 4]);
+        assert_eq!(seqs(0, 6, 100, &["hourly"]), vec![6]);
+        assert_eq!(seqs(0, 5, 100, &["hourly"]), Vec::<i64>::new());
     }
 
     #[test]

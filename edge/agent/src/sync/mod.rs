@@ -1,0 +1,197 @@
+//! The pull API (design §8): the cloud pulls outbox records with a cursor and acks them, over
+//! gRPC with bearer tokens and optional (m)TLS, plus `grpc.health.v1` and server reflection.
+
+pub mod config;
+pub mod cursor;
+pub mod service;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use edge_proto::v1::sync_server::SyncServer;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::{Request, Status};
+use tonic_health::ServingStatus;
+
+use crate::store::{Reader, Store};
+use config::{SyncConfig, Token};
+use service::{ClientName, SyncService};
+
+/// Name under which health reports the Sync service.
+pub const SERVICE_NAME: &str = "storeedge.v1.Sync";
+/// How often health re-checks that the store can be read.
+const HEALTH_PROBE: Duration = Duration::from_secs(1);
+
+/// Compares without an early exit, so response time does not reveal a token's prefix.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks `authorization: Bearer <token>` against the configured tokens (none configured:
+/// everyone is "anonymous") and records the client's name.
+fn authorize(tokens: &[Token], mut req: Request<()>) -> Result<Request<()>, Status> {
+    if tokens.is_empty() {
+        return Ok(req);
+    }
+    let given = req
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| Status::unauthenticated("missing `authorization: Bearer <token>`"))?;
+    let name = tokens
+        .iter()
+        .find(|t| ct_eq(t.secret.as_bytes(), given.as_bytes()))
+        .map(|t| t.name.clone())
+        .ok_or_else(|| Status::unauthenticated("unknown token"))?;
+    req.extensions_mut().insert(ClientName(name));
+    Ok(req)
+}
+
+/// Binds the listener (so a busy port fails here, not later) and serves until `cancel` on
+/// `tracker`. Returns the bound address.
+pub async fn spawn(
+    cfg: &SyncConfig,
+    data_dir: PathBuf,
+    store: Arc<Store>,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding the pull API to {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(edge_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building gRPC reflection")?;
+
+    let tokens = Arc::new(cfg.tokens.clone());
+    let svc = SyncService::new(data_dir.clone(), store, cancel.clone());
+    let sync = SyncServer::with_interceptor(svc, move |req| authorize(&tokens, req));
+
+    let mut builder = Server::builder();
+    if let Some(tls) = &cfg.tls {
+        let mut t =
+            ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
+        if let Some(ca) = &tls.client_ca_pem {
+            t = t.client_ca_root(Certificate::from_pem(ca));
+        }
+        builder = builder
+            .tls_config(t)
+            .context("configuring TLS for the pull API")?;
+    }
+    let router = builder
+        .add_service(health_svc)
+        .add_service(reflection)
+        .add_service(sync);
+
+    // Health: SERVING while the store can be read, NOT_SERVING otherwise.
+    let probe_cancel = cancel.clone();
+    tracker.spawn(async move {
+        let mut last = None;
+        loop {
+            let dir = data_dir.clone();
+            let ok = tokio::task::spawn_blocking(move || {
+                Reader::open(&dir).and_then(|r| r.outbox_state()).is_ok()
+            })
+            .await
+            .unwrap_or(false);
+            let status = if ok {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            if last != Some(ok) {
+                health.set_service_status(SERVICE_NAME, status).await;
+                health.set_service_status("", status).await;
+                if !ok {
+                    tracing::warn!("store unreadable: pull API reports NOT_SERVING");
+                }
+                last = Some(ok);
+            }
+            tokio::select! {
+                _ = probe_cancel.cancelled() => break,
+                _ = tokio::time::sleep(HEALTH_PROBE) => {}
+            }
+        }
+    });
+
+    tracing::info!(%addr, tls = cfg.tls.is_some(), tokens = cfg.tokens.len(), "pull API listening");
+    tracker.spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        if let Err(e) = router
+            .serve_with_incoming_shutdown(incoming, cancel.cancelled_owned())
+            .await
+        {
+            tracing::error!(error = %e, "pull API stopped");
+        }
+    });
+    Ok(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> Vec<Token> {
+        vec![
+            Token {
+                name: "cloud".into(),
+                secret: "0123456789abcdef-cloud".into(),
+            },
+            Token {
+                name: "backup".into(),
+                secret: "0123456789abcdef-backup".into(),
+            },
+        ]
+    }
+
+    fn req(auth: Option<&str>) -> Request<()> {
+        let mut r = Request::new(());
+        if let Some(a) = auth {
+            r.metadata_mut().insert("authorization", a.parse().unwrap());
+        }
+        r
+    }
+
+    #[test]
+    fn bearer_tokens_table() {
+        let t = tokens();
+        let table: [(Option<&str>, Result<&str, tonic::Code>); 5] = [
+            (Some("Bearer 0123456789abcdef-cloud"), Ok("cloud")),
+            (Some("Bearer 0123456789abcdef-backup"), Ok("backup")),
+            (
+                Some("Bearer 0123456789abcdef-clouD"),
+                Err(tonic::Code::Unauthenticated),
+            ),
+            (
+                Some("0123456789abcdef-cloud"),
+                Err(tonic::Code::Unauthenticated),
+            ),
+            (None, Err(tonic::Code::Unauthenticated)),
+        ];
+        for (auth, want) in table {
+            match (authorize(&t, req(auth)), want) {
+                (Ok(r), Ok(name)) => {
+                    assert_eq!(r.extensions().get::<ClientName>().unwrap().0, name)
+                }
+                (Err(s), Err(code)) => assert_eq!(s.code(), code, "{auth:?}"),
+                (got, want) => panic!("{auth:?}: {got:?} vs {want:?}"),
+            }
+        }
+        // No tokens configured: everyone passes, anonymously.
+        assert!(authorize(&[], req(None)).is_ok());
+    }
+}

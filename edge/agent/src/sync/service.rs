@@ -1,0 +1,307 @@
+//! The `storeedge.v1.Sync` service: GetInfo, Pull, Ack and GetSummary over the committed store.
+//!
+//! Every call reads through its own read-only SQLite connection (on a blocking thread), so it
+//! sees committed state only; acks go through the store's single writer. `Pull` streams from a
+//! bounded channel: when the client reads slowly the reading thread waits, so memory stays flat
+//! whatever the outbox size.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use edge_proto::v1 as pb;
+use pb::sync_server::Sync;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::cursor::{self, CursorError};
+use crate::store::{OutboxRecord, OutboxState, Reader, Store};
+
+/// Records per `Pull` when the request does not say.
+pub const DEFAULT_LIMIT: u32 = 10_000;
+/// Most records one `Pull` returns.
+pub const MAX_LIMIT: u32 = 100_000;
+/// Records read from SQLite per page.
+const PAGE: usize = 1000;
+/// Responses queued for a client: the reader waits when they are not taken.
+const STREAM_QUEUE: usize = 2 * PAGE;
+/// Metadata key carrying the cursor to resume from, on FAILED_PRECONDITION.
+pub const RESUME_CURSOR_KEY: &str = "x-resume-cursor";
+/// Longest `GetSummary` range, days.
+const MAX_SUMMARY_DAYS: i64 = 366;
+
+/// Name of the authenticated client, put in request extensions by the auth interceptor.
+#[derive(Debug, Clone)]
+pub struct ClientName(pub String);
+
+/// The service state.
+#[derive(Clone)]
+pub struct SyncService {
+    data_dir: PathBuf,
+    store: Arc<Store>,
+    cancel: CancellationToken,
+}
+
+impl SyncService {
+    /// A service over the store in `data_dir`, acking through `store`.
+    pub fn new(data_dir: PathBuf, store: Arc<Store>, cancel: CancellationToken) -> Self {
+        SyncService {
+            data_dir,
+            store,
+            cancel,
+        }
+    }
+
+    /// Runs `f` with a fresh reader on a blocking thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Reader) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        let dir = self.data_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = Reader::open(&dir).map_err(|e| Status::unavailable(e.to_string()))?;
+            f(&r)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("reader thread failed: {e}")))?
+    }
+}
+
+fn client(req: &Request<impl Sized>) -> String {
+    req.extensions()
+        .get::<ClientName>()
+        .map_or_else(|| "anonymous".to_string(), |c| c.0.clone())
+}
+
+fn state_of(r: &Reader) -> Result<OutboxState, Status> {
+    r.outbox_state()
+        .map_err(|e| Status::unavailable(e.to_string()))
+}
+
+/// Maps a cursor problem to its status; a stale cursor carries where to resume.
+fn cursor_status(e: CursorError) -> Status {
+    match &e {
+        CursorError::Malformed { .. } => Status::invalid_argument(e.to_string()),
+        CursorError::Stale { resume, .. } => {
+            let mut s = Status::failed_precondition(e.to_string());
+            if let Ok(v) = resume.parse() {
+                s.metadata_mut().insert(RESUME_CURSOR_KEY, v);
+            }
+            s
+        }
+    }
+}
+
+/// An outbox row as a `Record`; a body that does not parse is data loss, reported as such.
+pub fn to_record(state: &OutboxState, r: OutboxRecord) -> Result<pb::Record, Status> {
+    let bad = |e: serde_json::Error| {
+        Status::data_loss(format!(
+            "outbox record {} ({} {}) does not match records.proto: {e}",
+            r.seq, r.kind, r.record_key
+        ))
+    };
+    let body = match r.kind.as_str() {
+        "visit" => pb::record::Body::Visit(serde_json::from_str(&r.body).map_err(bad)?),
+        "hourly" => pb::record::Body::Hourly(serde_json::from_str(&r.body).map_err(bad)?),
+        other => {
+            return Err(Status::data_loss(format!(
+                "outbox record {} has unknown kind {other:?}",
+                r.seq
+            )))
+        }
+    };
+    Ok(pb::Record {
+        cursor: cursor::at(state, r.seq).encode(),
+        idempotency_key: format!("{}/{}/{}", r.kind, r.record_key, r.revision),
+        kind: r.kind,
+        record_key: r.record_key,
+        revision: r.revision,
+        created_ms: r.created_ms,
+        body: Some(body),
+    })
+}
+
+#[tonic::async_trait]
+impl Sync for SyncService {
+    async fn get_info(
+        &self,
+        _req: Request<pb::GetInfoRequest>,
+    ) -> Result<Response<pb::GetInfoResponse>, Status> {
+        let resp = self
+            .read(|r| {
+                let st = state_of(r)?;
+                let meta = |k: &str| -> Result<String, Status> {
+                    Ok(r.meta(k)
+                        .map_err(|e| Status::unavailable(e.to_string()))?
+                        .unwrap_or_default())
+                };
+                let mut sources: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+                for (source, name, value) in r
+                    .counters()
+                    .map_err(|e| Status::unavailable(e.to_string()))?
+                {
+                    sources.entry(source).or_default().insert(name, value);
+                }
+                Ok(pb::GetInfoResponse {
+                    store_id: meta("store_id")?,
+                    gateway_id: meta("gateway_id")?,
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                    epoch: st.epoch(),
+                    first_cursor: cursor::at(&st, st.first_seq - 1).encode(),
+                    head_cursor: cursor::at(&st, st.head_seq).encode(),
+                    acked_cursor: if st.acked_seq > 0 {
+                        cursor::at(&st, st.acked_seq).encode()
+                    } else {
+                        String::new()
+                    },
+                    records: st.records,
+                    unacked: st.unacked,
+                    dropped_unacked: Default::default(),
+                    sources: sources
+                        .into_iter()
+                        .map(|(name, counters)| pb::SourceHealth {
+                            name,
+                            kind: "wifi".into(),
+                            counters: counters.into_iter().collect(),
+                        })
+                        .collect(),
+                })
+            })
+            .await?;
+        Ok(Response::new(resp))
+    }
+
+    type PullStream = ReceiverStream<Result<pb::PullResponse, Status>>;
+
+    async fn pull(
+        &self,
+        req: Request<pb::PullRequest>,
+    ) -> Result<Response<Self::PullStream>, Status> {
+        let who = client(&req);
+        let req = req.into_inner();
+        let limit = match req.limit {
+            0 => DEFAULT_LIMIT,
+            n => n.min(MAX_LIMIT),
+        } as usize;
+        let token = req.cursor.clone();
+        let (st, after) = self
+            .read(move |r| {
+                let st = state_of(r)?;
+                let after = cursor::resolve(&token, &st).map_err(cursor_status)?;
+                Ok((st, after))
+            })
+            .await?;
+        // Serve up to the head as of now: the same cursor and limit give the same records.
+        let upto = st.head_seq;
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_QUEUE);
+        let dir = self.data_dir.clone();
+        let cancel = self.cancel.clone();
+        tracing::debug!(client = %who, after, limit, "pull");
+        tokio::task::spawn_blocking(move || {
+            let reader = match Reader::open(&dir) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(Status::unavailable(e.to_string())));
+                    return;
+                }
+            };
+            let (mut last, mut sent) = (after, 0usize);
+            while sent < limit && !cancel.is_cancelled() {
+                let page = match reader.outbox_page(last, upto, PAGE.min(limit - sent), &req.kinds)
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(Status::unavailable(e.to_string())));
+                        return;
+                    }
+                };
+                if page.is_empty() {
+                    break;
+                }
+                for rec in page {
+                    last = rec.seq;
+                    sent += 1;
+                    let item = to_record(&st, rec).map(|r| pb::PullResponse { record: Some(r) });
+                    let failed = item.is_err();
+                    // The client went away: stop reading.
+                    if tx.blocking_send(item).is_err() || failed {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn ack(&self, req: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
+        let who = client(&req);
+        let token = req.into_inner().cursor;
+        let (st, seq) = self
+            .read(move |r| {
+                let st = state_of(r)?;
+                let seq = cursor::resolve(&token, &st).map_err(cursor_status)?;
+                Ok((st, seq))
+            })
+            .await?;
+        if seq > st.head_seq {
+            return Err(Status::failed_precondition(format!(
+                "ack at position {seq} is past the newest record served ({})",
+                st.head_seq
+            )));
+        }
+        let store = self.store.clone();
+        let now = chrono::Utc::now().timestamp_millis();
+        let acked = tokio::task::spawn_blocking(move || store.ack(seq, now))
+            .await
+            .map_err(|e| Status::internal(format!("ack thread failed: {e}")))?
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        tracing::info!(client = %who, acked, "ack");
+        Ok(Response::new(pb::AckResponse {
+            acked_cursor: cursor::at(&st, acked).encode(),
+        }))
+    }
+
+    async fn get_summary(
+        &self,
+        req: Request<pb::GetSummaryRequest>,
+    ) -> Result<Response<pb::GetSummaryResponse>, Status> {
+        let req = req.into_inner();
+        let date = |s: &str, field: &str| {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+                Status::invalid_argument(format!("{field}: {s:?} is not a YYYY-MM-DD date"))
+            })
+        };
+        let from = date(&req.from, "from")?;
+        let to = if req.to.is_empty() {
+            from
+        } else {
+            date(&req.to, "to")?
+        };
+        let days = (to - from).num_days();
+        if !(0..MAX_SUMMARY_DAYS).contains(&days) {
+            return Err(Status::invalid_argument(format!(
+                "`to` must be on or after `from` and at most {MAX_SUMMARY_DAYS} days later"
+            )));
+        }
+        let dir = self.data_dir.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            from.iter_days()
+                .take_while(|d| *d <= to)
+                .map(|d| {
+                    let rep = crate::report::day_report(&dir, Some(d))
+                        .map_err(|e| Status::unavailable(format!("{e:#}")))?;
+                    let json = serde_json::to_string(&rep.day)
+                        .map_err(|e| Status::internal(e.to_string()))?;
+                    Ok(pb::DaySummary {
+                        date: d.to_string(),
+                        report_json: json,
+                    })
+                })
+                .collect::<Result<Vec<_>, Status>>()
+        })
+        .await
+        .map_err(|e| Status::internal(format!("summary thread failed: {e}")))??;
+        Ok(Response::new(pb::GetSummaryResponse { days: out }))
+    }
+}

@@ -1,0 +1,454 @@
+//! The pull API against the real agent: `store-edge run` as a service over a simulated day, a
+//! real gRPC client (tonic), and the reference client `store-edge pull`.
+
+// Test code: a panic with its message is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use edge_e2e::{bin, path_str, simulate, store_edge};
+use edge_proto::v1 as pb;
+use pb::sync_client::SyncClient;
+use tonic::transport::Channel;
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// A running `store-edge run` whose file sources have been drained.
+struct Agent {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Agent {
+    fn start(config: &Path) -> Agent {
+        let mut child = Command::new(bin())
+            .args(["run", "--config", path_str(config)])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut endpoint, mut drained) = (None, false);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while endpoint.is_none() || !drained {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| {
+                    panic!("agent did not come up (addr {endpoint:?}, drained {drained})")
+                });
+            if let Some(rest) = line
+                .split("addr=")
+                .nth(1)
+                .filter(|_| line.contains("pull API listening"))
+            {
+                endpoint = Some(format!(
+                    "http://{}",
+                    rest.split_whitespace().next().unwrap()
+                ));
+            }
+            drained |= line.contains("sources drained");
+        }
+        // Keep draining stderr so the agent never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        Agent {
+            child,
+            endpoint: endpoint.unwrap(),
+        }
+    }
+
+    fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A simulated 2-zone day with `[sync]` on a free loopback port and one token.
+fn day(dir: &Path, visitors: u32) -> PathBuf {
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let w = simulate(dir, &edge_sim::SimParams::new(11, date, visitors, 2));
+    let mut text = std::fs::read_to_string(&w.config_path).unwrap();
+    text.push_str(&format!(
+        "\n[sync]\nlisten = \"127.0.0.1:0\"\n[[sync.tokens]]\nname = \"cloud\"\ntoken = \"{TOKEN}\"\n"
+    ));
+    std::fs::write(&w.config_path, text).unwrap();
+    w.config_path
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn client(endpoint: &str) -> SyncClient<Channel> {
+    SyncClient::connect(endpoint.to_string()).await.unwrap()
+}
+
+fn req<T>(msg: T, token: Option<&str>) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    if let Some(t) = token {
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    r
+}
+
+async fn pull(
+    c: &mut SyncClient<Channel>,
+    cursor: &str,
+    limit: u32,
+    kinds: &[&str],
+) -> Result<Vec<pb::Record>, tonic::Status> {
+    let r = pb::PullRequest {
+        cursor: cursor.into(),
+        limit,
+        kinds: kinds.iter().map(|k| k.to_string()).collect(),
+    };
+    let mut s = c.pull(req(r, Some(TOKEN))).await?.into_inner();
+    let mut out = Vec::new();
+    while let Some(m) = s.message().await? {
+        out.push(m.record.unwrap());
+    }
+    Ok(out)
+}
+
+async fn info(c: &mut SyncClient<Channel>) -> pb::GetInfoResponse {
+    c.get_info(req(pb::GetInfoRequest {}, Some(TOKEN)))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// `cursor` moved `by` records (a token forged the way the server lays it out).
+fn shifted(cursor: &str, by: i64) -> String {
+    let mut b = hex::decode(cursor).unwrap();
+    let seq = i64::from_be_bytes(b[17..25].try_into().unwrap()) + by;
+    b[17..25].copy_from_slice(&seq.to_be_bytes());
+    hex::encode(b)
+}
+
+#[test]
+fn protocol_cursors_acks_tokens_and_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = day(dir.path(), 60);
+    let agent = Agent::start(&config);
+    let rt = rt();
+    let endpoint = agent.endpoint.clone();
+    let (head_cursor, mid_cursor) = rt.block_on(async {
+        let mut c = client(&endpoint).await;
+
+        // Tokens: none, unknown, and a good one.
+        for token in [None, Some("wrong-token-0123456789abcdef")] {
+            let e = c
+                .get_info(req(pb::GetInfoRequest {}, token))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), tonic::Code::Unauthenticated, "{token:?}");
+        }
+        let i = info(&mut c).await;
+        assert_eq!(i.store_id, "sim-store");
+        assert_eq!(i.epoch, 1);
+        assert!(i.records > 100, "{} records", i.records);
+        assert_eq!(i.unacked, i.records);
+        assert!(i
+            .sources
+            .iter()
+            .any(|s| s.counters.get("frames_read").copied().unwrap_or(0) > 0));
+
+        // The same cursor gives the same records.
+        let a = pull(&mut c, "", 50, &[]).await.unwrap();
+        let b = pull(&mut c, "", 50, &[]).await.unwrap();
+        assert_eq!(a.len(), 50);
+        assert_eq!(a, b);
+        let next = pull(&mut c, &a[49].cursor, 50, &[]).await.unwrap();
+        let again = pull(&mut c, &a[49].cursor, 50, &[]).await.unwrap();
+        assert_eq!(next, again);
+        assert!(next.iter().all(|r| !a.contains(r)));
+        // Idempotency keys are unique and name kind, key and revision.
+        let all = pull(&mut c, "", 0, &[]).await.unwrap();
+        assert_eq!(all.len() as u64, i.records);
+        let keys: HashSet<&str> = all.iter().map(|r| r.idempotency_key.as_str()).collect();
+        assert_eq!(keys.len(), all.len());
+        assert!(all
+            .iter()
+            .all(|r| r.idempotency_key == format!("{}/{}/{}", r.kind, r.record_key, r.revision)));
+        // A kind filter only returns that kind, and its cursors still advance.
+        let hours = pull(&mut c, "", 0, &["hourly"]).await.unwrap();
+        assert!(!hours.is_empty() && hours.iter().all(|r| r.kind == "hourly"));
+        assert_eq!(
+            hours.len(),
+            all.iter().filter(|r| r.kind == "hourly").count()
+        );
+        assert_eq!(all.last().unwrap().cursor, i.head_cursor);
+
+        // Acks: idempotent, never backwards, never past the head.
+        let acker = c.clone();
+        let ack = |cursor: String| {
+            let mut c = acker.clone();
+            async move { c.ack(req(pb::AckRequest { cursor }, Some(TOKEN))).await }
+        };
+        let a1 = ack(a[49].cursor.clone()).await.unwrap().into_inner();
+        let a2 = ack(a[49].cursor.clone()).await.unwrap().into_inner();
+        assert_eq!(a1, a2);
+        assert_eq!(a1.acked_cursor, a[49].cursor);
+        let older = ack(a[10].cursor.clone()).await.unwrap().into_inner();
+        assert_eq!(older.acked_cursor, a[49].cursor);
+        assert_eq!(info(&mut c).await.unacked, i.records - 50);
+        let past = ack(shifted(&i.head_cursor, 1)).await.unwrap_err();
+        assert_eq!(past.code(), tonic::Code::FailedPrecondition, "{past:?}");
+        let bad = ack("not-a-cursor".into()).await.unwrap_err();
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+
+        // A cursor of another database is refused with the position to resume from.
+        let mut foreign = hex::decode(&i.head_cursor).unwrap();
+        foreign[1] ^= 0xff;
+        let e = pull(&mut c, &hex::encode(foreign), 10, &[])
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+        let resume = e
+            .metadata()
+            .get("x-resume-cursor")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(e.message().contains(&resume));
+        assert_eq!(pull(&mut c, &resume, 0, &[]).await.unwrap(), all);
+        (i.head_cursor, a[49].cursor.clone())
+    });
+
+    // Health, then the store going away and coming back.
+    rt.block_on(async {
+        use tonic_health::pb::health_client::HealthClient;
+        use tonic_health::pb::HealthCheckRequest;
+        let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut h = HealthClient::new(channel);
+        let status = |h: &mut HealthClient<Channel>| {
+            let mut h = h.clone();
+            async move {
+                h.check(HealthCheckRequest {
+                    service: "storeedge.v1.Sync".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status
+            }
+        };
+        let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+        let not_serving = tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
+        assert_eq!(status(&mut h).await, serving);
+        let db = dir.path().join("data/store-edge.db");
+        let away = dir.path().join("data/away.db");
+        std::fs::rename(&db, &away).unwrap();
+        let wait_for = |want: i32| {
+            let h = h.clone();
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                loop {
+                    let mut h2 = h.clone();
+                    let got = h2
+                        .check(HealthCheckRequest {
+                            service: "storeedge.v1.Sync".into(),
+                        })
+                        .await
+                        .unwrap()
+                        .into_inner()
+                        .status;
+                    if got == want {
+                        return;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "health stayed {got}, wanted {want}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        wait_for(not_serving).await;
+        std::fs::rename(&away, &db).unwrap();
+        wait_for(serving).await;
+    });
+
+    // An unclean stop starts a new epoch: old cursors are refused with where to resume.
+    agent.kill9();
+    let agent = Agent::start(&config);
+    rt.block_on(async {
+        let mut c = client(&agent.endpoint).await;
+        let i = info(&mut c).await;
+        assert_eq!(i.epoch, 2);
+        // Nothing was lost here, so the resume point is the old cursor's own position.
+        let e = pull(&mut c, &mid_cursor, 10, &[]).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+        let resume = e
+            .metadata()
+            .get("x-resume-cursor")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let from_resume = pull(&mut c, &resume, 5, &[]).await.unwrap();
+        assert_eq!(shifted(&resume, 1)[34..], from_resume[0].cursor[34..]);
+        assert_eq!(
+            c.ack(req(
+                pb::AckRequest {
+                    cursor: head_cursor.clone()
+                },
+                Some(TOKEN)
+            ))
+            .await
+            .unwrap_err()
+            .code(),
+            tonic::Code::FailedPrecondition
+        );
+        // The ack made before the crash is kept.
+        assert_eq!(i.acked_cursor[34..], mid_cursor[34..]);
+    });
+}
+
+/// JSON lines of a `pull` output.
+fn lines(p: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn pull_client_gets_everything_once_even_when_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = day(dir.path(), 120);
+    let agent = Agent::start(&config);
+    let out = dir.path().join("pulled.jsonl");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let args = |limit: &str| {
+        vec![
+            "pull".to_string(),
+            "--endpoint".into(),
+            agent.endpoint.clone(),
+            "--out".into(),
+            path_str(&out).into(),
+            "--token-file".into(),
+            path_str(&token_file).into(),
+            "--limit".into(),
+            limit.into(),
+        ]
+    };
+    // Kill the client at spread-out moments, small batches so the kills land mid-stream.
+    for (i, delay_ms) in [40u64, 90, 150, 230, 20, 310].into_iter().enumerate() {
+        let mut child = Command::new(bin())
+            .args(args(if i % 2 == 0 { "7" } else { "23" }))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let a: Vec<String> = args("500");
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let done = store_edge(&a);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+
+    let got = lines(&out);
+    let keys: HashSet<String> = got
+        .iter()
+        .map(|v| v["idempotency_key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys.len(), got.len(), "duplicates in the output");
+    let outbox = edge_e2e::count(&dir.path().join("data"), "outbox");
+    assert_eq!(got.len() as u64, outbox, "missing records");
+
+    // Again: nothing new.
+    let again = store_edge(&a);
+    assert!(again.status.success());
+    assert_eq!(lines(&out).len(), got.len());
+    assert!(String::from_utf8_lossy(&again.stderr).contains(": 0 new records"));
+
+    // The pulled records say what the report says.
+    let report = store_edge(&[
+        "report",
+        "--data-dir",
+        path_str(&dir.path().join("data")),
+        "--date",
+        "2026-11-20",
+        "--json",
+    ]);
+    assert!(report.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let mut by_class: BTreeMap<String, u64> = BTreeMap::new();
+    let mut hours: BTreeMap<i64, (u64, serde_json::Value)> = BTreeMap::new();
+    for v in &got {
+        match v["kind"].as_str().unwrap() {
+            "visit" => {
+                let b = &v["body"];
+                // Visits of the report's day (store-local date of the start).
+                let start = b["start_ms"].as_i64().unwrap();
+                let local = chrono::DateTime::from_timestamp_millis(start + 8 * 3_600_000)
+                    .unwrap()
+                    .date_naive()
+                    .to_string();
+                if local == "2026-11-20" {
+                    *by_class
+                        .entry(b["class"].as_str().unwrap().to_string())
+                        .or_default() += 1;
+                }
+            }
+            "hourly" => {
+                let b = &v["body"];
+                if b["local_date"] == "2026-11-20" {
+                    let rev = u64::from(b["revision"].as_u64().unwrap() as u32);
+                    let k = b["hour_start_ms"].as_i64().unwrap();
+                    if hours.get(&k).is_none_or(|(r, _)| *r < rev) {
+                        hours.insert(k, (rev, b.clone()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(report["visitors"].as_u64().unwrap(), by_class["visitor"]);
+    assert_eq!(report["passersby"].as_u64().unwrap(), by_class["passerby"]);
+    let hourly_visitors: u64 = hours
+        .values()
+        .map(|(_, b)| b["visitors"].as_u64().unwrap())
+        .sum();
+    assert_eq!(report["visitors"].as_u64().unwrap(), hourly_visitors);
+    drop(agent);
+}
