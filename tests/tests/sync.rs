@@ -240,6 +240,74 @@ fn protocol_cursors_acks_tokens_and_epochs() {
         (i.head_cursor, a[49].cursor.clone())
     });
 
+    // GetSummary gives what `report --json` gives; reflection lists the services.
+    rt.block_on(async {
+        let mut c = client(&endpoint).await;
+        let sum = c
+            .get_summary(req(
+                pb::GetSummaryRequest {
+                    from: "2026-11-20".into(),
+                    to: String::new(),
+                },
+                Some(TOKEN),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(sum.days.len(), 1);
+        let got: serde_json::Value = serde_json::from_str(&sum.days[0].report_json).unwrap();
+        let out = store_edge(&[
+            "report",
+            "--data-dir",
+            path_str(&dir.path().join("data")),
+            "--date",
+            "2026-11-20",
+            "--json",
+        ]);
+        let want: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(got, want);
+        for (from, to) in [("2026-13-01", ""), ("2026-11-20", "2026-11-19")] {
+            let e = c
+                .get_summary(req(
+                    pb::GetSummaryRequest {
+                        from: from.into(),
+                        to: to.into(),
+                    },
+                    Some(TOKEN),
+                ))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{from}..{to}");
+        }
+
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
+        let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut r = ServerReflectionClient::new(channel);
+        let ask = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut resp = r
+            .server_reflection_info(tokio_stream::iter(vec![ask]))
+            .await
+            .unwrap()
+            .into_inner();
+        let m = resp.message().await.unwrap().unwrap();
+        let Some(MessageResponse::ListServicesResponse(list)) = m.message_response else {
+            panic!("{m:?}")
+        };
+        let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+        assert!(names.contains(&"storeedge.v1.Sync"), "{names:?}");
+        assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+    });
+
     // Health, then the store going away and coming back.
     rt.block_on(async {
         use tonic_health::pb::health_client::HealthClient;
