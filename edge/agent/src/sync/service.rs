@@ -25,7 +25,7 @@ pub const MAX_LIMIT: u32 = 100_000;
 /// Records read from SQLite per page.
 const PAGE: usize = 1000;
 /// Responses queued for a client: the reader waits when they are not taken.
-const STREAM_QUEUE: usize = 2 * PAGE;
+const STREAM_QUEUE: usize = 256;
 /// Metadata key carrying the cursor to resume from, on FAILED_PRECONDITION.
 pub const RESUME_CURSOR_KEY: &str = "x-resume-cursor";
 /// Longest `GetSummary` range, days.
