@@ -53,13 +53,11 @@ log "simulating and replaying a day"
 DB=$WORK/day/data/store-edge.db
 base=$(sqlite3 "$DB" 'SELECT count(*) FROM outbox')
 log "outbox holds $base records; copying them up to $TARGET_RECORDS"
-round=0
-while [ "$(sqlite3 "$DB" 'SELECT count(*) FROM outbox')" -lt "$TARGET_RECORDS" ]; do
-    round=$((round + 1))
-    sqlite3 "$DB" "INSERT INTO outbox (kind, record_key, revision, body, created_ms)
-        SELECT kind, record_key || '#$round', revision, body, created_ms FROM outbox
-        WHERE record_key NOT LIKE '%#%' ORDER BY seq;"
-done
+rounds=$(((TARGET_RECORDS - base + base - 1) / base))
+sqlite3 "$DB" "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < $rounds)
+    INSERT INTO outbox (kind, record_key, revision, body, created_ms)
+    SELECT o.kind, o.record_key || '#' || r.n, o.revision, o.body, o.created_ms
+    FROM r, outbox o ORDER BY r.n, o.seq;"
 RECORDS=$(sqlite3 "$DB" 'SELECT count(*) FROM outbox')
 DB_MB=$(($(stat -c %s "$DB") / 1000000))
 log "outbox: $RECORDS records, database $DB_MB MB"

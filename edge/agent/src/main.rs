@@ -137,6 +137,18 @@ enum Command {
         /// Keep polling after catching up, every this many seconds, until Ctrl-C.
         #[arg(long)]
         follow: Option<u64>,
+        /// CA certificate (PEM) for `https://` endpoints.
+        #[arg(long)]
+        ca_cert: Option<PathBuf>,
+        /// Client certificate (PEM), for gateways that require mTLS.
+        #[arg(long, requires = "key")]
+        cert: Option<PathBuf>,
+        /// Client private key (PEM).
+        #[arg(long, requires = "cert")]
+        key: Option<PathBuf>,
+        /// Name the gateway certificate must carry (default: the endpoint's host).
+        #[arg(long)]
+        domain: Option<String>,
     },
     /// Hardware profiles.
     Profiles {
@@ -248,7 +260,27 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
             token_file,
             limit,
             follow,
-        } => pull_cmd(endpoint, out, state, token, token_file, limit, follow).await,
+            ca_cert,
+            cert,
+            key,
+            domain,
+        } => {
+            let read =
+                |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+            let tls = match (ca_cert, cert, key) {
+                (None, None, None) => None,
+                (Some(ca), cert, key) => Some(pull::ClientTls {
+                    ca_pem: read(&ca)?,
+                    identity: match (cert, key) {
+                        (Some(c), Some(k)) => Some((read(&c)?, read(&k)?)),
+                        _ => None,
+                    },
+                    domain,
+                }),
+                (None, _, _) => anyhow::bail!("--cert/--key need --ca-cert"),
+            };
+            pull_cmd(endpoint, out, state, token, token_file, limit, follow, tls).await
+        }
     }
 }
 
@@ -366,6 +398,7 @@ async fn demo(exit: bool, dir: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn pull_cmd(
     endpoints: Vec<String>,
     out: PathBuf,
@@ -374,6 +407,7 @@ async fn pull_cmd(
     token_file: Option<PathBuf>,
     limit: u32,
     follow: Option<u64>,
+    tls: Option<pull::ClientTls>,
 ) -> anyhow::Result<()> {
     let token = match token_file {
         Some(f) => Some(
@@ -391,6 +425,7 @@ async fn pull_cmd(
         token,
         limit: limit.max(1),
         follow: follow.map(Duration::from_secs),
+        tls,
     };
     let paths = pull::paths_for(&endpoints, &out, state.as_deref())?;
     let cancel = CancellationToken::new();
