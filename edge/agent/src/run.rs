@@ -6,13 +6,13 @@
 //! then do sources start, each from its own committed cursor.
 
 use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use edge_core::report::ConfiguredSources;
 use edge_core::{snapshot, DeviceKeyer, LocalClock, Sessionizer, DEFINITIONS_VERSION};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use tokio_util::task::TaskTracker;
@@ -302,6 +302,13 @@ pub async fn run(
         )
         .await?;
     }
+    if !opts.once {
+        tracker.spawn(prune_loop(
+            store.clone(),
+            cfg.storage.clone(),
+            cancel.clone(),
+        ));
+    }
     let pcancel = cancel.clone();
     let summary = tracker
         .spawn_blocking(move || {
@@ -319,6 +326,41 @@ pub async fn run(
             .map(|s| (s.name.clone(), s.values()))
             .collect(),
     })
+}
+
+/// Applies retention and the disk budget every `prune_interval` (first right away) until
+/// cancelled.
+async fn prune_loop(
+    store: Arc<store::Store>,
+    storage: crate::config::Storage,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(storage.prune_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let retention_ms =
+            i64::try_from(storage.aggregate_retention.as_millis()).unwrap_or(i64::MAX);
+        let policy = store::PrunePolicy {
+            acked_before_ms: chrono::Utc::now()
+                .timestamp_millis()
+                .saturating_sub(retention_ms),
+            budget_bytes: storage.disk_budget_bytes,
+        };
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.prune(policy)).await {
+            Ok(Ok(r)) => {
+                if r.acked > 0 || !r.dropped_unacked.is_empty() {
+                    tracing::info!(acked_removed = r.acked, dropped_unacked = ?r.dropped_unacked, live_bytes = r.live_bytes, "pruned the store");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "pruning failed; retrying next interval"),
+            Err(e) => tracing::warn!(error = %e, "pruning thread failed"),
+        }
+    }
 }
 
 /// Waits for Ctrl-C or SIGTERM.

@@ -136,6 +136,13 @@ pub struct RawStorage {
     /// How long aggregates are kept after the cloud acknowledged them.
     #[serde(default = "default_aggregate_retention", with = "humantime_serde")]
     pub aggregate_retention: Duration,
+    /// Most database space in use (e.g. "2GB", "500MB"); above it records are dropped in the
+    /// design's order (acknowledged first), and every unacknowledged drop is counted.
+    #[serde(default = "default_disk_budget")]
+    pub disk_budget: String,
+    /// How often retention and the disk budget are applied.
+    #[serde(default = "default_prune_interval", with = "humantime_serde")]
+    pub prune_interval: Duration,
 }
 
 /// Default data directory, relative to the config file.
@@ -148,6 +155,37 @@ pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_RAW_RETENTION: Duration = Duration::from_secs(7 * 86_400);
 /// Default aggregate retention after ack: 90 days.
 pub const DEFAULT_AGGREGATE_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+
+/// Default disk budget.
+pub const DEFAULT_DISK_BUDGET: &str = "2GB";
+/// Default prune interval.
+pub const DEFAULT_PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+
+fn default_disk_budget() -> String {
+    DEFAULT_DISK_BUDGET.to_string()
+}
+fn default_prune_interval() -> Duration {
+    DEFAULT_PRUNE_INTERVAL
+}
+
+/// "2GB", "500 MB", "64MiB", "1048576" → bytes (decimal and binary units).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
 
 fn default_data_dir() -> PathBuf {
     PathBuf::from(DEFAULT_DATA_DIR)
@@ -173,6 +211,8 @@ impl Default for RawStorage {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             raw_retention: DEFAULT_RAW_RETENTION,
             aggregate_retention: DEFAULT_AGGREGATE_RETENTION,
+            disk_budget: default_disk_budget(),
+            prune_interval: DEFAULT_PRUNE_INTERVAL,
         }
     }
 }
@@ -317,8 +357,11 @@ pub struct Storage {
     #[allow(dead_code)]
     pub raw_retention: Duration,
     /// Aggregate retention, counted from the cloud's ack (records become prunable once acked).
-    #[allow(dead_code)]
     pub aggregate_retention: Duration,
+    /// Disk budget, bytes.
+    pub disk_budget_bytes: u64,
+    /// Prune interval.
+    pub prune_interval: Duration,
 }
 
 /// The validated configuration.
@@ -455,6 +498,20 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
             "must be between commit_interval and 1h",
         ));
     }
+    let disk_budget_bytes = parse_size(&s.disk_budget)
+        .filter(|b| *b >= 10_000_000)
+        .ok_or_else(|| {
+            errs.at(
+                "storage.disk_budget",
+                format!(
+                    "{:?} is not a size of at least 10MB (e.g. \"2GB\", \"500MB\")",
+                    s.disk_budget
+                ),
+            )
+        })?;
+    if s.prune_interval < Duration::from_secs(1) {
+        return Err(errs.at("storage.prune_interval", "must be at least 1s"));
+    }
     let data_dir = resolve(&base, &s.data_dir);
     let secrets_file = raw.privacy.secrets_file.as_ref().map(|p| resolve(&base, p));
     if let Some(sf) = &secrets_file {
@@ -505,6 +562,8 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
             checkpoint_interval: s.checkpoint_interval,
             raw_retention: s.raw_retention,
             aggregate_retention: s.aggregate_retention,
+            disk_budget_bytes,
+            prune_interval: s.prune_interval,
         },
         metrics,
         wifi,
@@ -516,6 +575,24 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
 mod tests {
     use super::*;
     use crate::sources::wifi::config::WifiInput;
+
+    #[test]
+    fn sizes_table() {
+        let table = [
+            ("2GB", Some(2_000_000_000)),
+            ("500 MB", Some(500_000_000)),
+            ("64MiB", Some(64 << 20)),
+            ("1048576", Some(1_048_576)),
+            ("1gib", Some(1 << 30)),
+            ("2TB", None),
+            ("GB", None),
+            ("-1GB", None),
+            ("99999999999999999999GB", None),
+        ];
+        for (text, want) in table {
+            assert_eq!(parse_size(text), want, "{text}");
+        }
+    }
 
     const MINIMAL: &str = r#"
 [store]

@@ -106,6 +106,18 @@ CREATE TABLE sync_state (
 INSERT INTO sync_state (id, acked_seq, updated_ms) VALUES (1, 0, 0);
 "#,
     ),
+    (
+        3,
+        r#"
+-- Records dropped before the cloud acknowledged them (disk budget), by kind. Never silent.
+CREATE TABLE drops (
+    kind    TEXT PRIMARY KEY,
+    count   INTEGER NOT NULL
+);
+-- Pruning looks visits up by the outbox's record keys.
+CREATE INDEX outbox_by_kind_seq ON outbox (kind, seq);
+"#,
+    ),
 ];
 
 /// The schema version this build writes.

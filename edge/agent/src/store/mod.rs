@@ -153,6 +153,27 @@ enum Cmd {
     Commit(Box<Batch>, SyncSender<Result<Receipt, StoreError>>),
     SetMeta(Vec<(String, String)>, SyncSender<Result<(), StoreError>>),
     Ack(i64, i64, SyncSender<Result<i64, StoreError>>),
+    Prune(PrunePolicy, SyncSender<Result<PruneReport, StoreError>>),
+}
+
+/// What pruning may remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrunePolicy {
+    /// Acknowledged records committed before this (Unix ms) are removed, with their rows.
+    pub acked_before_ms: i64,
+    /// Bytes of live database pages allowed; above it records go, in the drop order.
+    pub budget_bytes: u64,
+}
+
+/// What pruning removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Acknowledged records removed (retention or budget).
+    pub acked: u64,
+    /// Unacknowledged records dropped for the budget, by kind.
+    pub dropped_unacked: Vec<(String, u64)>,
+    /// Live bytes after pruning.
+    pub live_bytes: u64,
 }
 
 /// Handle to the writer thread.
@@ -240,6 +261,18 @@ impl Store {
         rrx.recv().map_err(|_| StoreError::Closed)?
     }
 
+    /// Removes what the retention policy and the disk budget say must go (see
+    /// [`prune`](fn@prune)).
+    pub fn prune(&self, policy: PrunePolicy) -> Result<PruneReport, StoreError> {
+        let (rtx, rrx) = sync_channel(1);
+        self.tx
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(Cmd::Prune(policy, rtx))
+            .map_err(|_| StoreError::Closed)?;
+        rrx.recv().map_err(|_| StoreError::Closed)?
+    }
+
     /// Stops the writer after the queued commands and waits for it (dropping the last handle
     /// does the same).
     #[cfg(test)]
@@ -285,6 +318,9 @@ fn writer(mut conn: Connection, rx: Receiver<Cmd>) {
                 })();
                 let _ = reply.send(r);
             }
+            Cmd::Prune(policy, reply) => {
+                let _ = reply.send(prune(&mut conn, policy));
+            }
             Cmd::Ack(seq, now_ms, reply) => {
                 let r = conn
                     .execute(
@@ -310,6 +346,119 @@ fn writer(mut conn: Connection, rx: Receiver<Cmd>) {
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         [],
     );
+}
+
+/// Bytes of database pages in use (free pages are reused, so they do not count).
+fn live_bytes(conn: &Connection) -> Result<u64, StoreError> {
+    let q = |p: &str| -> Result<i64, StoreError> {
+        conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get(0))
+            .map_err(|e| StoreError::sqlite("reading page counts", e))
+    };
+    let used = q("page_count")? - q("freelist_count")?;
+    Ok(u64::try_from(used * q("page_size")?).unwrap_or(0))
+}
+
+/// Records removed per transaction while over budget.
+const PRUNE_STEP: i64 = 2000;
+
+/// Deletes outbox rows `seqs` and the visits and hourly rows they carry.
+fn delete_records(
+    tx: &rusqlite::Transaction<'_>,
+    where_sql: &str,
+    p: &[&dyn rusqlite::ToSql],
+) -> Result<u64, StoreError> {
+    let e = |err| StoreError::sqlite("pruning records", err);
+    tx.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (seq INTEGER PRIMARY KEY, kind TEXT, record_key TEXT, revision INTEGER)", [])
+        .map_err(e)?;
+    tx.execute("DELETE FROM doomed", []).map_err(e)?;
+    tx.execute(
+        &format!("INSERT INTO doomed SELECT seq, kind, record_key, revision FROM outbox WHERE {where_sql}"),
+        p,
+    )
+    .map_err(e)?;
+    tx.execute(
+        "DELETE FROM visits WHERE visit_key IN (SELECT record_key FROM doomed WHERE kind = 'visit')",
+        [],
+    )
+    .map_err(e)?;
+    tx.execute(
+        "DELETE FROM hourly_aggregates WHERE EXISTS (SELECT 1 FROM doomed d WHERE d.kind = 'hourly'
+           AND d.record_key = CAST(hourly_aggregates.hour_start_ms AS TEXT) AND d.revision = hourly_aggregates.revision)",
+        [],
+    )
+    .map_err(e)?;
+    let n = tx
+        .execute(
+            "DELETE FROM outbox WHERE seq IN (SELECT seq FROM doomed)",
+            [],
+        )
+        .map_err(e)?;
+    Ok(n as u64)
+}
+
+/// Retention and the disk budget, in the design's order: acknowledged records past retention;
+/// then, while the live pages exceed the budget, acknowledged records oldest first, then
+/// unacknowledged visits oldest first, then unacknowledged hourly aggregates (kept longest).
+/// Every unacknowledged drop is counted in `drops`, which `GetInfo` reports.
+fn prune(conn: &mut Connection, policy: PrunePolicy) -> Result<PruneReport, StoreError> {
+    let e = |ctx: &'static str| move |err| StoreError::sqlite(ctx, err);
+    let mut report = PruneReport::default();
+    let acked: i64 = conn
+        .query_row("SELECT acked_seq FROM sync_state WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .map_err(e("reading acks"))?;
+    {
+        let tx = conn.transaction().map_err(e("starting retention"))?;
+        report.acked += delete_records(
+            &tx,
+            "seq <= ?1 AND created_ms < ?2",
+            &[&acked, &policy.acked_before_ms],
+        )?;
+        tx.commit().map_err(e("committing retention"))?;
+    }
+    let steps: [(&str, &str); 3] = [
+        ("", "seq <= ?1 ORDER BY seq LIMIT ?2"),
+        ("visit", "seq > ?1 AND kind = 'visit' ORDER BY seq LIMIT ?2"),
+        (
+            "hourly",
+            "seq > ?1 AND kind = 'hourly' ORDER BY seq LIMIT ?2",
+        ),
+    ];
+    for (kind, where_sql) in steps {
+        while live_bytes(conn)? > policy.budget_bytes {
+            let tx = conn.transaction().map_err(e("starting a budget drop"))?;
+            let n = delete_records(&tx, where_sql, &[&acked, &PRUNE_STEP])?;
+            if n > 0 && !kind.is_empty() {
+                tx.execute(
+                    "INSERT INTO drops (kind, count) VALUES (?1, ?2)
+                     ON CONFLICT (kind) DO UPDATE SET count = count + excluded.count",
+                    params![kind, n as i64],
+                )
+                .map_err(e("counting drops"))?;
+            }
+            tx.commit().map_err(e("committing a budget drop"))?;
+            if n == 0 {
+                break;
+            }
+            if kind.is_empty() {
+                report.acked += n;
+            } else {
+                tracing::warn!(
+                    kind,
+                    records = n,
+                    budget = policy.budget_bytes,
+                    "disk budget exceeded: dropped records the cloud has not acknowledged"
+                );
+                match report.dropped_unacked.iter_mut().find(|(k, _)| k == kind) {
+                    Some((_, c)) => *c += n,
+                    None => report.dropped_unacked.push((kind.to_string(), n)),
+                }
+            }
+        }
+    }
+    report.live_bytes = live_bytes(conn)?;
+    Ok(report)
 }
 
 /// Starts the outbox epoch of this run: the first one for a new database, a new one if the
@@ -807,6 +956,17 @@ impl Reader {
         })
     }
 
+    /// Unacknowledged records dropped for the disk budget, by kind.
+    pub fn drops(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT kind, count FROM drops ORDER BY kind")
+            .map_err(|e| StoreError::sqlite("reading drops", e))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| StoreError::sqlite("reading drops", e))
+    }
+
     /// Up to `limit` outbox records with seq > `after` and at most `upto`, oldest first, only
     /// of `kinds` when it is not empty.
     pub fn outbox_page(
@@ -1091,6 +1251,77 @@ mod tests {
         open(dir.path()).unwrap().close();
         assert_eq!(state().epochs, vec![(1, 0), (2, 10)]);
         assert_eq!(state().acked_seq, 7);
+    }
+
+    #[test]
+    fn prune_follows_retention_then_the_budget_drop_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).unwrap();
+        let rd = || Reader::open(dir.path()).unwrap();
+        // Three commits: 300 visits at t=1000, 300 at t=2000, then an hour record.
+        for (t, devs) in [(1_000, 0..150u8), (2_000, 150..255u8)] {
+            let mut b = empty_batch();
+            b.now_ms = t;
+            b.visits = devs
+                .flat_map(|d| [visit(d, 0), visit(d, 3_600_000)])
+                .collect();
+            store.commit(b).unwrap();
+        }
+        let mut b = empty_batch();
+        b.now_ms = 3_000;
+        b.hours = vec![hour(1)];
+        store.commit(b).unwrap();
+        let total = rd().outbox_state().unwrap().records;
+        assert_eq!(total, 300 + 210 + 1);
+        store.ack(400, 5).unwrap();
+
+        // Retention: acked and committed before 1500 → the first 300 go, with their visits.
+        let r = store
+            .prune(PrunePolicy {
+                acked_before_ms: 1_500,
+                budget_bytes: u64::MAX,
+            })
+            .unwrap();
+        assert_eq!((r.acked, r.dropped_unacked.clone()), (300, vec![]));
+        assert_eq!(rd().count("visits").unwrap(), 210);
+        assert_eq!(rd().outbox_state().unwrap().first_seq, 301);
+
+        // A budget below what is left: acked records go first (301..=400), then unacked
+        // visits oldest first, and the hourly record, kept longest, goes last.
+        let r = store
+            .prune(PrunePolicy {
+                acked_before_ms: 0,
+                budget_bytes: 1,
+            })
+            .unwrap();
+        assert_eq!(r.acked, 100);
+        assert_eq!(
+            r.dropped_unacked,
+            vec![("visit".to_string(), 110), ("hourly".to_string(), 1)]
+        );
+        let st = rd().outbox_state().unwrap();
+        assert_eq!(st.records, 0);
+        assert_eq!(
+            rd().drops().unwrap(),
+            vec![("hourly".to_string(), 1), ("visit".to_string(), 110)]
+        );
+        assert_eq!(rd().count("visits").unwrap(), 0);
+        assert_eq!(rd().count("hourly_aggregates").unwrap(), 0);
+
+        // A generous budget drops nothing more, and drops accumulate across runs only when
+        // something is dropped.
+        let mut b = empty_batch();
+        b.visits = vec![visit(1, 9_000_000)];
+        store.commit(b).unwrap();
+        let r = store
+            .prune(PrunePolicy {
+                acked_before_ms: 0,
+                budget_bytes: u64::MAX,
+            })
+            .unwrap();
+        assert_eq!((r.acked, r.dropped_unacked.len()), (0, 0));
+        assert_eq!(rd().outbox_state().unwrap().records, 1);
+        store.close();
     }
 
     #[test]

@@ -157,7 +157,11 @@ impl Sync for SyncService {
                     },
                     records: st.records,
                     unacked: st.unacked,
-                    dropped_unacked: Default::default(),
+                    dropped_unacked: r
+                        .drops()
+                        .map_err(|e| Status::unavailable(e.to_string()))?
+                        .into_iter()
+                        .collect(),
                     sources: sources
                         .into_iter()
                         .map(|(name, counters)| pb::SourceHealth {
