@@ -4,9 +4,11 @@
 //! The tests drive the binary exactly as an installer would (config file in, exit status and
 //! SQLite database out), so they also cover argument parsing, config loading and shutdown.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use edge_core::{DeviceKeyer, Secret};
@@ -236,5 +238,78 @@ pub fn median(v: &[f64]) -> Option<f64> {
         0 => None,
         _ if n % 2 == 1 => v.get(n / 2).copied(),
         _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// A running `store-edge run` (as a service) whose file sources have been drained, with its pull
+/// API's address. Killed when dropped.
+pub struct Agent {
+    child: Child,
+    /// `http://127.0.0.1:PORT` of the pull API.
+    pub endpoint: String,
+    /// The pull API's port.
+    pub port: u16,
+}
+
+impl Agent {
+    /// Starts `store-edge run --config CONFIG` and waits (up to 2 minutes) for the pull API to
+    /// listen and the sources to drain. The config must set `[sync] listen` to a free port
+    /// (`127.0.0.1:0`).
+    pub fn start(config: &Path) -> Agent {
+        let mut child = Command::new(bin())
+            .args(["run", "--config", path_str(config)])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting store-edge run");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let err = child.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut port, mut drained) = (None, false);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while port.is_none() || !drained {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| {
+                    panic!("agent did not come up (port {port:?}, drained {drained})")
+                });
+            if line.contains("pull API listening") {
+                port = line
+                    .split("addr=")
+                    .nth(1)
+                    .and_then(|a| a.split_whitespace().next())
+                    .and_then(|a| a.rsplit(':').next())
+                    .and_then(|p| p.parse::<u16>().ok());
+            }
+            drained |= line.contains("sources drained");
+        }
+        // Keep draining stderr so the agent never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        let port = port.expect("port parsed");
+        Agent {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+        }
+    }
+
+    /// Kills the agent with SIGKILL (an unclean stop) and waits for it.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

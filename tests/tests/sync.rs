@@ -5,83 +5,16 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use edge_e2e::{bin, path_str, simulate, store_edge};
+use edge_e2e::{bin, path_str, simulate, store_edge, Agent};
 use edge_proto::v1 as pb;
 use pb::sync_client::SyncClient;
 use tonic::transport::Channel;
 
 const TOKEN: &str = "test-token-0123456789abcdef";
-
-/// A running `store-edge run` whose file sources have been drained.
-struct Agent {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Agent {
-    fn start(config: &Path) -> Agent {
-        let mut child = Command::new(bin())
-            .args(["run", "--config", path_str(config)])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (mut endpoint, mut drained) = (None, false);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while endpoint.is_none() || !drained {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| {
-                    panic!("agent did not come up (addr {endpoint:?}, drained {drained})")
-                });
-            if let Some(rest) = line
-                .split("addr=")
-                .nth(1)
-                .filter(|_| line.contains("pull API listening"))
-            {
-                endpoint = Some(format!(
-                    "http://{}",
-                    rest.split_whitespace().next().unwrap()
-                ));
-            }
-            drained |= line.contains("sources drained");
-        }
-        // Keep draining stderr so the agent never blocks on a full pipe.
-        std::thread::spawn(move || while rx.recv().is_ok() {});
-        Agent {
-            child,
-            endpoint: endpoint.unwrap(),
-        }
-    }
-
-    fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A simulated 2-zone day with `[sync]` on a free loopback port and one token.
 fn day(dir: &Path, visitors: u32) -> PathBuf {
@@ -317,25 +250,9 @@ fn protocol_cursors_acks_tokens_and_epochs() {
             .connect()
             .await
             .unwrap();
-        let mut h = HealthClient::new(channel);
-        let status = |h: &mut HealthClient<Channel>| {
-            let mut h = h.clone();
-            async move {
-                h.check(HealthCheckRequest {
-                    service: "storeedge.v1.Sync".into(),
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-            }
-        };
+        let h = HealthClient::new(channel);
         let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
         let not_serving = tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
-        assert_eq!(status(&mut h).await, serving);
-        let db = dir.path().join("data/store-edge.db");
-        let away = dir.path().join("data/away.db");
-        std::fs::rename(&db, &away).unwrap();
         let wait_for = |want: i32| {
             let h = h.clone();
             async move {
@@ -361,6 +278,11 @@ fn protocol_cursors_acks_tokens_and_epochs() {
                 }
             }
         };
+        // Serving from the start (within the probe interval).
+        wait_for(serving).await;
+        let db = dir.path().join("data/store-edge.db");
+        let away = dir.path().join("data/away.db");
+        std::fs::rename(&db, &away).unwrap();
         wait_for(not_serving).await;
         std::fs::rename(&away, &db).unwrap();
         wait_for(serving).await;

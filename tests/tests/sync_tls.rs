@@ -6,12 +6,7 @@
 // Test code: a panic with its message is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use edge_e2e::{bin, path_str, simulate, store_edge};
+use edge_e2e::{path_str, simulate, store_edge, Agent};
 use edge_proto::v1 as pb;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
@@ -50,52 +45,6 @@ fn pki() -> Pki {
     }
 }
 
-struct Agent(Child, String);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(config: &Path) -> Agent {
-    let mut child = Command::new(bin())
-        .args(["run", "--config", path_str(config)])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let (mut port, mut drained) = (None, false);
-    while port.is_none() || !drained {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("agent came up");
-        if line.contains("pull API listening") {
-            let addr = line
-                .split("addr=")
-                .nth(1)
-                .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap();
-            port = Some(addr.rsplit(':').next().unwrap().to_string());
-        }
-        drained |= line.contains("sources drained");
-    }
-    std::thread::spawn(move || while rx.recv().is_ok() {});
-    Agent(child, port.unwrap())
-}
-
 async fn info(endpoint: &str, tls: ClientTlsConfig) -> Result<pb::GetInfoResponse, String> {
     let channel = Endpoint::from_shared(endpoint.to_string())
         .unwrap()
@@ -132,8 +81,8 @@ fn mtls_lets_the_right_client_in_and_nobody_else() {
         "\n[sync]\nlisten = \"0.0.0.0:0\"\n[sync.tls]\ncert = \"server.pem\"\nkey = \"server.key\"\nclient_ca = \"ca.pem\"\n",
     );
     std::fs::write(&w.config_path, text).unwrap();
-    let agent = start(&w.config_path);
-    let endpoint = format!("https://localhost:{}", agent.1);
+    let agent = Agent::start(&w.config_path);
+    let endpoint = format!("https://localhost:{}", agent.port);
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -157,7 +106,7 @@ fn mtls_lets_the_right_client_in_and_nobody_else() {
         assert!(info(&endpoint, wrong).await.is_err());
         // Plaintext gets nowhere.
         let plain = async {
-            let ch = Endpoint::from_shared(format!("http://localhost:{}", agent.1))
+            let ch = Endpoint::from_shared(format!("http://localhost:{}", agent.port))
                 .unwrap()
                 .connect()
                 .await
