@@ -3,13 +3,19 @@
 //! gRPC reflection.
 
 /// Messages stored as JSON bodies in the outbox.
-const STORED: [&str; 6] = [
+const STORED: [&str; 12] = [
     "Visit",
     "ZoneStay",
     "HourlyAggregate",
     "ZoneHour",
     "Transition",
     "DwellBuckets",
+    "Purchase",
+    "PurchaseItem",
+    "CounterInterval",
+    "HealthSnapshot",
+    "SourceCounters",
+    "Count",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -379,10 +379,14 @@ async fn demo(exit: bool, dir: Option<PathBuf>) -> anyhow::Result<()> {
         let store = std::sync::Arc::new(
             store::open(&cfg.storage.data_dir).context("reopening the store for the pull API")?,
         );
+        // Nothing is captured live after the demo's replay, so no live events; Subscribe
+        // still works and stays open.
+        let live = sync::live::LiveHub::new(sync::live::LIVE_QUEUE);
         let addr = sync::spawn(
             &cfg.sync,
             cfg.storage.data_dir.clone(),
             store,
+            live,
             cancel.clone(),
             &tracker,
         )

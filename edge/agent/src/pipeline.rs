@@ -7,20 +7,33 @@
 //! visits, every time. Commits happen every `commit_interval`; every `checkpoint_interval` the
 //! commit also carries the core snapshot and the cursors of exactly the frames the snapshot
 //! has seen, which is what lets a restart resume without losing or double-counting anything.
+//!
+//! A live agent also publishes live events: a known person's arrival as soon as the sighting
+//! is processed, and each visit's end once its commit succeeded.
 
-use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edge_core::{snapshot, DeviceKeyer, LocalClock, Sessionizer, Sighting, ZoneId};
+use edge_core::{snapshot, DeviceKey, DeviceKeyer, LocalClock, Sessionizer, Sighting, ZoneId};
+use edge_proto::v1 as pb;
 use indicatif::ProgressBar;
 use tokio_util::sync::CancellationToken;
 
 use crate::sources::{Frame, SourceMsg};
 use crate::stats::SourceStats;
 use crate::store::{Batch, Checkpoint, Cursor, Store};
+use crate::sync::live::{self, LiveHub};
+
+/// Where live events go, and the persons known for devices (the identity graph's bindings).
+pub struct LiveOut {
+    /// The hub subscribers listen on.
+    pub hub: Arc<LiveHub>,
+    /// Person key (hex) by device key.
+    pub persons: HashMap<DeviceKey, String>,
+}
 
 /// Visits per transaction at most.
 const MAX_VISITS_PER_COMMIT: usize = 8192;
@@ -109,6 +122,10 @@ pub struct PipelineSettings {
     pub checkpoint_interval: Duration,
     /// Flush open visits and seal every hour when all sources have ended.
     pub flush_at_end: bool,
+    /// Visits open in the core, updated at every commit (for health snapshots).
+    pub open_visits: Arc<AtomicU64>,
+    /// Live events out (a service with the pull API); `None` for a replay.
+    pub live: Option<LiveOut>,
 }
 
 /// What a pipeline run did.
@@ -136,6 +153,7 @@ pub struct Summary {
 
 struct Committer<'a> {
     store: &'a Store,
+    live: Option<&'a LiveOut>,
     settings: &'a PipelineSettings,
     zones: Arc<[String]>,
     key_version: u32,
@@ -153,6 +171,9 @@ impl Committer<'_> {
     ) -> anyhow::Result<()> {
         let mut visits = core.drain_closed();
         let hours = core.drain_sealed();
+        self.settings
+            .open_visits
+            .store(core.open_count() as u64, Ordering::Relaxed);
         let checkpoint_due =
             force_checkpoint || self.last_checkpoint.elapsed() >= self.settings.checkpoint_interval;
         self.last_commit = Instant::now();
@@ -161,7 +182,12 @@ impl Committer<'_> {
         }
         let (zones, key_version, clock) =
             (self.zones.clone(), self.key_version, self.settings.clock);
-        let empty = || Batch::new(zones.clone(), key_version, clock);
+        // Bodies travel back only for someone to tell.
+        let want_bodies = self.live.is_some_and(|l| l.hub.subscribers() > 0);
+        let empty = || Batch {
+            want_bodies,
+            ..Batch::new(zones.clone(), key_version, clock)
+        };
         // Long lists (the flush at the end of a replay closes every open visit at once) go in
         // chunks, so the transaction and the JSON built for it stay small. Only the last chunk
         // carries the checkpoint: a crash between chunks replays from the previous checkpoint,
@@ -216,11 +242,43 @@ impl Committer<'_> {
 
     fn apply(&mut self, batch: Batch) -> anyhow::Result<()> {
         let r = self.store.commit(batch)?;
+        if let Some(out) = self.live {
+            for body in &r.visit_bodies {
+                match serde_json::from_str::<pb::Visit>(body) {
+                    // Staff are not shoppers: no marketing trigger for them.
+                    Ok(v) if v.class != "staff" => out.hub.publish(live::visit_end(v)),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "stored visit body does not parse; no live event")
+                    }
+                }
+            }
+        }
         self.summary.commits += 1;
         self.summary.visits_new += r.visits_new;
         self.summary.visits_duplicate += r.visits_duplicate;
         self.summary.hours_new += r.hours_new;
         Ok(())
+    }
+}
+
+/// Announces the arrivals of devices bound to a person.
+fn publish_arrivals(core: &mut Sessionizer, out: &LiveOut, zones: &[String]) {
+    for a in core.drain_arrivals() {
+        if let Some(person) = out.persons.get(&a.device) {
+            let zone = a
+                .zone
+                .and_then(|z| zones.get(usize::from(z)))
+                .cloned()
+                .unwrap_or_default();
+            out.hub.publish(live::arrival(
+                person,
+                &a.device.to_hex(),
+                a.visit_start_ms,
+                a.ts_ms,
+                zone,
+            ));
+        }
     }
 }
 
@@ -235,7 +293,9 @@ pub fn run(
     cancel: &CancellationToken,
     progress: &ProgressBar,
 ) -> anyhow::Result<Summary> {
+    let live = settings.live.as_ref();
     let started = Instant::now();
+    core.track_arrivals(live.is_some());
     let mut lanes: Vec<Lane> = sources
         .into_iter()
         .map(|input| Lane {
@@ -251,6 +311,7 @@ pub fn run(
         .collect();
     let mut c = Committer {
         store,
+        live,
         settings,
         zones: settings.zones.clone().into(),
         key_version: keyer.version(),
@@ -330,6 +391,11 @@ pub fn run(
             kind: f.kind,
             randomized: f.randomized,
         });
+        if core.has_arrivals() {
+            if let Some(out) = live {
+                publish_arrivals(&mut core, out, &settings.zones);
+            }
+        }
         frames += 1;
         if frames.is_multiple_of(4096) {
             if frames.is_multiple_of(1 << 16) {

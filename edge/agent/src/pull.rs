@@ -108,6 +108,9 @@ pub fn record_json(gateway: &str, r: &pb::Record) -> anyhow::Result<serde_json::
     let body = match &r.body {
         Some(pb::record::Body::Visit(v)) => serde_json::to_value(v)?,
         Some(pb::record::Body::Hourly(h)) => serde_json::to_value(h)?,
+        Some(pb::record::Body::Purchase(p)) => serde_json::to_value(p)?,
+        Some(pb::record::Body::Counter(c)) => serde_json::to_value(c)?,
+        Some(pb::record::Body::Health(h)) => serde_json::to_value(h)?,
         None => serde_json::Value::Null,
     };
     Ok(serde_json::json!({

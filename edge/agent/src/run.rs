@@ -5,25 +5,29 @@
 //! migrated) first, the core snapshot and the cursors committed with it are read back, and only
 //! then do sources start, each from its own committed cursor.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use edge_core::report::ConfiguredSources;
-use edge_core::{snapshot, DeviceKeyer, LocalClock, Sessionizer, DEFINITIONS_VERSION};
+use edge_core::{snapshot, DeviceKey, DeviceKeyer, LocalClock, Sessionizer, DEFINITIONS_VERSION};
+use edge_proto::v1 as pb;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::pipeline::{self, PipelineSettings, SourceInput, Summary};
+use crate::pipeline::{self, LiveOut, PipelineSettings, SourceInput, Summary};
 use crate::sources::wifi::config::WifiInput;
 use crate::sources::wifi::{hop, source};
 use crate::sources::CHANNEL_BATCHES;
 use crate::stats::SourceStats;
 use crate::store::{self, Reader};
+use crate::sync::live::{LiveHub, LIVE_QUEUE};
 
 /// Device keys cached per key epoch (bounded; one entry is ~40 bytes).
 const KEY_CACHE: usize = 200_000;
@@ -163,13 +167,9 @@ pub async fn run(
         );
     }
     if opts.once {
-        if let Some(live) = cfg
-            .wifi
-            .iter()
-            .find(|w| matches!(w.input, WifiInput::Interface(_)))
-        {
+        if let Some(live) = cfg.wifi.iter().find(|w| w.input.is_live()) {
             bail!(
-                "`--once` replays capture files, but source {:?} captures live from an interface; drop `--once` to run as a service",
+                "`--once` replays capture files, but source {:?} captures live; drop `--once` to run as a service",
                 live.name
             );
         }
@@ -186,6 +186,7 @@ pub async fn run(
     let core = restore_core(cfg, Some(&reader), clock)?;
     let cursors = reader.cursors()?;
     let counters = reader.counters()?;
+    let bindings = reader.bindings()?;
     drop(reader);
 
     let zones = cfg.zones();
@@ -228,10 +229,14 @@ pub async fn run(
             .collect();
         stats.restore(&stored);
         let fingerprint = source::input_fingerprint(w);
-        let start = cursors
-            .iter()
-            .find(|c| c.source == w.name && c.fingerprint == fingerprint)
-            .map_or(0, |c| c.position);
+        // A stream's positions do not survive it: a pipe starts over with every writer.
+        let start = match w.input {
+            WifiInput::File(_) => cursors
+                .iter()
+                .find(|c| c.source == w.name && c.fingerprint == fingerprint)
+                .map_or(0, |c| c.position),
+            _ => 0,
+        };
         // Bounded: a file source waits when it is full, a live source drops and counts.
         let (tx, rx) = sync_channel(CHANNEL_BATCHES);
         match &w.input {
@@ -241,6 +246,11 @@ pub async fn run(
                 tracker.spawn_blocking(move || {
                     source::replay_file(&w, &path, start, tx, stats, cancel)
                 });
+            }
+            WifiInput::Pipe(path) => {
+                let (w, path, stats, cancel) =
+                    (w.clone(), path.clone(), stats.clone(), cancel.clone());
+                tracker.spawn_blocking(move || source::read_pipe(&w, &path, tx, stats, cancel));
             }
             WifiInput::Interface(iface) => {
                 if let Some(plan) = &w.hop {
@@ -273,12 +283,22 @@ pub async fn run(
         });
     }
 
+    let open_visits = Arc::new(AtomicU64::new(0));
+    // As a service, the pull API runs beside the pipeline and acks through the same writer,
+    // and the pipeline publishes live events for `Subscribe`.
+    let service = !opts.once && cfg.sync.enabled;
+    let hub = LiveHub::new(LIVE_QUEUE);
     let settings = PipelineSettings {
         zones,
         clock,
         commit_interval: cfg.storage.commit_interval,
         checkpoint_interval: cfg.storage.checkpoint_interval,
         flush_at_end: all_files,
+        open_visits: open_visits.clone(),
+        live: service.then(|| LiveOut {
+            hub: hub.clone(),
+            persons: persons_by_device(bindings),
+        }),
     };
     let progress = if opts.progress {
         let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
@@ -291,12 +311,19 @@ pub async fn run(
     } else {
         ProgressBar::hidden()
     };
-    // As a service, the pull API runs beside the pipeline and acks through the same writer.
-    if !opts.once && cfg.sync.enabled {
+    let health = HealthInputs {
+        data_dir: data_dir.clone(),
+        sources: stats_all.clone(),
+        open_visits,
+        hub: hub.clone(),
+        started_ms: chrono::Utc::now().timestamp_millis(),
+    };
+    if service {
         crate::sync::spawn(
             &cfg.sync,
             data_dir.clone(),
             store.clone(),
+            hub.clone(),
             cancel.clone(),
             tracker,
         )
@@ -309,14 +336,36 @@ pub async fn run(
             cancel.clone(),
         ));
     }
+    // Health snapshots are for the cloud: only kept where it can pull (and ack) them.
+    if service {
+        tracker.spawn(health_loop(
+            store.clone(),
+            health.clone(),
+            cfg.sync.health_interval,
+            cancel.clone(),
+        ));
+    }
     let pcancel = cancel.clone();
+    let pstore = store.clone();
     let summary = tracker
         .spawn_blocking(move || {
-            // The writer stops when the last handle (this one, or the pull API's) is dropped.
-            pipeline::run(core, keyer, inputs, &store, &settings, &pcancel, &progress)
+            pipeline::run(core, keyer, inputs, &pstore, &settings, &pcancel, &progress)
         })
         .await
         .context("pipeline thread panicked")??;
+    if service {
+        // The last word before a clean stop: how the gateway was when it went down.
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || record_health(&s, &health)).await {
+            Ok(Err(e)) => {
+                tracing::warn!(error = %format!("{e:#}"), "final health snapshot not stored")
+            }
+            Err(e) => tracing::warn!(error = %e, "health snapshot thread failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    // The writer stops when the last handle (this one, or the pull API's) is dropped.
+    drop(store);
     let stored_visits = Reader::open(&cfg.storage.data_dir)?.count("visits")?;
     Ok(RunReport {
         stored_visits,
@@ -326,6 +375,94 @@ pub async fn run(
             .map(|s| (s.name.clone(), s.values()))
             .collect(),
     })
+}
+
+/// Device key → person key from the identity graph's bindings (malformed keys are skipped).
+fn persons_by_device(bindings: Vec<(String, String)>) -> HashMap<DeviceKey, String> {
+    bindings
+        .into_iter()
+        .filter_map(|(device, person)| {
+            let bytes: [u8; 16] = hex::decode(&device).ok()?.try_into().ok()?;
+            Some((DeviceKey(bytes), person))
+        })
+        .collect()
+}
+
+/// What a health snapshot is made of.
+#[derive(Clone)]
+struct HealthInputs {
+    data_dir: std::path::PathBuf,
+    sources: Vec<Arc<SourceStats>>,
+    open_visits: Arc<AtomicU64>,
+    hub: Arc<LiveHub>,
+    started_ms: i64,
+}
+
+/// Builds the gateway's health snapshot (records.proto `HealthSnapshot`) as of now.
+fn health_snapshot(h: &HealthInputs, taken_ms: i64) -> anyhow::Result<pb::HealthSnapshot> {
+    let r = Reader::open(&h.data_dir)?;
+    let st = r.outbox_state()?;
+    let count = |(name, value): (String, u64)| pb::Count { name, value };
+    Ok(pb::HealthSnapshot {
+        taken_ms,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        started_ms: h.started_ms,
+        sources: h
+            .sources
+            .iter()
+            .map(|s| pb::SourceCounters {
+                name: s.name.clone(),
+                kind: "wifi".into(),
+                counters: s.values().into_iter().map(count).collect(),
+            })
+            .collect(),
+        open_visits: h.open_visits.load(Ordering::Relaxed),
+        outbox_records: st.records,
+        outbox_unacked: st.unacked,
+        dropped_unacked: r.drops()?.into_iter().map(count).collect(),
+        database_bytes: r.database_bytes(),
+        free_disk_bytes: rustix::fs::statvfs(&h.data_dir)
+            .map(|v| v.f_bavail.saturating_mul(v.f_frsize))
+            .unwrap_or(0),
+        live_subscribers: h.hub.subscribers(),
+        live_events_lagged: h.hub.lagged(),
+    })
+}
+
+/// Takes a health snapshot and stores it for the cloud.
+fn record_health(store: &store::Store, h: &HealthInputs) -> anyhow::Result<()> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let snap = health_snapshot(h, now).context("taking a health snapshot")?;
+    let body = serde_json::to_string(&snap)?;
+    store
+        .health(now, body)
+        .context("storing a health snapshot")?;
+    Ok(())
+}
+
+/// Records a health snapshot every `every` until cancelled (the first after one interval).
+async fn health_loop(
+    store: Arc<store::Store>,
+    h: HealthInputs,
+    every: Duration,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let (s, h) = (store.clone(), h.clone());
+        match tokio::task::spawn_blocking(move || record_health(&s, &h)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %format!("{e:#}"), "health snapshot failed; retrying next interval")
+            }
+            Err(e) => tracing::warn!(error = %e, "health snapshot thread failed"),
+        }
+    }
 }
 
 /// Applies retention and the disk budget every `prune_interval` (first right away) until

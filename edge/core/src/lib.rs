@@ -19,7 +19,7 @@ pub use aggregate::{Aggregator, HourRecord};
 pub use key::{DeviceKey, DeviceKeyer, Secret};
 pub use params::{MetricParams, ParamError, DEFINITIONS_VERSION};
 pub use report::{DayReport, ReportInputs};
-pub use session::{Sessionizer, Sighting, SightingKind, Visit, VisitClass, ZoneDwell};
+pub use session::{Arrival, Sessionizer, Sighting, SightingKind, Visit, VisitClass, ZoneDwell};
 pub use time::LocalClock;
 
 /// Index of a zone (one per sniffer zone name) in the configured zone list.

@@ -199,6 +199,25 @@ pub struct Sessionizer {
     stats: SessionStats,
     #[serde(skip)]
     closed: Vec<Visit>,
+    /// Whether `observe` records arrivals (only a live agent with subscribers needs them).
+    #[serde(skip)]
+    track_arrivals: bool,
+    #[serde(skip)]
+    arrivals: Vec<Arrival>,
+}
+
+/// A device came into the store: its first sighting in a visit whose smoothed signal reached
+/// `inside_dbm`. Marketing triggers hang off this moment, long before the visit closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// The device.
+    pub device: DeviceKey,
+    /// First sighting of the visit (the visit key's time).
+    pub visit_start_ms: i64,
+    /// The sighting that made it an arrival.
+    pub ts_ms: i64,
+    /// Zone heard strongest at that moment.
+    pub zone: Option<ZoneId>,
 }
 
 fn default_clock() -> Option<LocalClock> {
@@ -218,7 +237,27 @@ impl Sessionizer {
             last_sweep_ms: i64::MIN,
             stats: SessionStats::default(),
             closed: Vec::new(),
+            track_arrivals: false,
+            arrivals: Vec::new(),
         }
+    }
+
+    /// Records [`Arrival`]s from now on (off by default; not part of the snapshot).
+    pub fn track_arrivals(&mut self, on: bool) {
+        self.track_arrivals = on;
+        if !on {
+            self.arrivals = Vec::new();
+        }
+    }
+
+    /// Takes the arrivals recorded since the last call.
+    pub fn drain_arrivals(&mut self) -> Vec<Arrival> {
+        std::mem::take(&mut self.arrivals)
+    }
+
+    /// Whether arrivals are waiting to be drained (cheap enough to ask after every sighting).
+    pub fn has_arrivals(&self) -> bool {
+        !self.arrivals.is_empty()
     }
 
     fn clock(&self) -> LocalClock {
@@ -279,10 +318,26 @@ impl Sessionizer {
         v.sightings += 1;
         v.associated |= s.kind != SightingKind::Probe;
         v.zones.observe(s.zone, s.rssi_dbm, s.ts_ms, p);
+        let was_inside = v.inside_now;
         v.inside_now = v
             .zones
             .strongest(s.ts_ms, p)
             .is_some_and(|r| r >= f32::from(p.inside_dbm));
+        // First time inside in this visit: no inside time accrued yet and not inside before.
+        let arrival = (self.track_arrivals && v.inside_now && !was_inside && v.inside_ms == 0)
+            .then(|| Arrival {
+                device: s.device,
+                visit_start_ms: v.first_ms,
+                ts_ms: s.ts_ms,
+                zone: v.zones.current(),
+            });
+        if let Some(a) = arrival {
+            // Staff coming in to work are not shoppers arriving.
+            let day = self.clock().day_index(s.ts_ms);
+            if !self.staff.is_staff(s.device, day, &self.params) {
+                self.arrivals.push(a);
+            }
+        }
         let open = self.open.len() as u64;
         if open > self.stats.peak_open {
             self.stats.peak_open = open;

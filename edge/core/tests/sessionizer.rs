@@ -275,3 +275,117 @@ fn snapshot_rejects_garbage() {
     assert!(snapshot::decode(b"nope", p(), c).is_err());
     assert!(snapshot::decode(b"SEc1\xff\xff\xff", p(), c).is_err());
 }
+
+#[test]
+fn arrivals_fire_once_per_visit_when_the_device_first_comes_inside() {
+    struct Case {
+        name: &'static str,
+        input: Vec<Sighting>,
+        // (device, visit start s, arrival s)
+        want: Vec<(u8, i64, i64)>,
+    }
+    let table = vec![
+        Case {
+            name: "strong from the first frame: arrival at the first sighting",
+            input: steady(1, 0, -50, 100, 900, 30),
+            want: vec![(1, 100, 100)],
+        },
+        Case {
+            name: "outside (weak) first, then inside: arrival when it comes in",
+            input: sorted(
+                [
+                    steady(1, 0, -85, 0, 300, 30),
+                    steady(1, 0, -45, 330, 900, 30),
+                ]
+                .concat(),
+            ),
+            want: vec![(1, 0, 330)],
+        },
+        Case {
+            name: "never inside: no arrival",
+            input: steady(1, 0, -85, 0, 1800, 30),
+            want: vec![],
+        },
+        Case {
+            name: "in, out, in again within one visit: one arrival",
+            input: sorted(
+                [
+                    steady(1, 0, -50, 0, 300, 30),
+                    steady(1, 0, -88, 330, 600, 30),
+                    steady(1, 0, -50, 630, 900, 30),
+                ]
+                .concat(),
+            ),
+            want: vec![(1, 0, 0)],
+        },
+        Case {
+            name: "two visits (gap over the timeout): two arrivals",
+            input: sorted(
+                [
+                    steady(1, 0, -50, 0, 300, 30),
+                    steady(1, 0, -50, 2400, 2700, 30),
+                ]
+                .concat(),
+            ),
+            want: vec![(1, 0, 0), (1, 2400, 2400)],
+        },
+        Case {
+            name: "two devices",
+            input: sorted(
+                [
+                    steady(1, 0, -50, 0, 300, 30),
+                    steady(2, 1, -60, 60, 300, 30),
+                ]
+                .concat(),
+            ),
+            want: vec![(1, 0, 0), (2, 60, 60)],
+        },
+    ];
+    for case in table {
+        let mut s = new_sessionizer();
+        s.track_arrivals(true);
+        let mut got = Vec::new();
+        for x in &case.input {
+            s.observe(x);
+            got.extend(s.drain_arrivals());
+        }
+        let got: Vec<(u8, i64, i64)> = got
+            .iter()
+            .map(|a| (a.device.0[0], a.visit_start_ms / S, a.ts_ms / S))
+            .collect();
+        assert_eq!(got, case.want, "{}", case.name);
+    }
+    // Staff coming in to work are not announced; a shopper the same morning is.
+    let mut input = Vec::new();
+    for day in 0..4 {
+        let base = day * 86_400;
+        input.extend(steady(7, 0, -55, base + 8 * 3600, base + 16 * 3600, 60));
+    }
+    input.extend(steady(
+        8,
+        0,
+        -55,
+        3 * 86_400 + 10 * 3600,
+        3 * 86_400 + 11 * 3600,
+        60,
+    ));
+    let mut s = new_sessionizer();
+    s.track_arrivals(true);
+    let mut got = Vec::new();
+    for x in &sorted(input) {
+        s.observe(x);
+        got.extend(
+            s.drain_arrivals()
+                .iter()
+                .map(|a| (a.device.0[0], a.ts_ms / S / 86_400)),
+        );
+    }
+    // Device 7 arrives on days 0-2 (not staff yet), not on day 3; device 8 on day 3.
+    assert_eq!(got, vec![(7, 0), (7, 1), (7, 2), (8, 3)]);
+    // Off by default: nothing is kept.
+    let mut s = new_sessionizer();
+    for x in &steady(1, 0, -50, 0, 300, 30) {
+        s.observe(x);
+    }
+    assert!(!s.has_arrivals());
+}

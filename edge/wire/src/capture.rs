@@ -315,6 +315,12 @@ impl<R: Read> CaptureReader<R> {
         })
     }
 
+    /// Bytes read from the input and not consumed yet. Zero after a record means the next
+    /// one has not arrived: a live stream's reader flushes what it has before waiting.
+    pub fn buffered(&self) -> usize {
+        self.win.len - self.win.pos
+    }
+
     /// The next packet record: `Ok(None)` at a clean end of file. After an error, every call
     /// returns `Ok(None)`.
     pub fn next_record(&mut self) -> Result<Option<CapturedRecord<'_>>, ReadError> {

@@ -118,6 +118,34 @@ CREATE TABLE drops (
 CREATE INDEX outbox_by_kind_seq ON outbox (kind, seq);
 "#,
     ),
+    (
+        4,
+        r#"
+-- Identity graph: which person (keyed hash of a phone number) a device (keyed hash of a MAC)
+-- belongs to. Written by portal logins and member receipts; read when visits are stored and
+-- when a live arrival is announced. Neither side is ever raw.
+CREATE TABLE device_persons (
+    device_key     TEXT PRIMARY KEY,
+    person_key     TEXT NOT NULL,
+    key_version    INTEGER NOT NULL,           -- version of the tenant secret
+    first_seen_ms  INTEGER NOT NULL,
+    last_seen_ms   INTEGER NOT NULL
+);
+CREATE INDEX device_persons_by_person ON device_persons (person_key);
+
+ALTER TABLE visits ADD COLUMN person_key TEXT;
+ALTER TABLE visits ADD COLUMN connected INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE visits ADD COLUMN repeat_class TEXT NOT NULL DEFAULT 'first';
+-- Repeat classes by person look up the person's previous visit (only identified visits).
+CREATE INDEX visits_by_person ON visits (person_key, start_ms) WHERE person_key IS NOT NULL;
+
+-- Gateway health snapshots served to the cloud (kind "health" in the outbox).
+CREATE TABLE health_snapshots (
+    taken_ms    INTEGER PRIMARY KEY,
+    body        TEXT NOT NULL
+);
+"#,
+    ),
 ];
 
 /// The schema version this build writes.

@@ -113,6 +113,8 @@ pub struct Batch {
     pub counters: Vec<(String, String, u64)>,
     /// Wall-clock time of the commit, UTC ms (bookkeeping only).
     pub now_ms: i64,
+    /// Return the stored bodies of the new visits in the receipt (for live events).
+    pub want_bodies: bool,
 }
 
 impl Batch {
@@ -127,6 +129,7 @@ impl Batch {
             checkpoint: None,
             counters: Vec::new(),
             now_ms: 0,
+            want_bodies: false,
         }
     }
 }
@@ -139,7 +142,7 @@ fn zone_name(zones: &[String], z: u8) -> String {
 }
 
 /// What a commit changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Receipt {
     /// New visits stored.
     pub visits_new: u64,
@@ -147,6 +150,20 @@ pub struct Receipt {
     pub visits_duplicate: u64,
     /// Hourly records stored.
     pub hours_new: u64,
+    /// JSON bodies (records.proto `Visit`) of the new visits, when the batch asked for them.
+    pub visit_bodies: Vec<String>,
+}
+
+/// Time since the previous visit of the same person or device, as records.proto names it.
+pub fn repeat_class(previous_end_ms: Option<i64>, start_ms: i64) -> &'static str {
+    const DAY: i64 = 86_400_000;
+    match previous_end_ms.map(|e| start_ms.saturating_sub(e)) {
+        None => "first",
+        Some(gap) if gap <= DAY => "within_1d",
+        Some(gap) if gap <= 7 * DAY => "within_7d",
+        Some(gap) if gap <= 30 * DAY => "within_30d",
+        Some(_) => "older",
+    }
 }
 
 enum Cmd {
@@ -154,6 +171,7 @@ enum Cmd {
     SetMeta(Vec<(String, String)>, SyncSender<Result<(), StoreError>>),
     Ack(i64, i64, SyncSender<Result<i64, StoreError>>),
     Prune(PrunePolicy, SyncSender<Result<PruneReport, StoreError>>),
+    Health(i64, String, SyncSender<Result<bool, StoreError>>),
 }
 
 /// What pruning may remove.
@@ -273,6 +291,18 @@ impl Store {
         rrx.recv().map_err(|_| StoreError::Closed)?
     }
 
+    /// Stores a gateway health snapshot (records.proto `HealthSnapshot` as JSON) taken at
+    /// `taken_ms` and queues it for the cloud; false if one with that time exists already.
+    pub fn health(&self, taken_ms: i64, body: String) -> Result<bool, StoreError> {
+        let (rtx, rrx) = sync_channel(1);
+        self.tx
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(Cmd::Health(taken_ms, body, rtx))
+            .map_err(|_| StoreError::Closed)?;
+        rrx.recv().map_err(|_| StoreError::Closed)?
+    }
+
     /// Stops the writer after the queued commands and waits for it (dropping the last handle
     /// does the same).
     #[cfg(test)]
@@ -321,6 +351,10 @@ fn writer(mut conn: Connection, rx: Receiver<Cmd>) {
             Cmd::Prune(policy, reply) => {
                 let _ = reply.send(prune(&mut conn, policy));
             }
+            Cmd::Health(taken_ms, body, reply) => {
+                let _ = reply.send(store_health(&mut conn, taken_ms, &body));
+            }
+
             Cmd::Ack(seq, now_ms, reply) => {
                 let r = conn
                     .execute(
@@ -346,6 +380,29 @@ fn writer(mut conn: Connection, rx: Receiver<Cmd>) {
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         [],
     );
+}
+
+fn store_health(conn: &mut Connection, taken_ms: i64, body: &str) -> Result<bool, StoreError> {
+    let e = |ctx: &'static str| move |err| StoreError::sqlite(ctx, err);
+    let tx = conn
+        .transaction()
+        .map_err(e("starting a health snapshot"))?;
+    let n = tx
+        .execute(
+            "INSERT OR IGNORE INTO health_snapshots (taken_ms, body) VALUES (?1, ?2)",
+            params![taken_ms, body],
+        )
+        .map_err(e("inserting a health snapshot"))?;
+    if n > 0 {
+        tx.execute(
+            "INSERT INTO outbox (kind, record_key, revision, body, created_ms)
+             VALUES ('health', ?1, 0, ?2, ?3)",
+            params![taken_ms.to_string(), body, taken_ms],
+        )
+        .map_err(e("inserting a health snapshot into the outbox"))?;
+    }
+    tx.commit().map_err(e("committing a health snapshot"))?;
+    Ok(n > 0)
 }
 
 /// Bytes of database pages in use (free pages are reused, so they do not count).
@@ -382,6 +439,12 @@ fn delete_records(
     )
     .map_err(e)?;
     tx.execute(
+        "DELETE FROM health_snapshots WHERE CAST(taken_ms AS TEXT) IN
+           (SELECT record_key FROM doomed WHERE kind = 'health')",
+        [],
+    )
+    .map_err(e)?;
+    tx.execute(
         "DELETE FROM hourly_aggregates WHERE EXISTS (SELECT 1 FROM doomed d WHERE d.kind = 'hourly'
            AND d.record_key = CAST(hourly_aggregates.hour_start_ms AS TEXT) AND d.revision = hourly_aggregates.revision)",
         [],
@@ -398,7 +461,8 @@ fn delete_records(
 
 /// Retention and the disk budget, in the design's order: acknowledged records past retention;
 /// then, while the live pages exceed the budget, acknowledged records oldest first, then
-/// unacknowledged visits oldest first, then unacknowledged hourly aggregates (kept longest).
+/// unacknowledged health snapshots, then unacknowledged visits oldest first, then
+/// unacknowledged hourly aggregates (kept longest).
 /// Every unacknowledged drop is counted in `drops`, which `GetInfo` reports.
 fn prune(conn: &mut Connection, policy: PrunePolicy) -> Result<PruneReport, StoreError> {
     let e = |ctx: &'static str| move |err| StoreError::sqlite(ctx, err);
@@ -417,8 +481,12 @@ fn prune(conn: &mut Connection, policy: PrunePolicy) -> Result<PruneReport, Stor
         )?;
         tx.commit().map_err(e("committing retention"))?;
     }
-    let steps: [(&str, &str); 3] = [
+    let steps: [(&str, &str); 4] = [
         ("", "seq <= ?1 ORDER BY seq LIMIT ?2"),
+        (
+            "health",
+            "seq > ?1 AND kind = 'health' ORDER BY seq LIMIT ?2",
+        ),
         ("visit", "seq > ?1 AND kind = 'visit' ORDER BY seq LIMIT ?2"),
         (
             "hourly",
@@ -540,7 +608,13 @@ pub struct PathStep {
     pub ms: i64,
 }
 
-fn visit_json(v: &Visit, b: &Batch) -> (String, String) {
+/// What the store knows about a visit's person and history when it stores it.
+struct VisitContext<'a> {
+    person_key: Option<&'a str>,
+    repeat: &'static str,
+}
+
+fn visit_json(v: &Visit, b: &Batch, cx: &VisitContext<'_>) -> (String, String) {
     let path: Vec<PathStep> = v
         .path
         .iter()
@@ -563,6 +637,10 @@ fn visit_json(v: &Visit, b: &Batch) -> (String, String) {
         "associated": v.associated,
         "path": path,
         "definitions_version": edge_core::DEFINITIONS_VERSION,
+        "person_key": cx.person_key.unwrap_or_default(),
+        // Set by captive-portal logins, which bind within the visit (none are read yet).
+        "connected": false,
+        "repeat": cx.repeat,
     });
     (path_json, body.to_string())
 }
@@ -625,8 +703,8 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
             .prepare_cached(
                 "INSERT OR IGNORE INTO visits (visit_key, device_key, key_version, start_ms, end_ms,
                    local_date, dwell_ms, inside_ms, class, randomized, associated, sightings, path,
-                   definitions_version, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                   definitions_version, created_ms, person_key, repeat_class)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )
             .map_err(e("preparing visit insert"))?;
         let mut ins_outbox = tx
@@ -635,9 +713,57 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .map_err(e("preparing outbox insert"))?;
+        let mut person_of = tx
+            .prepare_cached("SELECT person_key FROM device_persons WHERE device_key = ?1")
+            .map_err(e("preparing person lookup"))?;
+        // The device's earlier visits are a range of the unique visit-key index
+        // (`<device key>:<start>`, and ';' follows ':'), so no index over device keys is kept.
+        let mut prev_by_device = tx
+            .prepare_cached(
+                "SELECT max(end_ms) FROM visits
+                 WHERE visit_key > ?1 || ':' AND visit_key < ?1 || ';' AND end_ms <= ?2",
+            )
+            .map_err(e("preparing device history lookup"))?;
+        let mut prev_by_person = tx
+            .prepare_cached("SELECT max(end_ms) FROM visits WHERE person_key = ?1 AND end_ms <= ?2")
+            .map_err(e("preparing person history lookup"))?;
+        let mut devices_of = tx
+            .prepare_cached("SELECT device_key FROM device_persons WHERE person_key = ?1")
+            .map_err(e("preparing person devices lookup"))?;
         for v in &b.visits {
             let key = v.natural_key();
-            let (path, body) = visit_json(v, b);
+            let device_hex = v.device.to_hex();
+            let person: Option<String> = person_of
+                .query_row([&device_hex], |r| r.get(0))
+                .optional()
+                .map_err(e("looking up the device's person"))?;
+            let history = e("looking up the previous visit");
+            let mut previous: Option<i64> = prev_by_device
+                .query_row(params![device_hex, v.start_ms], |r| r.get(0))
+                .map_err(history)?;
+            // A person's history is every visit stored with their key, and every visit of
+            // each device bound to them (visits from before the binding have no key).
+            if let Some(p) = &person {
+                let by_person: Option<i64> = prev_by_person
+                    .query_row(params![p, v.start_ms], |r| r.get(0))
+                    .map_err(history)?;
+                previous = previous.max(by_person);
+                let devices: Vec<String> = devices_of
+                    .query_map([p], |r| r.get(0))
+                    .and_then(|rows| rows.collect())
+                    .map_err(history)?;
+                for d in devices.iter().filter(|d| **d != device_hex) {
+                    let by_device: Option<i64> = prev_by_device
+                        .query_row(params![d, v.start_ms], |r| r.get(0))
+                        .map_err(history)?;
+                    previous = previous.max(by_device);
+                }
+            }
+            let cx = VisitContext {
+                person_key: person.as_deref(),
+                repeat: repeat_class(previous, v.start_ms),
+            };
+            let (path, body) = visit_json(v, b, &cx);
             let local_date = b.clock.date(v.start_ms).to_string();
             let n = ins_visit
                 .execute(params![
@@ -655,7 +781,9 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
                     v.sightings,
                     path,
                     edge_core::DEFINITIONS_VERSION,
-                    b.now_ms
+                    b.now_ms,
+                    cx.person_key,
+                    cx.repeat
                 ])
                 .map_err(e("inserting visit"))?;
             if n == 0 {
@@ -666,6 +794,9 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
             ins_outbox
                 .execute(params!["visit", key, 0, body, b.now_ms])
                 .map_err(e("inserting visit into outbox"))?;
+            if b.want_bodies {
+                r.visit_bodies.push(body);
+            }
         }
         let mut ins_hour = tx
             .prepare_cached(
@@ -794,6 +925,32 @@ pub struct VisitRow {
 }
 
 impl Reader {
+    /// Every device ↔ person binding: (device key, person key), hex.
+    pub fn bindings(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let e = |err| StoreError::sqlite("reading bindings", err);
+        let mut st = self
+            .conn
+            .prepare("SELECT device_key, person_key FROM device_persons")
+            .map_err(e)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(e)?;
+        rows.collect::<Result<_, _>>().map_err(e)
+    }
+
+    /// Bytes of the database file and its WAL.
+    pub fn database_bytes(&self) -> u64 {
+        let main = self.conn.path().map(PathBuf::from);
+        main.map_or(0, |p| {
+            let wal = PathBuf::from(format!("{}-wal", p.display()));
+            [p, wal]
+                .iter()
+                .filter_map(|f| std::fs::metadata(f).ok())
+                .map(|m| m.len())
+                .sum()
+        })
+    }
+
     /// Opens `data_dir`'s database read-only. It must exist.
     pub fn open(data_dir: &Path) -> Result<Reader, StoreError> {
         let path = data_dir.join(DB_FILE);
@@ -1022,6 +1179,7 @@ impl Reader {
             "hourly_aggregates",
             "outbox",
             "source_checkpoints",
+            "health_snapshots",
         ];
         if !allowed.contains(&table) {
             return Ok(0);
@@ -1116,7 +1274,8 @@ mod tests {
             Receipt {
                 visits_new: 2,
                 visits_duplicate: 0,
-                hours_new: 1
+                hours_new: 1,
+                visit_bodies: Vec::new(),
             }
         );
         let r = store.commit(batch).unwrap();
@@ -1125,7 +1284,8 @@ mod tests {
             Receipt {
                 visits_new: 0,
                 visits_duplicate: 2,
-                hours_new: 0
+                hours_new: 0,
+                visit_bodies: Vec::new(),
             }
         );
         // A later revision of the same hour is a new record, not an edit.
@@ -1160,6 +1320,128 @@ mod tests {
             ]
         );
         assert_eq!(rd.latest_date().unwrap().as_deref(), Some("2026-11-20"));
+    }
+
+    #[test]
+    fn visits_carry_their_person_and_repeat_class() {
+        const H: i64 = 3_600_000;
+        const D: i64 = 24 * H;
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).unwrap();
+        // Devices 2 and 3 belong to one person (as a portal login would record).
+        let seed = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        for dev in [2u8, 3] {
+            seed.execute(
+                "INSERT INTO device_persons VALUES (?1, 'p1', 1, 0, 0)",
+                [DeviceKey([dev; 16]).to_hex()],
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            Reader::open(dir.path()).unwrap().bindings().unwrap().len(),
+            2
+        );
+        // (device, start) → (person, repeat), committed one batch after another.
+        let table: [((u8, i64), (&str, &str)); 8] = [
+            ((1, T0), ("", "first")),
+            ((1, T0 + 2 * H), ("", "within_1d")),
+            ((1, T0 + 5 * D), ("", "within_7d")),
+            ((1, T0 + 40 * D), ("", "older")),
+            ((2, T0), ("p1", "first")),
+            // The person's other device, overlapping that visit: not a return.
+            ((3, T0 + 60_000), ("p1", "first")),
+            // Another device of the same person: repeat by person, not by device.
+            ((3, T0 + 3 * D), ("p1", "within_7d")),
+            ((2, T0 + 20 * D), ("p1", "within_30d")),
+        ];
+        for ((dev, start), (person, repeat)) in table {
+            let r = store
+                .commit(Batch {
+                    visits: vec![visit(dev, start)],
+                    want_bodies: true,
+                    ..empty_batch()
+                })
+                .unwrap();
+            assert_eq!(r.visit_bodies.len(), 1);
+            let v: serde_json::Value = serde_json::from_str(&r.visit_bodies[0]).unwrap();
+            assert_eq!(v["person_key"], person, "{dev} at {start}");
+            assert_eq!(v["repeat"], repeat, "{dev} at {start}");
+            assert_eq!(v["connected"], false);
+        }
+        // A device's visits from before it was bound count for its person afterwards.
+        let one = |dev: u8, start: i64| {
+            let r = store
+                .commit(Batch {
+                    visits: vec![visit(dev, start)],
+                    want_bodies: true,
+                    ..empty_batch()
+                })
+                .unwrap();
+            serde_json::from_str::<serde_json::Value>(&r.visit_bodies[0]).unwrap()
+        };
+        assert_eq!(one(5, T0 + 21 * D)["person_key"], "");
+        seed.execute(
+            "INSERT INTO device_persons VALUES (?1, 'p1', 1, 0, 0)",
+            [DeviceKey([5; 16]).to_hex()],
+        )
+        .unwrap();
+        let v = one(3, T0 + 21 * D + 2 * H);
+        assert_eq!(
+            (v["person_key"].as_str(), v["repeat"].as_str()),
+            (Some("p1"), Some("within_1d"))
+        );
+        // Without the flag no bodies travel back.
+        let r = store
+            .commit(Batch {
+                visits: vec![visit(9, T0)],
+                ..empty_batch()
+            })
+            .unwrap();
+        assert!(r.visit_bodies.is_empty() && r.visits_new == 1);
+        // The stored columns agree with the bodies.
+        let n: i64 = seed
+            .query_row(
+                "SELECT count(*) FROM visits WHERE person_key = 'p1' AND repeat_class != 'first'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn health_snapshots_enter_the_outbox_once_and_go_first_under_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).unwrap();
+        store
+            .commit(Batch {
+                visits: vec![visit(1, T0)],
+                ..empty_batch()
+            })
+            .unwrap();
+        assert!(store.health(T0 + 5, "{}".into()).unwrap());
+        assert!(!store.health(T0 + 5, "{}".into()).unwrap());
+        assert!(store.health(T0 + 6, "{}".into()).unwrap());
+        let rd = Reader::open(dir.path()).unwrap();
+        assert_eq!(rd.count("health_snapshots").unwrap(), 2);
+        let st = rd.outbox_state().unwrap();
+        let page = rd
+            .outbox_page(0, st.head_seq, 10, &["health".into()])
+            .unwrap();
+        let keys: Vec<&str> = page.iter().map(|r| r.record_key.as_str()).collect();
+        assert_eq!(keys, [(T0 + 5).to_string(), (T0 + 6).to_string()]);
+        drop(rd);
+        // Over budget with nothing acked: health snapshots go before visits.
+        let r = store
+            .prune(PrunePolicy {
+                acked_before_ms: 0,
+                budget_bytes: 0,
+            })
+            .unwrap();
+        assert_eq!(r.dropped_unacked[0], ("health".to_string(), 2));
+        let rd = Reader::open(dir.path()).unwrap();
+        assert_eq!(rd.count("health_snapshots").unwrap(), 0);
+        assert!(rd.drops().unwrap().contains(&("health".to_string(), 2)));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -14,6 +15,8 @@ use crate::config::{ConfigError, Errs};
 
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Default time between gateway health snapshots in the outbox.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// Shortest token accepted: a guessable token is worse than none, as it looks like security.
 pub const MIN_TOKEN_LEN: usize = 16;
 
@@ -37,6 +40,14 @@ pub struct RawSync {
     /// TLS (and mTLS) settings.
     #[serde(default)]
     pub tls: Option<RawTls>,
+    /// How often (in service mode) a gateway health snapshot is queued for the cloud; one is
+    /// also queued at every clean shutdown.
+    #[serde(default = "default_health_interval", with = "humantime_serde")]
+    pub health_interval: Duration,
+}
+
+fn default_health_interval() -> Duration {
+    DEFAULT_HEALTH_INTERVAL
 }
 
 fn default_enabled() -> bool {
@@ -54,6 +65,7 @@ impl Default for RawSync {
             allow_plaintext: false,
             tokens: Vec::new(),
             tls: None,
+            health_interval: DEFAULT_HEALTH_INTERVAL,
         }
     }
 }
@@ -128,6 +140,8 @@ pub struct SyncConfig {
     pub tokens: Vec<Token>,
     /// TLS, when configured.
     pub tls: Option<Tls>,
+    /// Time between health snapshots.
+    pub health_interval: Duration,
 }
 
 impl Default for SyncConfig {
@@ -137,6 +151,7 @@ impl Default for SyncConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             tokens: Vec::new(),
             tls: None,
+            health_interval: DEFAULT_HEALTH_INTERVAL,
         }
     }
 }
@@ -224,11 +239,15 @@ impl RawSync {
                 format!("{listen} is reachable from the network: configure [[sync.tokens]] or mTLS (sync.tls.client_ca)"),
             ));
         }
+        if self.health_interval < Duration::from_secs(1) {
+            return Err(errs.at("sync.health_interval", "must be at least 1s"));
+        }
         Ok(SyncConfig {
             enabled: self.enabled,
             listen,
             tokens,
             tls,
+            health_interval: self.health_interval,
         })
     }
 }
@@ -269,6 +288,7 @@ mod tests {
                 "duplicate",
             ),
             ("[tls]\ncert = \"/nonexistent/c.pem\"\nkey = \"k.pem\"", "sync.tls.cert", "cannot read"),
+            ("health_interval = \"10ms\"", "sync.health_interval", "at least 1s"),
         ];
         for (text, key, reason) in table {
             let e = check(text).unwrap_err();

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod cursor;
+pub mod live;
 pub mod service;
 
 use std::net::SocketAddr;
@@ -62,6 +63,7 @@ pub async fn spawn(
     cfg: &SyncConfig,
     data_dir: PathBuf,
     store: Arc<Store>,
+    live: Arc<live::LiveHub>,
     cancel: CancellationToken,
     tracker: &TaskTracker,
 ) -> anyhow::Result<SocketAddr> {
@@ -78,7 +80,7 @@ pub async fn spawn(
         .context("building gRPC reflection")?;
 
     let tokens = Arc::new(cfg.tokens.clone());
-    let svc = SyncService::new(data_dir.clone(), store, cancel.clone());
+    let svc = SyncService::new(data_dir.clone(), store, live, cancel.clone());
     let sync = SyncServer::with_interceptor(svc, move |req| authorize(&tokens, req));
 
     let mut builder = Server::builder();

@@ -1,4 +1,5 @@
-//! `[[sources.wifi]]`: one monitor-mode sniffer (live interface or capture file) per zone.
+//! `[[sources.wifi]]`: one monitor-mode sniffer (live interface, live capture stream on a named
+//! pipe, or capture file) per zone.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -27,10 +28,15 @@ pub struct RawWifi {
     pub name: Option<String>,
     /// The store zone this sniffer covers (e.g. `"entrance"`).
     pub zone: String,
-    /// Monitor-mode interface to capture live from (e.g. `"mon0"`). Exactly one of `interface`
-    /// and `pcap` is required.
+    /// Monitor-mode interface to capture live from (e.g. `"mon0"`). Exactly one of
+    /// `interface`, `pipe` and `pcap` is required.
     #[serde(default)]
     pub interface: Option<String>,
+    /// Named pipe (FIFO) another program streams a live pcap/pcapng capture into, e.g. an
+    /// access point's monitor radio: `ssh ap tcpdump -U -i mon0 -w - > /run/store-edge/ap.pcap`.
+    /// Read as it arrives; when the writer goes away the pipe is reopened for the next one.
+    #[serde(default)]
+    pub pipe: Option<PathBuf>,
     /// pcap or pcapng file to replay, relative to the config file.
     #[serde(default)]
     pub pcap: Option<PathBuf>,
@@ -80,6 +86,15 @@ pub enum WifiInput {
     Interface(String),
     /// A capture file to replay.
     File(PathBuf),
+    /// A named pipe carrying a live capture stream.
+    Pipe(PathBuf),
+}
+
+impl WifiInput {
+    /// Whether the input is live (runs until stopped, wall-clock time).
+    pub fn is_live(&self) -> bool {
+        !matches!(self, WifiInput::File(_))
+    }
 }
 
 /// A channel-hopping plan.
@@ -136,19 +151,22 @@ impl RawWifi {
         if name.is_empty() || name.chars().any(|c| c.is_control()) {
             return Err(errs.at(format!("{key}.name"), "must be non-empty printable text"));
         }
-        let input =
-            match (&self.interface, &self.pcap) {
-                (Some(i), None) if !i.trim().is_empty() => WifiInput::Interface(i.clone()),
-                (None, Some(p)) => WifiInput::File(if p.is_absolute() {
-                    p.clone()
-                } else {
-                    base.join(p)
-                }),
-                _ => return Err(errs.at(
-                    key,
-                    "exactly one of `interface` (live capture) or `pcap` (file replay) is required",
-                )),
-            };
+        let abs = |p: &PathBuf| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        };
+        let input = match (&self.interface, &self.pipe, &self.pcap) {
+            (Some(i), None, None) if !i.trim().is_empty() => WifiInput::Interface(i.clone()),
+            (None, Some(p), None) => WifiInput::Pipe(abs(p)),
+            (None, None, Some(p)) => WifiInput::File(abs(p)),
+            _ => return Err(errs.at(
+                key,
+                "exactly one of `interface` (live capture), `pipe` (live capture stream) or `pcap` (file replay) is required",
+            )),
+        };
         let profile = match &self.profile {
             Some(p) => Some(
                 profiles::resolve_wifi(p, base)

@@ -1,9 +1,11 @@
 //! The Wi-Fi source's run loops: live capture on a monitor interface (non-blocking libpcap
-//! stream) and replay of pcap/pcapng files (edge-wire's streaming [`CaptureReader`], which
-//! reads 1 MiB at a time where libpcap's offline reader `fread`s 4 KiB). Both feed every
-//! record through [`FrameHandler`], so parsing, counting and batching are the same code.
+//! stream), a live capture streamed into a named pipe, and replay of pcap/pcapng files
+//! (edge-wire's streaming [`CaptureReader`], which reads 1 MiB at a time where libpcap's
+//! offline reader `fread`s 4 KiB). All feed every record through [`FrameHandler`], so
+//! parsing, counting and batching are the same code.
 
 use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -42,6 +44,7 @@ pub fn input_fingerprint(src: &WifiSource) -> String {
     match &src.input {
         WifiInput::File(p) => fingerprint(p).unwrap_or_else(|_| "unreadable".to_string()),
         WifiInput::Interface(i) => format!("live:{i}"),
+        WifiInput::Pipe(p) => format!("pipe:{}", p.display()),
     }
 }
 
@@ -86,6 +89,11 @@ impl FrameHandler {
         orig_len: usize,
     ) -> Option<SourceMsg> {
         self.push_parsed(ts_ms, presence::parse_record(linktype, data, orig_len))
+    }
+
+    /// Whether frames are waiting in the batch.
+    pub fn has_frames(&self) -> bool {
+        !self.batch.is_empty()
     }
 
     /// Takes what is batched so far (possibly empty, as a heartbeat).
@@ -172,6 +180,189 @@ pub fn replay_file(
     let _ = tx.send(SourceMsg::End {
         position: h.position,
     });
+}
+
+/// How often a pipe reader waiting for data checks for cancellation.
+const PIPE_POLL_MS: i64 = 200;
+
+/// A non-blocking FIFO read with `poll` first, so a reader waiting for a quiet writer still
+/// notices cancellation (it then reads as end of stream).
+struct PipeReader {
+    file: std::fs::File,
+    cancel: CancellationToken,
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let timeout = Timespec {
+            tv_sec: 0,
+            tv_nsec: PIPE_POLL_MS * 1_000_000,
+        };
+        loop {
+            if self.cancel.is_cancelled() {
+                return Ok(0);
+            }
+            let mut fds = [PollFd::new(&self.file, PollFlags::IN)];
+            match poll(&mut fds, Some(&timeout)) {
+                Ok(0) => continue,
+                // Readable, or the writer hung up (the read then returns 0). Someone else may
+                // have drained it meanwhile: then wait again.
+                Ok(_) => match self.file.read(buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    r => return r,
+                },
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Opens a FIFO for non-blocking reading, without waiting for a writer (a blocking open would
+/// not notice cancellation); [`PipeReader`] polls before each read.
+fn open_pipe(path: &Path) -> std::io::Result<std::fs::File> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.file_type().is_fifo() {
+        return Err(std::io::Error::other(
+            "not a named pipe (create it with mkfifo)",
+        ));
+    }
+    Ok(f)
+}
+
+/// The stream's clock as last seen: (newest frame time, when it was read). The heartbeat runs
+/// the stream's clock on from there, so a capturing host whose clock differs from the
+/// gateway's neither has its frames refused as late nor pushes other zones ahead.
+type StreamClock = Arc<std::sync::Mutex<Option<(i64, std::time::Instant)>>>;
+
+/// Reads a live capture streamed into the named pipe `path` until cancelled: each writer's
+/// stream (a pcap or pcapng header, then records) is read as it arrives and batches are
+/// flushed whenever the reader has nothing more buffered, so a sighting reaches the core at
+/// once. When a writer goes away the pipe is reopened for the next. Batches wait for room in
+/// the channel: while the pipeline is behind, the writer blocks on the full pipe and the
+/// capturing side's own buffer (which counts its drops) absorbs the burst. A heartbeat carries
+/// the stream's clock forward so quiet periods still close visits.
+pub fn read_pipe(
+    src: &WifiSource,
+    path: &Path,
+    tx: SyncSender<SourceMsg>,
+    stats: Arc<SourceStats>,
+    cancel: CancellationToken,
+) {
+    let clock: StreamClock = Arc::default();
+    let send = |msg: SourceMsg| {
+        if let SourceMsg::Batch { watermark_ms, .. } = &msg {
+            if let Ok(mut c) = clock.lock() {
+                *c = Some((*watermark_ms, std::time::Instant::now()));
+            }
+        }
+        tx.send(msg).is_ok()
+    };
+    // The heartbeat runs beside the reader, which may be blocked waiting for data. Nothing
+    // to say before the stream's first frame: its clock is not known yet.
+    let beat = {
+        let (tx, cancel, clock) = (tx.clone(), cancel.clone(), clock.clone());
+        std::thread::Builder::new()
+            .name(format!("{}-heartbeat", src.name))
+            .spawn(move || {
+                while !cancel.is_cancelled() {
+                    std::thread::sleep(HEARTBEAT);
+                    let seen = clock.lock().ok().and_then(|c| *c);
+                    let Some((ts, at)) = seen else { continue };
+                    let elapsed = i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
+                    let msg = SourceMsg::Batch {
+                        frames: Vec::new(),
+                        watermark_ms: ts.saturating_add(elapsed).saturating_sub(1000),
+                        position: 0,
+                    };
+                    if let Err(TrySendError::Disconnected(_)) = tx.try_send(msg) {
+                        break;
+                    }
+                }
+            })
+    };
+    let mut h = FrameHandler::new(stats.clone(), 0);
+    let mut failures = 0u32;
+    'streams: while !cancel.is_cancelled() {
+        let file = match open_pipe(path) {
+            Ok(f) => f,
+            Err(e) => {
+                stats.read_errors.fetch_add(1, Ordering::Relaxed);
+                if failures == 0 {
+                    tracing::error!(source = %src.name, pipe = %path.display(), error = %e, "cannot open the capture pipe; retrying");
+                }
+                failures = failures.saturating_add(1);
+                // Back off up to 5 s, checking for cancellation every 100 ms.
+                for _ in 0..failures.min(50) {
+                    if cancel.is_cancelled() {
+                        break 'streams;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                continue;
+            }
+        };
+        failures = 0;
+        let reader = PipeReader {
+            file,
+            cancel: cancel.clone(),
+        };
+        let mut cap = match CaptureReader::new(reader) {
+            Ok(c) => c,
+            Err(e) => {
+                // Cancelled while waiting, or a writer that sent no capture header.
+                if !cancel.is_cancelled() {
+                    stats.read_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(source = %src.name, pipe = %path.display(), error = %e, "capture stream did not start with a pcap/pcapng header; waiting for the next writer");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                continue;
+            }
+        };
+        tracing::info!(source = %src.name, pipe = %path.display(), "capture stream connected");
+        loop {
+            match cap.next_record() {
+                Ok(Some(r)) => {
+                    let ts_ms = r.ts_micros.div_euclid(1000);
+                    let full = h.handle(r.linktype, ts_ms, r.data, r.orig_len as usize);
+                    let msg = match full {
+                        Some(batch) => Some(batch),
+                        // Nothing more buffered: deliver now rather than wait for more.
+                        None if cap.buffered() == 0 && h.has_frames() => Some(h.take()),
+                        None => None,
+                    };
+                    if let Some(m) = msg {
+                        if !send(m) {
+                            break 'streams;
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    if !cancel.is_cancelled() {
+                        stats.read_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(source = %src.name, pipe = %path.display(), error = %e, "capture stream broken; waiting for the next writer");
+                    }
+                    break;
+                }
+            }
+        }
+        if h.has_frames() && !send(h.take()) {
+            break;
+        }
+        tracing::info!(source = %src.name, pipe = %path.display(), "capture stream ended");
+    }
+    let _ = tx.try_send(h.take());
+    let _ = tx.try_send(SourceMsg::End {
+        position: h.position,
+    });
+    if let Ok(beat) = beat {
+        let _ = beat.join();
+    }
 }
 
 /// Parses packets inside the libpcap stream so no packet bytes are copied.
