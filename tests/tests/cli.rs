@@ -103,6 +103,18 @@ fn report_json_has_every_field_and_nulls_for_missing_sources() {
     ]);
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["visitors"], 0);
+
+    // A window of hours: its table names the window; a bad window is refused by name.
+    let out = store_edge(&["report", "--data-dir", path_str(&data), "--hours", "10-11"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("10:00–11:59"));
+    let out = store_edge(&["report", "--data-dir", path_str(&data), "--hours", "12-9"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("\"12-9\" is not an hour"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -180,6 +192,12 @@ fn run_once_refuses_live_sources_and_report_needs_a_store() {
     let out = store_edge(&["run", "--config", path_str(&path), "--once"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--once"), "{}", stderr(&out));
+
+    let piped = good.replacen("pcap = \"wifi-entrance.pcap\"", "pipe = \"ap.pcap\"", 1);
+    std::fs::write(&path, piped).unwrap();
+    let out = store_edge(&["run", "--config", path_str(&path), "--once"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("captures live"), "{}", stderr(&out));
 
     let out = store_edge(&["report", "--data-dir", path_str(&dir.path().join("nope"))]);
     assert!(!out.status.success());

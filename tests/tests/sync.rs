@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use edge_core::report::{ConfiguredSources, ReportVisit};
+use edge_core::{DayReport, ReportInputs, VisitClass};
 use edge_e2e::{bin, path_str, simulate, store_edge, Agent};
 use edge_proto::v1 as pb;
 use pb::sync_client::SyncClient;
@@ -18,11 +20,16 @@ const TOKEN: &str = "test-token-0123456789abcdef";
 
 /// A simulated 2-zone day with `[sync]` on a free loopback port and one token.
 fn day(dir: &Path, visitors: u32) -> PathBuf {
+    day_with(dir, visitors, 11, "")
+}
+
+/// Like [`day`] with another seed and extra `[sync]` lines.
+fn day_with(dir: &Path, visitors: u32, seed: u64, sync_extra: &str) -> PathBuf {
     let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-    let w = simulate(dir, &edge_sim::SimParams::new(11, date, visitors, 2));
+    let w = simulate(dir, &edge_sim::SimParams::new(seed, date, visitors, 2));
     let mut text = std::fs::read_to_string(&w.config_path).unwrap();
     text.push_str(&format!(
-        "\n[sync]\nlisten = \"127.0.0.1:0\"\n[[sync.tokens]]\nname = \"cloud\"\ntoken = \"{TOKEN}\"\n"
+        "\n[sync]\nlisten = \"127.0.0.1:0\"\n{sync_extra}[[sync.tokens]]\nname = \"cloud\"\ntoken = \"{TOKEN}\"\n"
     ));
     std::fs::write(&w.config_path, text).unwrap();
     w.config_path
@@ -180,7 +187,7 @@ fn protocol_cursors_acks_tokens_and_epochs() {
             .get_summary(req(
                 pb::GetSummaryRequest {
                     from: "2026-11-20".into(),
-                    to: String::new(),
+                    ..Default::default()
                 },
                 Some(TOKEN),
             ))
@@ -199,18 +206,76 @@ fn protocol_cursors_acks_tokens_and_epochs() {
         ]);
         let want: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(got, want);
-        for (from, to) in [("2026-13-01", ""), ("2026-11-20", "2026-11-19")] {
+        // A window of local hours: the same numbers as `report --hours`.
+        let sum = c
+            .get_summary(req(
+                pb::GetSummaryRequest {
+                    from: "2026-11-20".into(),
+                    from_hour: Some(10),
+                    to_hour: Some(13),
+                    ..Default::default()
+                },
+                Some(TOKEN),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let window: serde_json::Value = serde_json::from_str(&sum.days[0].report_json).unwrap();
+        let out = store_edge(&[
+            "report",
+            "--data-dir",
+            path_str(&dir.path().join("data")),
+            "--date",
+            "2026-11-20",
+            "--hours",
+            "10-13",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let want_window: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(window, want_window);
+        assert_eq!(window["hours"], serde_json::json!({"from": 10, "to": 13}));
+        let (part, whole) = (
+            window["visitors"].as_u64().unwrap(),
+            want["visitors"].as_u64().unwrap(),
+        );
+        assert!(part > 0 && part < whole, "{part} of {whole}");
+        let hours: Vec<u64> = window["hourly"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["hour"].as_u64().unwrap())
+            .collect();
+        assert!(hours.iter().all(|h| (10..=13).contains(h)), "{hours:?}");
+        let bad = [
+            ("2026-13-01", "", None, None),
+            ("2026-11-20", "2026-11-19", None, None),
+            ("2026-11-20", "", Some(14), Some(13)),
+            ("2026-11-20", "", Some(24), None),
+            ("2026-11-20", "", None, Some(3)),
+        ];
+        for (from, to, from_hour, to_hour) in bad {
             let e = c
                 .get_summary(req(
                     pb::GetSummaryRequest {
                         from: from.into(),
                         to: to.into(),
+                        from_hour,
+                        to_hour,
                     },
                     Some(TOKEN),
                 ))
                 .await
                 .unwrap_err();
-            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{from}..{to}");
+            assert_eq!(
+                e.code(),
+                tonic::Code::InvalidArgument,
+                "{from}..{to} {from_hour:?}..{to_hour:?}"
+            );
         }
 
         use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
@@ -354,8 +419,29 @@ fn pull_client_gets_everything_once_even_when_killed() {
             limit.into(),
         ]
     };
-    // Kill the client at spread-out moments, small batches so the kills land mid-stream.
-    for (i, delay_ms) in [40u64, 90, 150, 230, 20, 310].into_iter().enumerate() {
+    // Kill the client at random moments (the seed is printed; PULL_KILL_SEED replays one), with
+    // small batches so the kills land mid-stream.
+    let seed: u64 = std::env::var("PULL_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    println!("PULL_KILL_SEED={seed}");
+    let mut x = seed | 1;
+    let delays: Vec<u64> = (0..8)
+        .map(|_| {
+            // xorshift64: spread-out delays from 10 to 400 ms.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            10 + x % 391
+        })
+        .collect();
+    for (i, delay_ms) in delays.into_iter().enumerate() {
         let mut child = Command::new(bin())
             .args(args(if i % 2 == 0 { "7" } else { "23" }))
             .env("RUST_LOG", "warn")
@@ -402,43 +488,187 @@ fn pull_client_gets_everything_once_even_when_killed() {
     ]);
     assert!(report.status.success());
     let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
-    let mut by_class: BTreeMap<String, u64> = BTreeMap::new();
-    let mut hours: BTreeMap<i64, (u64, serde_json::Value)> = BTreeMap::new();
-    for v in &got {
-        match v["kind"].as_str().unwrap() {
-            "visit" => {
-                let b = &v["body"];
-                // Visits of the report's day (store-local date of the start).
-                let start = b["start_ms"].as_i64().unwrap();
-                let local = chrono::DateTime::from_timestamp_millis(start + 8 * 3_600_000)
-                    .unwrap()
-                    .date_naive()
-                    .to_string();
-                if local == "2026-11-20" {
-                    *by_class
-                        .entry(b["class"].as_str().unwrap().to_string())
-                        .or_default() += 1;
-                }
-            }
-            "hourly" => {
-                let b = &v["body"];
-                if b["local_date"] == "2026-11-20" {
-                    let rev = u64::from(b["revision"].as_u64().unwrap() as u32);
-                    let k = b["hour_start_ms"].as_i64().unwrap();
-                    if hours.get(&k).is_none_or(|(r, _)| *r < rev) {
-                        hours.insert(k, (rev, b.clone()));
-                    }
-                }
-            }
-            _ => {}
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let params = edge_sim::SimParams::new(11, date, 120, 2);
+    let clock = edge_core::LocalClock::new(params.timezone);
+
+    // The day report recomputed from nothing but the pulled visits is the gateway's, field for
+    // field.
+    let visits: Vec<ReportVisit> = got
+        .iter()
+        .filter(|v| v["kind"] == "visit")
+        .map(|v| serde_json::from_value::<pb::Visit>(v["body"].clone()).unwrap())
+        .filter(|v| clock.date(v.start_ms) == date)
+        .map(|v| ReportVisit {
+            class: VisitClass::parse(&v.class).unwrap(),
+            start_ms: v.start_ms,
+            dwell_ms: v.dwell_ms,
+            path: v.path.iter().map(|z| (z.zone.clone(), z.ms)).collect(),
+            connected: v.connected,
+            identified: !v.person_key.is_empty(),
+        })
+        .collect();
+    let zones: Vec<String> = params.zone_names().iter().map(|z| z.to_string()).collect();
+    let inputs = ReportInputs {
+        date,
+        clock,
+        visits: &visits,
+        sources: ConfiguredSources {
+            wifi: true,
+            ..ConfiguredSources::default()
+        },
+        footfall: None,
+        transactions: None,
+        sales: None,
+        hours: None,
+    };
+    let recomputed = serde_json::to_value(DayReport::compute(&inputs, &zones)).unwrap();
+    assert_eq!(recomputed, report);
+
+    // The hourly aggregates (newest revision of each hour) say what the report's hours say.
+    let mut hours: BTreeMap<i64, pb::HourlyAggregate> = BTreeMap::new();
+    for v in got.iter().filter(|v| v["kind"] == "hourly") {
+        let h: pb::HourlyAggregate = serde_json::from_value(v["body"].clone()).unwrap();
+        if h.local_date == "2026-11-20"
+            && hours
+                .get(&h.hour_start_ms)
+                .is_none_or(|o| o.revision < h.revision)
+        {
+            hours.insert(h.hour_start_ms, h);
         }
     }
-    assert_eq!(report["visitors"].as_u64().unwrap(), by_class["visitor"]);
-    assert_eq!(report["passersby"].as_u64().unwrap(), by_class["passerby"]);
-    let hourly_visitors: u64 = hours
+    let from_aggregates: Vec<(u64, u64, u64)> = hours
         .values()
-        .map(|(_, b)| b["visitors"].as_u64().unwrap())
-        .sum();
-    assert_eq!(report["visitors"].as_u64().unwrap(), hourly_visitors);
+        .filter(|h| h.visitors + h.passersby + h.staff > 0)
+        .map(|h| {
+            (
+                u64::from(h.local_hour),
+                u64::from(h.visitors),
+                u64::from(h.passersby),
+            )
+        })
+        .collect();
+    let from_report: Vec<(u64, u64, u64)> = report["hourly"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["hour"].as_u64().unwrap(),
+                h["visitors"].as_u64().unwrap(),
+                h["passersby"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(!from_report.is_empty());
+    assert_eq!(from_aggregates, from_report);
     drop(agent);
+}
+
+/// Idempotency keys of the outbox in `data_dir`, with their kinds.
+fn outbox_keys(data_dir: &Path) -> Vec<(String, String)> {
+    let db = edge_e2e::open_db(data_dir);
+    let mut st = db
+        .prepare("SELECT kind, kind || '/' || record_key || '/' || revision FROM outbox")
+        .unwrap();
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<Vec<(String, String)>, _>>()
+        .unwrap();
+    rows
+}
+
+#[test]
+fn several_gateways_pulled_at_once_and_across_an_epoch_change() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Health snapshots every second: the gateways keep producing records while pulled.
+    let c1 = day_with(d1.path(), 60, 21, "health_interval = \"1s\"\n");
+    let c2 = day_with(d2.path(), 90, 22, "health_interval = \"1s\"\n");
+    let a1 = Agent::start(&c1);
+    let a2 = Agent::start(&c2);
+    let out = d1.path().join("pulled");
+    let token_file = d1.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let pull_all = |endpoints: [&str; 2]| {
+        let out = store_edge(&[
+            "pull",
+            "--endpoint",
+            endpoints[0],
+            "--endpoint",
+            endpoints[1],
+            "--out",
+            path_str(&out),
+            "--token-file",
+            path_str(&token_file),
+            "--limit",
+            "40",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    pull_all([&a1.endpoint, &a2.endpoint]);
+    let file = |endpoint: &str| {
+        let name: String = endpoint
+            .trim_start_matches("http://")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        out.join(format!("{name}.jsonl"))
+    };
+    let (f1, f2) = (file(&a1.endpoint), file(&a2.endpoint));
+    let first = lines(&f1).len();
+    assert!(first > 50 && !lines(&f2).is_empty());
+
+    // Gateway 1 loses power and comes back on the same address: a new outbox epoch.
+    let port = a1.port;
+    a1.kill9();
+    let text = std::fs::read_to_string(&c1)
+        .unwrap()
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    std::fs::write(&c1, text).unwrap();
+    let a1 = Agent::start(&c1);
+    std::thread::sleep(Duration::from_millis(1500)); // a health snapshot or two of epoch 2
+    let log = pull_all([&a1.endpoint, &a2.endpoint]);
+    assert!(
+        log.contains("cursor refused"),
+        "the epoch change was not met: {log}"
+    );
+    drop(a1);
+    drop(a2);
+
+    for (f, data) in [(&f1, d1.path().join("data")), (&f2, d2.path().join("data"))] {
+        let got = lines(f);
+        let keys: HashSet<String> = got
+            .iter()
+            .map(|v| v["idempotency_key"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(keys.len(), got.len(), "duplicates in {}", f.display());
+        assert!(got.iter().all(|v| v["gateway"] == "sim-store/sim-gw-1"));
+        // Every record the gateway holds was pulled, except health snapshots taken after the
+        // last pull; nothing was pulled that the gateway does not hold.
+        let held = outbox_keys(&data);
+        let held_keys: HashSet<&str> = held.iter().map(|(_, k)| k.as_str()).collect();
+        assert!(keys.iter().all(|k| held_keys.contains(k.as_str())));
+        let missing: Vec<&(String, String)> = held
+            .iter()
+            .filter(|(kind, k)| kind != "health" && !keys.contains(k))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "not pulled from {}: {missing:?}",
+            data.display()
+        );
+    }
+    // Gateway 1's health snapshots from after the restart arrived too.
+    let health_after = lines(&f1)
+        .iter()
+        .skip(first)
+        .filter(|v| v["kind"] == "health")
+        .count();
+    assert!(health_after >= 1);
 }

@@ -109,6 +109,9 @@ enum Command {
         /// Local date (default: the latest date with visits).
         #[arg(long)]
         date: Option<NaiveDate>,
+        /// Only these local hours of the date: `10` or `10-13` (both included).
+        #[arg(long, value_parser = parse_hours)]
+        hours: Option<edge_core::report::HourWindow>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -164,6 +167,11 @@ enum ProfilesCommand {
         /// Profile files to check.
         paths: Vec<PathBuf>,
     },
+}
+
+fn parse_hours(s: &str) -> Result<edge_core::report::HourWindow, String> {
+    edge_core::report::HourWindow::parse(s)
+        .ok_or_else(|| format!("{s:?} is not an hour (0-23) or a range of hours like 10-13"))
 }
 
 fn init_logging(filter: Option<&str>) {
@@ -239,9 +247,10 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
         Command::Report {
             data_dir,
             date,
+            hours,
             json,
         } => {
-            let r = report::day_report(&data_dir, date)?;
+            let r = report::day_report(&data_dir, date, hours)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r.day)?);
             } else {
@@ -366,7 +375,7 @@ async fn demo(exit: bool, dir: Option<PathBuf>) -> anyhow::Result<()> {
     };
     let r = run::run(&cfg, opts, cancel.clone(), &tracker).await?;
     eprint!("{}", r.render());
-    let rep = report::day_report(&cfg.storage.data_dir, Some(date))?;
+    let rep = report::day_report(&cfg.storage.data_dir, Some(date), None)?;
     println!();
     print!("{}", rep.day.render_text(&rep.store_id));
     println!();

@@ -1,4 +1,5 @@
-//! `store-edge report`: reads a data directory and computes the day report of one local date.
+//! `store-edge report`: reads a data directory and computes the report of one local date, or of
+//! a window of its local hours.
 //!
 //! The numbers come from the committed visits only, so `report` may run while the agent is
 //! running (SQLite WAL lets a reader see the last commit without blocking the writer).
@@ -8,7 +9,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use edge_core::report::{ConfiguredSources, ReportVisit};
+use edge_core::report::{ConfiguredSources, HourWindow, ReportVisit};
 use edge_core::{DayReport, LocalClock, ReportInputs, VisitClass};
 
 use crate::store::Reader;
@@ -21,8 +22,13 @@ pub struct Report {
     pub day: DayReport,
 }
 
-/// Computes the report for `date` (default: the latest date with visits).
-pub fn day_report(data_dir: &Path, date: Option<NaiveDate>) -> anyhow::Result<Report> {
+/// Computes the report for `date` (default: the latest date with visits), or for the local
+/// hours `hours` of that date.
+pub fn day_report(
+    data_dir: &Path,
+    date: Option<NaiveDate>,
+    hours: Option<HourWindow>,
+) -> anyhow::Result<Report> {
     let reader = Reader::open(data_dir)
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let tz: Tz = match reader.meta("timezone")? {
@@ -60,8 +66,8 @@ pub fn day_report(data_dir: &Path, date: Option<NaiveDate>) -> anyhow::Result<Re
                 start_ms: r.start_ms,
                 dwell_ms: r.dwell_ms,
                 path: r.path.iter().map(|p| (p.zone.clone(), p.ms)).collect(),
-                connected: false,
-                identified: false,
+                connected: r.connected,
+                identified: r.identified,
             })
         })
         .collect();
@@ -73,6 +79,7 @@ pub fn day_report(data_dir: &Path, date: Option<NaiveDate>) -> anyhow::Result<Re
         footfall: None,
         transactions: None,
         sales: None,
+        hours,
     };
     Ok(Report {
         store_id,

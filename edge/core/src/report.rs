@@ -62,6 +62,36 @@ pub struct ReportInputs<'a> {
     pub transactions: Option<u64>,
     /// Sales total, when POS is configured.
     pub sales: Option<f64>,
+    /// Only visits that started in these local hours of `date` (footfall and sales, when
+    /// given, must cover the same window).
+    pub hours: Option<HourWindow>,
+}
+
+/// Local hours `from` to `to`, both included (0–23).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HourWindow {
+    /// First hour.
+    pub from: u32,
+    /// Last hour (included).
+    pub to: u32,
+}
+
+impl HourWindow {
+    /// A window, if `from` ≤ `to` ≤ 23.
+    pub fn new(from: u32, to: u32) -> Option<HourWindow> {
+        (from <= to && to <= 23).then_some(HourWindow { from, to })
+    }
+
+    /// Parses `"10"` or `"10-13"`.
+    pub fn parse(s: &str) -> Option<HourWindow> {
+        let (a, b) = s.split_once('-').unwrap_or((s, s));
+        HourWindow::new(a.trim().parse().ok()?, b.trim().parse().ok()?)
+    }
+
+    /// Whether local hour `h` is inside.
+    pub fn contains(&self, h: u32) -> bool {
+        (self.from..=self.to).contains(&h)
+    }
 }
 
 /// Visitors per dwell bucket.
@@ -144,6 +174,9 @@ pub struct HourReport {
 pub struct DayReport {
     /// Local date.
     pub date: String,
+    /// The local hours reported on, when not the whole day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<HourWindow>,
     /// Metric definitions version.
     pub definitions_version: u32,
     /// Wi-Fi visitors (staff excluded).
@@ -197,9 +230,21 @@ impl DayReport {
     /// Computes the report. `zone_order` lists configured zone names, for a stable zone order.
     pub fn compute(inp: &ReportInputs<'_>, zone_order: &[String]) -> DayReport {
         let wifi = inp.sources.wifi;
-        let count = |c: VisitClass| inp.visits.iter().filter(|v| v.class == c).count() as u64;
-        let visitors: Vec<&ReportVisit> = inp
-            .visits
+        let windowed: Vec<ReportVisit>;
+        let all: &[ReportVisit] = match inp.hours {
+            Some(w) => {
+                windowed = inp
+                    .visits
+                    .iter()
+                    .filter(|v| w.contains(inp.clock.hour(v.start_ms)))
+                    .cloned()
+                    .collect();
+                &windowed
+            }
+            None => inp.visits,
+        };
+        let count = |c: VisitClass| all.iter().filter(|v| v.class == c).count() as u64;
+        let visitors: Vec<&ReportVisit> = all
             .iter()
             .filter(|v| v.class == VisitClass::Visitor)
             .collect();
@@ -240,7 +285,7 @@ impl DayReport {
                 .entry(v.path.iter().map(|(z, _)| z.clone()).collect())
                 .or_default() += 1;
         }
-        for v in inp.visits {
+        for v in all {
             let e = hours.entry(inp.clock.hour(v.start_ms)).or_default();
             match v.class {
                 VisitClass::Visitor => e.0 += 1,
@@ -282,6 +327,7 @@ impl DayReport {
             .then(|| visitors.iter().filter(|v| v.identified).count() as u64);
         DayReport {
             date: inp.date.to_string(),
+            hours: inp.hours,
             definitions_version: DEFINITIONS_VERSION,
             visitors: visitors_opt,
             passersby: wifi.then_some(n_passersby),
@@ -323,7 +369,18 @@ impl DayReport {
         let num = |v: Option<u64>| v.map_or("n/a (no source)".to_string(), |v| v.to_string());
         let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.1} %", v * 100.0));
         let mins = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.1} min", v / 60.0));
-        let _ = writeln!(s, "store-edge day report — {store} — {}", self.date);
+        match self.hours {
+            Some(w) => {
+                let _ = writeln!(
+                    s,
+                    "store-edge report — {store} — {} {:02}:00–{:02}:59",
+                    self.date, w.from, w.to
+                );
+            }
+            None => {
+                let _ = writeln!(s, "store-edge day report — {store} — {}", self.date);
+            }
+        }
         let _ = writeln!(s, "{}", "=".repeat(60));
         let rows: Vec<(&str, String)> = vec![
             ("Visitors", num(self.visitors)),
@@ -418,7 +475,46 @@ mod tests {
             footfall: None,
             transactions: None,
             sales: None,
+            hours: None,
         }
+    }
+
+    #[test]
+    fn an_hour_window_counts_only_visits_that_started_in_it() {
+        let visits = vec![
+            v(VisitClass::Visitor, 9, 10, &["entrance"]),
+            v(VisitClass::Visitor, 10, 40, &["entrance", "apparel"]),
+            v(VisitClass::Passerby, 11, 1, &["entrance"]),
+            v(VisitClass::Visitor, 12, 20, &["checkout"]),
+        ];
+        let sources = ConfiguredSources {
+            wifi: true,
+            ..ConfiguredSources::default()
+        };
+        let zones = ["entrance".to_string(), "apparel".into(), "checkout".into()];
+        // (window, visitors, passers-by, hours present)
+        let table: [(Option<&str>, u64, u64, Vec<u32>); 4] = [
+            (None, 3, 1, vec![9, 10, 11, 12]),
+            (Some("10-11"), 1, 1, vec![10, 11]),
+            (Some("12"), 1, 0, vec![12]),
+            (Some("13-23"), 0, 0, vec![]),
+        ];
+        for (window, visitors, passersby, hours) in table {
+            let inp = ReportInputs {
+                hours: window.map(|w| HourWindow::parse(w).unwrap()),
+                ..inputs(&visits, sources)
+            };
+            let r = DayReport::compute(&inp, &zones);
+            assert_eq!(r.visitors, Some(visitors), "{window:?}");
+            assert_eq!(r.passersby, Some(passersby), "{window:?}");
+            let got: Vec<u32> = r.hourly.iter().map(|h| h.hour).collect();
+            assert_eq!(got, hours, "{window:?}");
+            assert_eq!(r.hours, inp.hours);
+        }
+        for bad in ["", "24", "13-12", "a-b", "1-2-3"] {
+            assert_eq!(HourWindow::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(HourWindow::parse("7"), HourWindow::new(7, 7));
     }
 
     #[test]

@@ -922,6 +922,10 @@ pub struct VisitRow {
     pub dwell_ms: i64,
     /// Path.
     pub path: Vec<PathStep>,
+    /// The device is bound to a person.
+    pub identified: bool,
+    /// Logged in to the store Wi-Fi during the visit.
+    pub connected: bool,
 }
 
 impl Reader {
@@ -1036,8 +1040,8 @@ impl Reader {
         let mut st = self
             .conn
             .prepare(
-                "SELECT class, start_ms, dwell_ms, path FROM visits
-                 WHERE local_date = ?1 ORDER BY start_ms, visit_key",
+                "SELECT class, start_ms, dwell_ms, path, person_key IS NOT NULL, connected
+                 FROM visits WHERE local_date = ?1 ORDER BY start_ms, visit_key",
             )
             .map_err(|e| StoreError::sqlite("reading visits", e))?;
         let rows = st
@@ -1048,6 +1052,8 @@ impl Reader {
                     start_ms: r.get(1)?,
                     dwell_ms: r.get(2)?,
                     path: serde_json::from_str(&path).unwrap_or_default(),
+                    identified: r.get(4)?,
+                    connected: r.get(5)?,
                 })
             })
             .map_err(|e| StoreError::sqlite("reading visits", e))?;

@@ -345,6 +345,18 @@ impl Sync for SyncService {
         } else {
             date(&req.to, "to")?
         };
+        let hours = match (req.from_hour, req.to_hour) {
+            (None, None) => None,
+            (Some(a), b) => Some(
+                edge_core::report::HourWindow::new(a, b.unwrap_or(a)).ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "hours {a}..{} are not a range within 0-23",
+                        b.unwrap_or(a)
+                    ))
+                })?,
+            ),
+            (None, Some(_)) => return Err(Status::invalid_argument("`to_hour` needs `from_hour`")),
+        };
         let days = (to - from).num_days();
         if !(0..MAX_SUMMARY_DAYS).contains(&days) {
             return Err(Status::invalid_argument(format!(
@@ -356,7 +368,7 @@ impl Sync for SyncService {
             from.iter_days()
                 .take_while(|d| *d <= to)
                 .map(|d| {
-                    let rep = crate::report::day_report(&dir, Some(d))
+                    let rep = crate::report::day_report(&dir, Some(d), hours)
                         .map_err(|e| Status::unavailable(format!("{e:#}")))?;
                     let json = serde_json::to_string(&rep.day)
                         .map_err(|e| Status::internal(e.to_string()))?;
