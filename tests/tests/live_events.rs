@@ -167,6 +167,7 @@ fn a_known_person_arriving_is_announced_within_5_s() {
         .enable_all()
         .build()
         .unwrap();
+    let mut stopped_at = 0;
     rt.block_on(async {
         let mut c = SyncClient::connect(endpoint.clone()).await.unwrap();
         let bad = c
@@ -289,6 +290,7 @@ fn a_known_person_arriving_is_announced_within_5_s() {
         drop(pipe);
 
         // A clean stop with the subscriber still connected: the stream ends, the agent exits 0.
+        stopped_at = now_ms();
         let pid = running.0.id().to_string();
         assert!(Command::new("kill")
             .args(["-TERM", &pid])
@@ -312,5 +314,15 @@ fn a_known_person_arriving_is_announced_within_5_s() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "agent exited with {status}");
+    // Its last health snapshot was taken on the way down.
+    let last: i64 = open_db(&data)
+        .query_row("SELECT max(taken_ms) FROM health_snapshots", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(
+        last >= stopped_at,
+        "last snapshot {last}, stop at {stopped_at}"
+    );
     let _ = std::io::stderr().flush();
 }

@@ -340,7 +340,7 @@ pub async fn run(
     if service {
         tracker.spawn(health_loop(
             store.clone(),
-            health.clone(),
+            health,
             cfg.sync.health_interval,
             cancel.clone(),
         ));
@@ -353,17 +353,6 @@ pub async fn run(
         })
         .await
         .context("pipeline thread panicked")??;
-    if service {
-        // The last word before a clean stop: how the gateway was when it went down.
-        let s = store.clone();
-        match tokio::task::spawn_blocking(move || record_health(&s, &health)).await {
-            Ok(Err(e)) => {
-                tracing::warn!(error = %format!("{e:#}"), "final health snapshot not stored")
-            }
-            Err(e) => tracing::warn!(error = %e, "health snapshot thread failed"),
-            Ok(Ok(())) => {}
-        }
-    }
     // The writer stops when the last handle (this one, or the pull API's) is dropped.
     drop(store);
     let stored_visits = Reader::open(&cfg.storage.data_dir)?.count("visits")?;
@@ -440,7 +429,8 @@ fn record_health(store: &store::Store, h: &HealthInputs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Records a health snapshot every `every` until cancelled (the first after one interval).
+/// Records a health snapshot every `every` (the first after one interval) and a last one when
+/// cancelled: how the gateway was when it went down.
 async fn health_loop(
     store: Arc<store::Store>,
     h: HealthInputs,
@@ -450,10 +440,10 @@ async fn health_loop(
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+        let last = tokio::select! {
+            _ = cancel.cancelled() => true,
+            _ = tick.tick() => false,
+        };
         let (s, h) = (store.clone(), h.clone());
         match tokio::task::spawn_blocking(move || record_health(&s, &h)).await {
             Ok(Ok(())) => {}
@@ -461,6 +451,9 @@ async fn health_loop(
                 tracing::warn!(error = %format!("{e:#}"), "health snapshot failed; retrying next interval")
             }
             Err(e) => tracing::warn!(error = %e, "health snapshot thread failed"),
+        }
+        if last {
+            return;
         }
     }
 }
