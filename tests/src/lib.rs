@@ -256,6 +256,16 @@ impl Agent {
     /// listen and the sources to drain. The config must set `[sync] listen` to a free port
     /// (`127.0.0.1:0`).
     pub fn start(config: &Path) -> Agent {
+        Agent::launch(config, true)
+    }
+
+    /// Like [`Agent::start`] for an agent with live sources, which never drain: waits only
+    /// for the pull API to listen.
+    pub fn start_live(config: &Path) -> Agent {
+        Agent::launch(config, false)
+    }
+
+    fn launch(config: &Path, wait_drained: bool) -> Agent {
         let mut child = Command::new(bin())
             .args(["run", "--config", path_str(config)])
             .env("RUST_LOG", "info")
@@ -272,7 +282,7 @@ impl Agent {
                 }
             }
         });
-        let (mut port, mut drained) = (None, false);
+        let (mut port, mut drained) = (None, !wait_drained);
         let deadline = Instant::now() + Duration::from_secs(120);
         while port.is_none() || !drained {
             let line = rx
@@ -297,6 +307,34 @@ impl Agent {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
             port,
+        }
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM (a clean stop).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `limit` for the agent to exit; `None` if it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

@@ -7,12 +7,11 @@
 // Test code: a panic with its message is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use edge_e2e::{bin, open_db, path_str, run_once};
+use edge_e2e::{open_db, run_once, Agent};
 use edge_proto::v1 as pb;
 use edge_wire::pcap::Writer;
 use pb::sync_client::SyncClient;
@@ -59,53 +58,6 @@ fn config(dir: &Path, wifi: &str) {
          [[sources.wifi]]\nzone = \"entrance\"\n{wifi}\n"
     );
     std::fs::write(dir.join("config.toml"), text).unwrap();
-}
-
-/// The running agent; killed if the test fails before stopping it.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `store-edge run` and waits for the pull API's port.
-fn start(config: &Path) -> (Running, u16) {
-    let mut child = Command::new(bin())
-        .args(["run", "--config", path_str(config)])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = child.stderr.take().unwrap();
-    let child = Running(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            assert!(!line.contains("panicked"), "agent panicked: {line}");
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("agent did not start listening");
-        if let Some(port) = line
-            .contains("pull API listening")
-            .then(|| line.split("addr=").nth(1))
-            .flatten()
-            .and_then(|a| a.split_whitespace().next())
-            .and_then(|a| a.rsplit(':').next())
-            .and_then(|p| p.parse::<u16>().ok())
-        {
-            std::thread::spawn(move || while rx.recv().is_ok() {});
-            return (child, port);
-        }
-    }
 }
 
 #[test]
@@ -160,8 +112,8 @@ fn a_known_person_arriving_is_announced_within_5_s() {
         .unwrap()
         .success());
     config(dir.path(), "pipe = \"live.pcap\"");
-    let (mut running, port) = start(&dir.path().join("config.toml"));
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut agent = Agent::start_live(&dir.path().join("config.toml"));
+    let endpoint = agent.endpoint.clone();
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -291,28 +243,15 @@ fn a_known_person_arriving_is_announced_within_5_s() {
 
         // A clean stop with the subscriber still connected: the stream ends, the agent exits 0.
         stopped_at = now_ms();
-        let pid = running.0.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
+        agent.terminate();
         let end = tokio::time::timeout(Duration::from_secs(20), events.message())
             .await
             .expect("the live stream did not end at shutdown");
         assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
     });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = running.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "agent did not stop after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = agent
+        .wait_exit(Duration::from_secs(20))
+        .expect("agent did not stop after SIGTERM");
     assert!(status.success(), "agent exited with {status}");
     // Its last health snapshot was taken on the way down.
     let last: i64 = open_db(&data)
@@ -324,5 +263,4 @@ fn a_known_person_arriving_is_announced_within_5_s() {
         last >= stopped_at,
         "last snapshot {last}, stop at {stopped_at}"
     );
-    let _ = std::io::stderr().flush();
 }

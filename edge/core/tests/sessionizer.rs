@@ -135,22 +135,22 @@ fn zone_path_across_three_sniffers() {
     assert_eq!(visits[0].class, VisitClass::Visitor);
 }
 
+/// An hour and a day, in seconds.
+const H: i64 = 3600;
+const DAY: i64 = 86_400;
+
+/// Device `d` present 08:00–16:00 on each of the first `days` days.
+fn workdays(d: u8, days: i64) -> Vec<Sighting> {
+    (0..days)
+        .flat_map(|day| steady(d, 0, -55, day * DAY + 8 * H, day * DAY + 16 * H, 60))
+        .collect()
+}
+
 #[test]
 fn staff_rule_over_three_days() {
-    let mut input = Vec::new();
-    for day in 0..3 {
-        let base = day * 86_400;
-        input.extend(steady(7, 0, -55, base + 8 * 3600, base + 16 * 3600, 60));
-    }
+    let mut input = workdays(7, 3);
     // A shopper on the third day.
-    input.extend(steady(
-        8,
-        0,
-        -55,
-        2 * 86_400 + 10 * 3600,
-        2 * 86_400 + 11 * 3600,
-        60,
-    ));
+    input.extend(steady(8, 0, -55, 2 * DAY + 10 * H, 2 * DAY + 11 * H, 60));
     let visits = run(&sorted(input));
     let classes: Vec<(u8, VisitClass)> = visits.iter().map(|v| (v.device.0[0], v.class)).collect();
     assert_eq!(
@@ -356,19 +356,8 @@ fn arrivals_fire_once_per_visit_when_the_device_first_comes_inside() {
         assert_eq!(got, case.want, "{}", case.name);
     }
     // Staff coming in to work are not announced; a shopper the same morning is.
-    let mut input = Vec::new();
-    for day in 0..4 {
-        let base = day * 86_400;
-        input.extend(steady(7, 0, -55, base + 8 * 3600, base + 16 * 3600, 60));
-    }
-    input.extend(steady(
-        8,
-        0,
-        -55,
-        3 * 86_400 + 10 * 3600,
-        3 * 86_400 + 11 * 3600,
-        60,
-    ));
+    let mut input = workdays(7, 4);
+    input.extend(steady(8, 0, -55, 3 * DAY + 10 * H, 3 * DAY + 11 * H, 60));
     let mut s = new_sessionizer();
     s.track_arrivals(true);
     let mut got = Vec::new();
@@ -377,7 +366,7 @@ fn arrivals_fire_once_per_visit_when_the_device_first_comes_inside() {
         got.extend(
             s.drain_arrivals()
                 .iter()
-                .map(|a| (a.device.0[0], a.ts_ms / S / 86_400)),
+                .map(|a| (a.device.0[0], a.ts_ms / S / DAY)),
         );
     }
     // Device 7 arrives on days 0-2 (not staff yet), not on day 3; device 8 on day 3.

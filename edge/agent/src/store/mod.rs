@@ -240,6 +240,20 @@ pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
 }
 
 impl Store {
+    /// Sends a command to the writer and waits for its reply.
+    fn call<T>(
+        &self,
+        cmd: impl FnOnce(SyncSender<Result<T, StoreError>>) -> Cmd,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = sync_channel(1);
+        self.tx
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(cmd(reply))
+            .map_err(|_| StoreError::Closed)?;
+        answer.recv().map_err(|_| StoreError::Closed)?
+    }
+
     /// Database path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -247,60 +261,30 @@ impl Store {
 
     /// Applies a batch in one transaction and waits for the commit.
     pub fn commit(&self, batch: Batch) -> Result<Receipt, StoreError> {
-        let (rtx, rrx) = sync_channel(1);
-        self.tx
-            .as_ref()
-            .ok_or(StoreError::Closed)?
-            .send(Cmd::Commit(Box::new(batch), rtx))
-            .map_err(|_| StoreError::Closed)?;
-        rrx.recv().map_err(|_| StoreError::Closed)?
+        self.call(|reply| Cmd::Commit(Box::new(batch), reply))
     }
 
     /// Sets meta keys (store identity, zones, configured sources).
     pub fn set_meta(&self, kv: Vec<(String, String)>) -> Result<(), StoreError> {
-        let (rtx, rrx) = sync_channel(1);
-        self.tx
-            .as_ref()
-            .ok_or(StoreError::Closed)?
-            .send(Cmd::SetMeta(kv, rtx))
-            .map_err(|_| StoreError::Closed)?;
-        rrx.recv().map_err(|_| StoreError::Closed)?
+        self.call(|reply| Cmd::SetMeta(kv, reply))
     }
 
     /// Records that the cloud has stored every outbox record up to `seq`; returns the acked
     /// seq afterwards. Never moves back: an older ack changes nothing.
     pub fn ack(&self, seq: i64, now_ms: i64) -> Result<i64, StoreError> {
-        let (rtx, rrx) = sync_channel(1);
-        self.tx
-            .as_ref()
-            .ok_or(StoreError::Closed)?
-            .send(Cmd::Ack(seq, now_ms, rtx))
-            .map_err(|_| StoreError::Closed)?;
-        rrx.recv().map_err(|_| StoreError::Closed)?
+        self.call(|reply| Cmd::Ack(seq, now_ms, reply))
     }
 
     /// Removes what the retention policy and the disk budget say must go (see
     /// [`prune`](fn@prune)).
     pub fn prune(&self, policy: PrunePolicy) -> Result<PruneReport, StoreError> {
-        let (rtx, rrx) = sync_channel(1);
-        self.tx
-            .as_ref()
-            .ok_or(StoreError::Closed)?
-            .send(Cmd::Prune(policy, rtx))
-            .map_err(|_| StoreError::Closed)?;
-        rrx.recv().map_err(|_| StoreError::Closed)?
+        self.call(|reply| Cmd::Prune(policy, reply))
     }
 
     /// Stores a gateway health snapshot (records.proto `HealthSnapshot` as JSON) taken at
     /// `taken_ms` and queues it for the cloud; false if one with that time exists already.
     pub fn health(&self, taken_ms: i64, body: String) -> Result<bool, StoreError> {
-        let (rtx, rrx) = sync_channel(1);
-        self.tx
-            .as_ref()
-            .ok_or(StoreError::Closed)?
-            .send(Cmd::Health(taken_ms, body, rtx))
-            .map_err(|_| StoreError::Closed)?;
-        rrx.recv().map_err(|_| StoreError::Closed)?
+        self.call(|reply| Cmd::Health(taken_ms, body, reply))
     }
 
     /// Stops the writer after the queued commands and waits for it (dropping the last handle
