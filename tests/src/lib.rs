@@ -249,6 +249,8 @@ pub struct Agent {
     pub endpoint: String,
     /// The pull API's port.
     pub port: u16,
+    /// Its stderr lines after start-up.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Agent {
@@ -282,6 +284,7 @@ impl Agent {
                 }
             }
         });
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let (mut port, mut drained) = (None, !wait_drained);
         let deadline = Instant::now() + Duration::from_secs(120);
         while port.is_none() || !drained {
@@ -299,15 +302,47 @@ impl Agent {
                     .and_then(|p| p.parse::<u16>().ok());
             }
             drained |= line.contains("sources drained");
+            if let Ok(mut l) = log.lock() {
+                l.push(line);
+            }
         }
-        // Keep draining stderr so the agent never blocks on a full pipe.
-        std::thread::spawn(move || while rx.recv().is_ok() {});
+        // Keep draining stderr so the agent never blocks on a full pipe; keep the lines.
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            while let Ok(line) = rx.recv() {
+                if let Ok(mut l) = keep.lock() {
+                    l.push(line);
+                }
+            }
+        });
         let port = port.expect("port parsed");
         Agent {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
             port,
+            log,
         }
+    }
+
+    /// Waits (up to `limit`) for a log line containing `pattern` and returns it.
+    pub fn wait_for_log(&self, pattern: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(l) = self.log.lock() {
+                if let Some(line) = l.iter().find(|x| x.contains(pattern)) {
+                    return Some(line.clone());
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Its stderr lines so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// Process id.

@@ -159,6 +159,7 @@ fn pcapng_replays_like_pcap() {
     }
     std::fs::write(ng.join("config.toml"), &config).unwrap();
     std::fs::copy(&w.secrets_path, ng.join("secrets.toml")).unwrap();
+    std::fs::copy(&w.portal_detail_path, ng.join(edge_sim::DETAIL_FILE)).unwrap();
     run_once(&ng.join("config.toml"));
     assert_eq!(visits(&ng.join("data")), from_pcap);
 }

@@ -515,6 +515,7 @@ fn pull_client_gets_everything_once_even_when_killed() {
         visits: &visits,
         sources: ConfiguredSources {
             wifi: true,
+            portal: true,
             ..ConfiguredSources::default()
         },
         footfall: None,

@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,9 +22,9 @@ use edge_proto::v1 as pb;
 use indicatif::ProgressBar;
 use tokio_util::sync::CancellationToken;
 
-use crate::sources::{Frame, SourceMsg};
+use crate::sources::{Frame, Login, SourceMsg};
 use crate::stats::SourceStats;
-use crate::store::{Batch, Checkpoint, Cursor, Store};
+use crate::store::{Batch, Binding, Checkpoint, Cursor, Store};
 use crate::sync::live::{self, LiveHub};
 
 /// Where live events go, and the persons known for devices (the identity graph's bindings).
@@ -59,8 +59,12 @@ pub struct SourceInput {
 struct Lane {
     input: SourceInput,
     queue: VecDeque<Frame>,
-    /// (frames pushed when the batch was complete, position after the batch).
-    boundaries: VecDeque<(u64, u64)>,
+    /// Details of the queued frames that are logins, in order.
+    logins: VecDeque<Login>,
+    /// (frames pushed when the batch was complete, what its end means for the cursor).
+    boundaries: VecDeque<(u64, Mark)>,
+    /// Identity of the input the cursor counts in (a followed file changes it on rotation).
+    fingerprint: String,
     pushed: u64,
     popped: u64,
     cursor: u64,
@@ -68,22 +72,39 @@ struct Lane {
     ended: bool,
 }
 
+/// What the end of a batch means for a lane's cursor.
+enum Mark {
+    /// The source has consumed its input up to here.
+    Position(u64),
+    /// The source moved on to another input (a rotated file): count from 0 in it.
+    Input(String),
+}
+
 impl Lane {
     fn apply(&mut self, msg: SourceMsg) {
         match msg {
             SourceMsg::Batch {
                 frames,
+                logins,
                 watermark_ms,
                 position,
             } => {
                 self.pushed += frames.len() as u64;
                 self.queue.extend(frames);
-                self.boundaries.push_back((self.pushed, position));
+                self.logins.extend(logins);
+                self.boundaries
+                    .push_back((self.pushed, Mark::Position(position)));
                 self.watermark = self.watermark.max(watermark_ms);
                 self.settle();
             }
+            SourceMsg::NewInput { fingerprint } => {
+                self.boundaries
+                    .push_back((self.pushed, Mark::Input(fingerprint)));
+                self.settle();
+            }
             SourceMsg::End { position } => {
-                self.boundaries.push_back((self.pushed, position));
+                self.boundaries
+                    .push_back((self.pushed, Mark::Position(position)));
                 self.ended = true;
                 self.settle();
             }
@@ -92,12 +113,18 @@ impl Lane {
 
     /// Advances the cursor over batches whose frames have all been processed.
     fn settle(&mut self) {
-        while let Some(&(n, pos)) = self.boundaries.front() {
-            if self.popped < n {
+        while let Some((n, _)) = self.boundaries.front() {
+            if self.popped < *n {
                 break;
             }
-            self.cursor = self.cursor.max(pos);
-            self.boundaries.pop_front();
+            match self.boundaries.pop_front() {
+                Some((_, Mark::Position(pos))) => self.cursor = self.cursor.max(pos),
+                Some((_, Mark::Input(fp))) => {
+                    self.fingerprint = fp;
+                    self.cursor = 0;
+                }
+                None => break,
+            }
         }
     }
 
@@ -122,6 +149,8 @@ pub struct PipelineSettings {
     pub checkpoint_interval: Duration,
     /// Flush open visits and seal every hour when all sources have ended.
     pub flush_at_end: bool,
+    /// Person keys of the staff phone list: their visits are staff visits.
+    pub staff_persons: std::collections::HashSet<edge_core::person::PersonKey>,
     /// Visits open in the core, updated at every commit (for health snapshots).
     pub open_visits: Arc<AtomicU64>,
     /// Live events out (a service with the pull API); `None` for a replay.
@@ -153,6 +182,8 @@ pub struct Summary {
 
 struct Committer<'a> {
     store: &'a Store,
+    /// Device ↔ person bindings made by logins since the last commit.
+    bindings: Vec<Binding>,
     live: Option<&'a LiveOut>,
     settings: &'a PipelineSettings,
     zones: Arc<[String]>,
@@ -177,7 +208,7 @@ impl Committer<'_> {
         let checkpoint_due =
             force_checkpoint || self.last_checkpoint.elapsed() >= self.settings.checkpoint_interval;
         self.last_commit = Instant::now();
-        if visits.is_empty() && hours.is_empty() && !checkpoint_due {
+        if visits.is_empty() && hours.is_empty() && self.bindings.is_empty() && !checkpoint_due {
             return Ok(());
         }
         let (zones, key_version, clock) =
@@ -209,7 +240,7 @@ impl Committer<'_> {
                 .iter()
                 .map(|l| Cursor {
                     source: l.input.name.clone(),
-                    fingerprint: l.input.fingerprint.clone(),
+                    fingerprint: l.fingerprint.clone(),
                     position: l.cursor,
                 })
                 .collect(),
@@ -230,6 +261,7 @@ impl Committer<'_> {
             hours,
             checkpoint,
             counters,
+            bindings: std::mem::take(&mut self.bindings),
             now_ms: chrono::Utc::now().timestamp_millis(),
             ..empty()
         };
@@ -263,9 +295,14 @@ impl Committer<'_> {
 }
 
 /// Announces the arrivals of devices bound to a person.
-fn publish_arrivals(core: &mut Sessionizer, out: &LiveOut, zones: &[String]) {
+fn publish_arrivals(
+    core: &mut Sessionizer,
+    out: &LiveOut,
+    persons: &HashMap<DeviceKey, String>,
+    zones: &[String],
+) {
     for a in core.drain_arrivals() {
-        if let Some(person) = out.persons.get(&a.device) {
+        if let Some(person) = persons.get(&a.device) {
             let zone = a
                 .zone
                 .and_then(|z| zones.get(usize::from(z)))
@@ -296,12 +333,18 @@ pub fn run(
     let live = settings.live.as_ref();
     let started = Instant::now();
     core.track_arrivals(live.is_some());
+    core.set_staff_persons(settings.staff_persons.clone());
+    // Who each device is, as far as logins have said (for live arrivals).
+    let mut persons: HashMap<DeviceKey, String> =
+        live.map(|l| l.persons.clone()).unwrap_or_default();
     let mut lanes: Vec<Lane> = sources
         .into_iter()
         .map(|input| Lane {
             cursor: input.start,
+            fingerprint: input.fingerprint.clone(),
             input,
             queue: VecDeque::new(),
+            logins: VecDeque::new(),
             boundaries: VecDeque::new(),
             pushed: 0,
             popped: 0,
@@ -311,6 +354,7 @@ pub fn run(
         .collect();
     let mut c = Committer {
         store,
+        bindings: Vec::new(),
         live,
         settings,
         zones: settings.zones.clone().into(),
@@ -344,7 +388,33 @@ pub fn run(
                 c.summary.cancelled = true;
                 break;
             }
-            let msg = lanes.get(b).map(|l| l.input.rx.recv_timeout(POLL));
+            // First take what any idle lane has ready (one message each): waiting on the
+            // blocker alone would leave other live sources unread while it is quiet.
+            let mut got = false;
+            for l in lanes.iter_mut().filter(|l| !l.ended && l.queue.is_empty()) {
+                match l.input.rx.try_recv() {
+                    Ok(msg) => {
+                        l.apply(msg);
+                        got = true;
+                    }
+                    Err(TryRecvError::Empty) => {}
+                    Err(TryRecvError::Disconnected) => {
+                        tracing::warn!(source = %l.input.name, "source stopped without finishing");
+                        l.ended = true;
+                        got = true;
+                    }
+                }
+            }
+            let msg = if got {
+                Some(Err(RecvTimeoutError::Timeout))
+            } else {
+                lanes.get(b).map(|l| l.input.rx.recv_timeout(POLL))
+            };
+            if got && lanes.iter().all(|l| l.queue.is_empty()) {
+                if let Some(wm) = lanes.iter().filter(|l| !l.ended).map(|l| l.watermark).min() {
+                    core.advance(wm);
+                }
+            }
             match msg {
                 Some(Ok(msg)) => {
                     if let Some(l) = lanes.get_mut(b) {
@@ -381,6 +451,23 @@ pub fn run(
         let Some(f) = lane.pop() else {
             continue;
         };
+        if f.login {
+            // A portal login: keyed by its source; binds the device to the person.
+            if let Some(l) = lane.logins.pop_front() {
+                core.login(f.ts_ms, l.device, l.person);
+                c.bindings.push(Binding {
+                    device: l.device,
+                    person: l.person,
+                    key_version: l.person_key_version,
+                    seen_ms: f.ts_ms,
+                });
+                if live.is_some() {
+                    persons.insert(l.device, l.person.to_hex());
+                }
+            }
+            frames += 1;
+            continue;
+        }
         let zone = lane.input.zone;
         let device = keyer.key(f.mac, f.ts_ms);
         core.observe(&Sighting {
@@ -393,7 +480,7 @@ pub fn run(
         });
         if core.has_arrivals() {
             if let Some(out) = live {
-                publish_arrivals(&mut core, out, &settings.zones);
+                publish_arrivals(&mut core, out, &persons, &settings.zones);
             }
         }
         frames += 1;

@@ -5,13 +5,14 @@
 //! migrated) first, the core snapshot and the cursors committed with it are read back, and only
 //! then do sources start, each from its own committed cursor.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use edge_core::person::{PersonKey, PersonKeyer};
 use edge_core::report::ConfiguredSources;
 use edge_core::{snapshot, DeviceKey, DeviceKeyer, LocalClock, Sessionizer, DEFINITIONS_VERSION};
 use edge_proto::v1 as pb;
@@ -22,6 +23,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::pipeline::{self, LiveOut, PipelineSettings, SourceInput, Summary};
+use crate::secrets::Secrets;
+use crate::sources::portal::config::PortalInput;
+use crate::sources::portal::{source as portal_source, webhook};
 use crate::sources::wifi::config::WifiInput;
 use crate::sources::wifi::{hop, source};
 use crate::sources::CHANNEL_BATCHES;
@@ -160,7 +164,7 @@ pub async fn run(
     cancel: CancellationToken,
     tracker: &TaskTracker,
 ) -> anyhow::Result<RunReport> {
-    if cfg.wifi.is_empty() {
+    if cfg.wifi.is_empty() && cfg.portal.is_empty() {
         bail!(
             "{}: no sources configured (add a [[sources.wifi]] table)",
             cfg.file.display()
@@ -174,7 +178,25 @@ pub async fn run(
             );
         }
     }
-    let secret = crate::secrets::load_device_secret(cfg.secrets_file.as_deref())?;
+    if opts.once {
+        if let Some(p) = cfg
+            .portal
+            .iter()
+            .find(|p| matches!(p.input, PortalInput::Listen(_)))
+        {
+            bail!(
+                "`--once` replays files, but portal source {:?} is a webhook; drop `--once` to run as a service",
+                p.name
+            );
+        }
+    }
+    let secrets = crate::secrets::load(cfg.secrets_file.as_deref())?;
+    let secret = secrets.device.clone();
+    let persons = person_keyer(cfg, &secrets)?;
+    let staff_persons = match (&cfg.staff_phones_file, &persons) {
+        (Some(f), Some(k)) => load_staff(f, k, cfg.default_region)?,
+        _ => HashSet::new(),
+    };
     let clock = LocalClock::new(cfg.timezone);
     let data_dir = &cfg.storage.data_dir;
     let store = Arc::new(
@@ -191,9 +213,16 @@ pub async fn run(
 
     let zones = cfg.zones();
     let configured = ConfiguredSources {
-        wifi: true,
+        wifi: !cfg.wifi.is_empty(),
+        portal: !cfg.portal.is_empty(),
         ..ConfiguredSources::default()
     };
+    let kinds: BTreeMap<&str, &str> = cfg
+        .wifi
+        .iter()
+        .map(|w| (w.name.as_str(), "wifi"))
+        .chain(cfg.portal.iter().map(|p| (p.name.as_str(), "portal")))
+        .collect();
     store.set_meta(vec![
         ("store_id".into(), cfg.store_id.clone()),
         ("gateway_id".into(), cfg.gateway_id.clone()),
@@ -205,6 +234,7 @@ pub async fn run(
             DEFINITIONS_VERSION.to_string(),
         ),
         ("device_key_version".into(), secret.version().to_string()),
+        ("source_kinds".into(), serde_json::to_string(&kinds)?),
     ])?;
 
     let rotation_ms = i64::try_from(cfg.device_key_rotation.as_millis()).unwrap_or(i64::MAX);
@@ -283,6 +313,59 @@ pub async fn run(
         });
     }
 
+    for p in &cfg.portal {
+        let stats = SourceStats::of_kind(&p.name, "portal");
+        let stored: Vec<(String, u64)> = counters
+            .iter()
+            .filter(|(s, _, _)| *s == p.name)
+            .map(|(_, k, v)| (k.clone(), *v))
+            .collect();
+        stats.restore(&stored);
+        let Some(person_keyer) = persons.clone() else {
+            bail!("portal sources need a tenant secret"); // person_keyer() made sure of it
+        };
+        let keying = portal_source::Keying {
+            devices: DeviceKeyer::new(&secret, rotation_ms, 4096),
+            persons: person_keyer,
+            region: cfg.default_region,
+            tz: cfg.timezone,
+        };
+        let (tx, rx) = sync_channel(CHANNEL_BATCHES);
+        let (fingerprint, start) = match &p.input {
+            PortalInput::File(path) => {
+                let fp = portal_source::first_line_fingerprint(path).unwrap_or_default();
+                let start = cursors
+                    .iter()
+                    .find(|c| c.source == p.name && !fp.is_empty() && c.fingerprint == fp)
+                    .map_or(0, |c| c.position);
+                let (src, path, stats, cancel) =
+                    (p.clone(), path.clone(), stats.clone(), cancel.clone());
+                let follow = !opts.once && p.follow;
+                let known = fp.clone();
+                tracker.spawn_blocking(move || {
+                    portal_source::follow_file(
+                        &src, &path, start, &known, follow, keying, tx, stats, cancel,
+                    )
+                });
+                (fp, start)
+            }
+            PortalInput::Listen(addr) => {
+                webhook::spawn(p, *addr, keying, tx, stats.clone(), cancel.clone(), tracker)
+                    .await?;
+                (format!("webhook:{addr}"), 0)
+            }
+        };
+        stats_all.push(stats.clone());
+        inputs.push(SourceInput {
+            name: p.name.clone(),
+            zone: 0,
+            rx,
+            fingerprint,
+            start,
+            stats,
+        });
+    }
+
     let open_visits = Arc::new(AtomicU64::new(0));
     // As a service, the pull API runs beside the pipeline and acks through the same writer,
     // and the pipeline publishes live events for `Subscribe`.
@@ -293,7 +376,9 @@ pub async fn run(
         clock,
         commit_interval: cfg.storage.commit_interval,
         checkpoint_interval: cfg.storage.checkpoint_interval,
-        flush_at_end: all_files,
+        // Followed portal files never end: then visits close as the watermark passes them.
+        flush_at_end: all_files && (opts.once || cfg.portal.iter().all(|p| !p.follow)),
+        staff_persons,
         open_visits: open_visits.clone(),
         live: service.then(|| LiveOut {
             hub: hub.clone(),
@@ -366,6 +451,45 @@ pub async fn run(
     })
 }
 
+/// The person keyer, when a tenant secret is configured; portal sources and a staff phone list
+/// need one.
+fn person_keyer(cfg: &Config, secrets: &Secrets) -> anyhow::Result<Option<Arc<PersonKeyer>>> {
+    match &secrets.tenant {
+        Some(t) => Ok(Some(Arc::new(PersonKeyer::new(t)))),
+        None if !cfg.portal.is_empty() || cfg.staff_phones_file.is_some() => bail!(
+            "portal sources and privacy.staff_phones_file need a tenant secret: set `tenant_secret` in the secrets file or {}",
+            crate::secrets::ENV_TENANT_SECRET
+        ),
+        None => Ok(None),
+    }
+}
+
+/// Reads the staff phone list (one number per line, `#` comments) into person keys. A line
+/// that is not a valid number is an error naming the line, never its digits.
+fn load_staff(
+    path: &std::path::Path,
+    keyer: &PersonKeyer,
+    region: edge_core::phone::Region,
+) -> anyhow::Result<HashSet<PersonKey>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read staff phone list {}", path.display()))?;
+    let mut out = HashSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let e164 = edge_core::phone::normalize(line, region)
+            .map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), i + 1))?;
+        out.insert(keyer.key(&e164));
+    }
+    tracing::info!(
+        staff = out.len(),
+        "staff phone list loaded (kept as person keys only)"
+    );
+    Ok(out)
+}
+
 /// Device key → person key from the identity graph's bindings (malformed keys are skipped).
 fn persons_by_device(bindings: Vec<(String, String)>) -> HashMap<DeviceKey, String> {
     bindings
@@ -401,7 +525,7 @@ fn health_snapshot(h: &HealthInputs, taken_ms: i64) -> anyhow::Result<pb::Health
             .iter()
             .map(|s| pb::SourceCounters {
                 name: s.name.clone(),
-                kind: "wifi".into(),
+                kind: s.kind.into(),
                 counters: s.values().into_iter().map(count).collect(),
             })
             .collect(),

@@ -1,5 +1,9 @@
 //! Loading the hashing secrets: from a secrets file kept outside the data directory (mode 0600),
-//! or from the environment. The secret never appears in logs or errors.
+//! or from the environment. Secrets never appear in logs or errors.
+//!
+//! Two secrets: the device-key secret (MAC → device key) and the tenant secret (E.164 phone
+//! number → person key). The tenant secret is shared by every gateway of a retailer, so one
+//! shopper has one person key in every store; the device-key secret may differ per gateway.
 
 use std::path::Path;
 
@@ -11,6 +15,10 @@ use serde::Deserialize;
 pub const ENV_DEVICE_KEY_SECRET: &str = "STORE_EDGE_DEVICE_KEY_SECRET";
 /// Environment variable holding the device-key secret's version.
 pub const ENV_DEVICE_KEY_VERSION: &str = "STORE_EDGE_DEVICE_KEY_VERSION";
+/// Environment variable holding the tenant secret (hex) when no secrets file is set.
+pub const ENV_TENANT_SECRET: &str = "STORE_EDGE_TENANT_SECRET";
+/// Environment variable holding the tenant secret's version.
+pub const ENV_TENANT_VERSION: &str = "STORE_EDGE_TENANT_SECRET_VERSION";
 /// Fewest secret bytes accepted (128 bits).
 const MIN_SECRET_BYTES: usize = 16;
 
@@ -23,25 +31,48 @@ struct RawSecrets {
     /// Version of that secret; bump it when rotating the secret.
     #[serde(default = "one")]
     device_key_version: u32,
+    /// Tenant HMAC secret for person keys, hex (at least 32 hex digits); needed when portal
+    /// sources or a staff phone list are configured.
+    #[serde(default)]
+    tenant_secret: Option<String>,
+    /// Version of the tenant secret.
+    #[serde(default = "one")]
+    tenant_secret_version: u32,
 }
 
 fn one() -> u32 {
     1
 }
 
-fn decode(hex_str: &str, what: &str) -> anyhow::Result<Vec<u8>> {
-    let bytes = hex::decode(hex_str.trim())
-        .map_err(|_| anyhow::anyhow!("{what}: device_key_secret is not hex"))?;
+/// The loaded secrets.
+#[derive(Clone)]
+pub struct Secrets {
+    /// Device-key secret.
+    pub device: Secret,
+    /// Tenant secret, when configured.
+    pub tenant: Option<Secret>,
+}
+
+fn decode(hex_str: &str, what: &str, name: &str) -> anyhow::Result<Vec<u8>> {
+    let bytes =
+        hex::decode(hex_str.trim()).map_err(|_| anyhow::anyhow!("{what}: {name} is not hex"))?;
     if bytes.len() < MIN_SECRET_BYTES {
-        bail!(
-            "{what}: device_key_secret must be at least {MIN_SECRET_BYTES} bytes (32 hex digits)"
-        );
+        bail!("{what}: {name} must be at least {MIN_SECRET_BYTES} bytes (32 hex digits)");
     }
     Ok(bytes)
 }
 
-/// Loads the device-key secret from `file`, or the environment when `file` is `None`.
-pub fn load_device_secret(file: Option<&Path>) -> anyhow::Result<Secret> {
+fn env_version(var: &str) -> anyhow::Result<u32> {
+    Ok(std::env::var(var)
+        .ok()
+        .map(|v| v.parse::<u32>())
+        .transpose()
+        .with_context(|| format!("{var} is not a number"))?
+        .unwrap_or(1))
+}
+
+/// Loads the secrets from `file`, or the environment when `file` is `None`.
+pub fn load(file: Option<&Path>) -> anyhow::Result<Secrets> {
     if let Some(path) = file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read secrets file {}", path.display()))?;
@@ -58,25 +89,38 @@ pub fn load_device_secret(file: Option<&Path>) -> anyhow::Result<Secret> {
             anyhow::anyhow!("secrets file {}: {}", path.display(), e.message().trim())
         })?;
         let what = format!("secrets file {}", path.display());
-        return Ok(Secret::new(
-            decode(&raw.device_key_secret, &what)?,
-            raw.device_key_version,
-        ));
+        let tenant = match &raw.tenant_secret {
+            Some(t) => Some(Secret::new(
+                decode(t, &what, "tenant_secret")?,
+                raw.tenant_secret_version,
+            )),
+            None => None,
+        };
+        return Ok(Secrets {
+            device: Secret::new(
+                decode(&raw.device_key_secret, &what, "device_key_secret")?,
+                raw.device_key_version,
+            ),
+            tenant,
+        });
     }
-    match std::env::var(ENV_DEVICE_KEY_SECRET) {
-        Ok(v) => {
-            let version = std::env::var(ENV_DEVICE_KEY_VERSION)
-                .ok()
-                .map(|v| v.parse::<u32>())
-                .transpose()
-                .with_context(|| format!("{ENV_DEVICE_KEY_VERSION} is not a number"))?
-                .unwrap_or(1);
-            Ok(Secret::new(decode(&v, ENV_DEVICE_KEY_SECRET)?, version))
-        }
+    let device = match std::env::var(ENV_DEVICE_KEY_SECRET) {
+        Ok(v) => Secret::new(
+            decode(&v, ENV_DEVICE_KEY_SECRET, "the secret")?,
+            env_version(ENV_DEVICE_KEY_VERSION)?,
+        ),
         Err(_) => bail!(
             "no device-key secret: set `privacy.secrets_file` in the config or the {ENV_DEVICE_KEY_SECRET} environment variable"
         ),
-    }
+    };
+    let tenant = match std::env::var(ENV_TENANT_SECRET) {
+        Ok(v) => Some(Secret::new(
+            decode(&v, ENV_TENANT_SECRET, "the secret")?,
+            env_version(ENV_TENANT_VERSION)?,
+        )),
+        Err(_) => None,
+    };
+    Ok(Secrets { device, tenant })
 }
 
 #[cfg(test)]
@@ -87,29 +131,51 @@ mod tests {
     fn file_secrets_are_read_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.toml");
-        let table = [
+        // (file, Ok((device version, tenant version)) or Err(message part))
+        let table: [(String, Result<(u32, Option<u32>), &str>); 7] = [
             (
                 format!("device_key_secret = \"{}\"\n", "ab".repeat(32)),
-                Ok(1),
+                Ok((1, None)),
             ),
             (
                 format!(
                     "device_key_secret = \"{}\"\ndevice_key_version = 4\n",
                     "ab".repeat(16)
                 ),
-                Ok(4),
+                Ok((4, None)),
+            ),
+            (
+                format!(
+                    "device_key_secret = \"{}\"\ntenant_secret = \"{}\"\ntenant_secret_version = 3\n",
+                    "ab".repeat(16),
+                    "cd".repeat(32)
+                ),
+                Ok((1, Some(3))),
             ),
             (
                 "device_key_secret = \"abcd\"\n".to_string(),
-                Err("at least 16 bytes"),
+                Err("device_key_secret must be at least 16 bytes"),
             ),
-            ("device_key_secret = \"zz\"\n".to_string(), Err("not hex")),
+            (
+                format!(
+                    "device_key_secret = \"{}\"\ntenant_secret = \"abcd\"\n",
+                    "ab".repeat(16)
+                ),
+                Err("tenant_secret must be at least 16 bytes"),
+            ),
+            (
+                "device_key_secret = \"zz\"\n".to_string(),
+                Err("not hex"),
+            ),
             ("tenant = 1\n".to_string(), Err("unknown field")),
         ];
         for (text, want) in table {
             std::fs::write(&p, &text).unwrap();
-            match (load_device_secret(Some(&p)), want) {
-                (Ok(s), Ok(v)) => assert_eq!(s.version(), v),
+            match (load(Some(&p)), want) {
+                (Ok(s), Ok((d, t))) => {
+                    assert_eq!(s.device.version(), d);
+                    assert_eq!(s.tenant.map(|t| t.version()), t);
+                }
                 (Err(e), Err(msg)) => {
                     assert!(e.to_string().contains(msg), "{e}");
                     assert!(
@@ -117,7 +183,7 @@ mod tests {
                         "secret leaked into error: {e}"
                     );
                 }
-                (got, _) => panic!("{text}: {got:?}"),
+                (got, _) => panic!("{text}: {:?}", got.map(|_| ())),
             }
         }
     }

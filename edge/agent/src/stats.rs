@@ -4,8 +4,9 @@
 //! tell a mis-tuned adapter from a quiet store. Counters are plain atomics updated on the hot
 //! path and read by the pipeline when it commits them.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use edge_wire::presence::Skip;
 
@@ -32,12 +33,23 @@ pub struct SourceStats {
     pub pcap_if_dropped: AtomicU64,
     /// Failed channel changes.
     pub hop_errors: AtomicU64,
+    /// Source kind: `"wifi"` or `"portal"`.
+    pub kind: &'static str,
+    /// Counters by name for low-rate reasons (portal records rejected, by reason).
+    extra: Mutex<BTreeMap<String, u64>>,
 }
 
 impl SourceStats {
-    /// Zeroed counters for `name`.
+    /// Zeroed counters for the Wi-Fi source `name`.
     pub fn new(name: &str) -> Arc<Self> {
+        SourceStats::of_kind(name, "wifi")
+    }
+
+    /// Zeroed counters for a source of `kind`.
+    pub fn of_kind(name: &str, kind: &'static str) -> Arc<Self> {
         Arc::new(SourceStats {
+            kind,
+            extra: Mutex::new(BTreeMap::new()),
             name: name.to_string(),
             frames_read: AtomicU64::new(0),
             sightings: AtomicU64::new(0),
@@ -60,9 +72,34 @@ impl SourceStats {
         }
     }
 
+    /// Adds `n` to the named counter (low-rate events only: it takes a lock).
+    pub fn count(&self, name: &str, n: u64) {
+        if let Ok(mut m) = self.extra.lock() {
+            *m.entry(name.to_string()).or_default() += n;
+        }
+    }
+
     /// All counters as (name, value), skip reasons as `skipped_<reason>`.
     pub fn values(&self) -> Vec<(String, u64)> {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let extra: Vec<(String, u64)> = self
+            .extra
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default();
+        if self.kind == "portal" {
+            let mut v = vec![
+                ("records_read".to_string(), get(&self.frames_read)),
+                ("logins".to_string(), get(&self.sightings)),
+                ("read_errors".to_string(), get(&self.read_errors)),
+                (
+                    "backpressure_dropped".to_string(),
+                    get(&self.backpressure_dropped),
+                ),
+            ];
+            v.extend(extra);
+            return v;
+        }
         let mut v = vec![
             ("frames_read".to_string(), get(&self.frames_read)),
             ("sightings".to_string(), get(&self.sightings)),
@@ -79,6 +116,7 @@ impl SourceStats {
         for (s, c) in Skip::ALL.iter().zip(&self.skipped) {
             v.push((format!("skipped_{}", s.label()), get(c)));
         }
+        v.extend(extra);
         v
     }
 
@@ -86,8 +124,8 @@ impl SourceStats {
     pub fn restore(&self, values: &[(String, u64)]) {
         for (name, value) in values {
             let slot = match name.as_str() {
-                "frames_read" => Some(&self.frames_read),
-                "sightings" => Some(&self.sightings),
+                "frames_read" | "records_read" => Some(&self.frames_read),
+                "sightings" | "logins" => Some(&self.sightings),
                 "backpressure_dropped" => Some(&self.backpressure_dropped),
                 "read_errors" => Some(&self.read_errors),
                 "hop_errors" => Some(&self.hop_errors),
@@ -100,6 +138,10 @@ impl SourceStats {
             };
             if let Some(slot) = slot {
                 slot.store(*value, Ordering::Relaxed);
+            } else if name.starts_with("rejected_") {
+                if let Ok(mut m) = self.extra.lock() {
+                    m.insert(name.clone(), *value);
+                }
             }
         }
     }

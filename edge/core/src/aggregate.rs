@@ -245,6 +245,8 @@ mod tests {
                     ms: (dwell_min - 1) * MIN,
                 },
             ],
+            person: None,
+            connected: false,
         }
     }
 

@@ -60,6 +60,11 @@ impl Secret {
     pub fn version(&self) -> u32 {
         self.version
     }
+
+    /// The secret bytes, for the crate's keyed hashes only.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 impl fmt::Debug for Secret {

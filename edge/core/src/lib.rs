@@ -8,6 +8,8 @@
 pub mod aggregate;
 pub mod key;
 pub mod params;
+pub mod person;
+pub mod phone;
 pub mod report;
 pub mod session;
 pub mod snapshot;
@@ -18,6 +20,8 @@ pub mod zones;
 pub use aggregate::{Aggregator, HourRecord};
 pub use key::{DeviceKey, DeviceKeyer, Secret};
 pub use params::{MetricParams, ParamError, DEFINITIONS_VERSION};
+pub use person::{PersonKey, PersonKeyer};
+pub use phone::{PhoneError, Region, E164};
 pub use report::{DayReport, ReportInputs};
 pub use session::{Arrival, Sessionizer, Sighting, SightingKind, Visit, VisitClass, ZoneDwell};
 pub use time::LocalClock;

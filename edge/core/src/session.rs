@@ -7,7 +7,7 @@
 //! to the caller. Nothing here depends on how the input was batched: only sighting order and
 //! watermarks matter.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::{Aggregator, HourRecord};
 use crate::key::DeviceKey;
 use crate::params::MetricParams;
+use crate::person::PersonKey;
 use crate::staff::StaffTracker;
 use crate::time::LocalClock;
 pub use crate::zones::ZoneDwell;
@@ -128,6 +129,10 @@ pub struct Visit {
     pub associated: bool,
     /// Zone path with dwell per zone.
     pub path: Vec<ZoneDwell>,
+    /// The person a captive-portal login during the visit named.
+    pub person: Option<PersonKey>,
+    /// The device logged in to the store Wi-Fi during the visit.
+    pub connected: bool,
 }
 
 impl Visit {
@@ -161,6 +166,8 @@ struct OpenVisit {
     randomized: bool,
     associated: bool,
     zones: ZoneTracker,
+    person: Option<PersonKey>,
+    connected: bool,
 }
 
 /// Counters about the input, for health reporting.
@@ -204,6 +211,9 @@ pub struct Sessionizer {
     track_arrivals: bool,
     #[serde(skip)]
     arrivals: Vec<Arrival>,
+    /// Person keys of the staff phone list (from the config, not the snapshot).
+    #[serde(skip)]
+    staff_persons: HashSet<PersonKey>,
 }
 
 /// A device came into the store: its first sighting in a visit whose smoothed signal reached
@@ -239,7 +249,57 @@ impl Sessionizer {
             closed: Vec::new(),
             track_arrivals: false,
             arrivals: Vec::new(),
+            staff_persons: HashSet::new(),
         }
+    }
+
+    /// Sets the staff phone list's person keys: visits of those persons are staff visits.
+    pub fn set_staff_persons(&mut self, persons: HashSet<PersonKey>) {
+        self.staff_persons = persons;
+    }
+
+    /// A captive-portal login of `device` as `person` at `ts_ms`: the device's visit open at
+    /// that time becomes connected and carries the person; with no open visit, the login opens
+    /// one (a login is presence in the store, and makes the visit a visitor's).
+    pub fn login(&mut self, ts_ms: i64, device: DeviceKey, person: PersonKey) {
+        if self.watermark_ms != i64::MIN
+            && ts_ms
+                < self
+                    .watermark_ms
+                    .saturating_sub(self.params.visit_timeout_ms)
+        {
+            self.stats.too_late += 1;
+            return;
+        }
+        if let Some(slot) = self.open.get(&device) {
+            if ts_ms.saturating_sub(slot.last_ms) > self.params.visit_timeout_ms {
+                if let Some(old) = self.open.remove(&device) {
+                    self.close(device, *old.visit);
+                }
+            }
+        }
+        let slot = self.open.entry(device).or_insert_with(|| Slot {
+            last_ms: ts_ms,
+            visit: Box::new(OpenVisit {
+                first_ms: ts_ms,
+                last_ms: ts_ms,
+                inside_ms: 0,
+                inside_now: false,
+                sightings: 0,
+                randomized: false,
+                associated: true,
+                zones: ZoneTracker::default(),
+                person: None,
+                connected: false,
+            }),
+        });
+        let v = &mut slot.visit;
+        v.first_ms = v.first_ms.min(ts_ms);
+        v.last_ms = v.last_ms.max(ts_ms);
+        slot.last_ms = v.last_ms;
+        v.person = Some(person);
+        v.connected = true;
+        self.advance(ts_ms);
     }
 
     /// Records [`Arrival`]s from now on (off by default; not part of the snapshot).
@@ -306,6 +366,8 @@ impl Sessionizer {
                 randomized: s.randomized,
                 associated: false,
                 zones: ZoneTracker::default(),
+                person: None,
+                connected: false,
             }),
         });
         let v = &mut slot.visit;
@@ -393,10 +455,11 @@ impl Sessionizer {
         let clock = self.clock();
         let p = &self.params;
         let parts = clock.split_by_day(v.first_ms, v.last_ms.max(v.first_ms + 1));
-        let staff = self.staff.record(device, &parts, p);
+        let staff = self.staff.record(device, &parts, p)
+            || v.person.is_some_and(|k| self.staff_persons.contains(&k));
         let class = if staff {
             VisitClass::Staff
-        } else if v.inside_ms >= p.min_visit_dwell_ms {
+        } else if v.inside_ms >= p.min_visit_dwell_ms || v.connected {
             VisitClass::Visitor
         } else {
             VisitClass::Passerby
@@ -411,6 +474,8 @@ impl Sessionizer {
             randomized: v.randomized,
             associated: v.associated,
             path: v.zones.path(v.last_ms, p),
+            person: v.person,
+            connected: v.connected,
         };
         self.agg.add(&visit, &clock);
         self.stats.visits_closed += 1;

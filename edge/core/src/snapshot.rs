@@ -10,7 +10,8 @@ use crate::params::MetricParams;
 use crate::session::Sessionizer;
 use crate::time::LocalClock;
 
-const MAGIC: &[u8; 4] = b"SEc1";
+// Version 2: open visits carry the person and connected flag of portal logins.
+const MAGIC: &[u8; 4] = b"SEc2";
 
 /// A snapshot that cannot be read.
 #[derive(Debug, Clone, PartialEq)]

@@ -378,3 +378,104 @@ fn arrivals_fire_once_per_visit_when_the_device_first_comes_inside() {
     }
     assert!(!s.has_arrivals());
 }
+
+#[test]
+fn logins_bind_the_visit_to_a_person_and_make_it_a_visitor() {
+    use edge_core::person::PersonKey;
+    let p = |n: u8| PersonKey([n; 32]);
+    struct Case {
+        name: &'static str,
+        sightings: Vec<Sighting>,
+        // (time s, device, person)
+        logins: Vec<(i64, u8, u8)>,
+        staff: Vec<u8>,
+        // (device, class, start s, end s, person, connected)
+        want: Vec<(u8, VisitClass, i64, i64, Option<u8>, bool)>,
+    }
+    let table = vec![
+        Case {
+            name: "login inside a short visit: a connected visitor with the person",
+            sightings: steady(1, 0, -50, 0, 120, 30),
+            logins: vec![(60, 1, 9)],
+            staff: vec![],
+            want: vec![(1, VisitClass::Visitor, 0, 120, Some(9), true)],
+        },
+        Case {
+            name: "no login: the same short visit is a passer-by",
+            sightings: steady(1, 0, -50, 0, 120, 30),
+            logins: vec![],
+            staff: vec![],
+            want: vec![(1, VisitClass::Passerby, 0, 120, None, false)],
+        },
+        Case {
+            name: "a login with no frames is a visit of its own",
+            sightings: vec![],
+            logins: vec![(500, 2, 9)],
+            staff: vec![],
+            want: vec![(2, VisitClass::Visitor, 500, 500, Some(9), true)],
+        },
+        Case {
+            name: "a login extends the visit it falls in",
+            sightings: steady(1, 0, -50, 0, 600, 30),
+            logins: vec![(700, 1, 9)],
+            staff: vec![],
+            want: vec![(1, VisitClass::Visitor, 0, 700, Some(9), true)],
+        },
+        Case {
+            name: "a login after the visit timed out starts another visit",
+            sightings: steady(1, 0, -50, 0, 600, 30),
+            logins: vec![(600 + 20 * 60, 1, 9)],
+            staff: vec![],
+            want: vec![
+                (1, VisitClass::Visitor, 0, 600, None, false),
+                (1, VisitClass::Visitor, 1800, 1800, Some(9), true),
+            ],
+        },
+        Case {
+            name: "a person on the staff list is staff",
+            sightings: steady(1, 0, -50, 0, 900, 30),
+            logins: vec![(60, 1, 7)],
+            staff: vec![7],
+            want: vec![(1, VisitClass::Staff, 0, 900, Some(7), true)],
+        },
+    ];
+    for case in table {
+        let mut s = new_sessionizer();
+        s.set_staff_persons(case.staff.iter().map(|n| p(*n)).collect());
+        // Merge logins into the sightings in time order, as the pipeline does.
+        let mut events: Vec<(i64, Option<&Sighting>, Option<(u8, u8)>)> = case
+            .sightings
+            .iter()
+            .map(|x| (x.ts_ms, Some(x), None))
+            .chain(
+                case.logins
+                    .iter()
+                    .map(|(t, d, who)| (t * S, None, Some((*d, *who)))),
+            )
+            .collect();
+        events.sort_by_key(|e| e.0);
+        for (t, sighting, login) in events {
+            match (sighting, login) {
+                (Some(x), _) => s.observe(x),
+                (None, Some((d, who))) => s.login(t, dev(d), p(who)),
+                _ => {}
+            }
+        }
+        s.flush();
+        let got: Vec<(u8, VisitClass, i64, i64, Option<u8>, bool)> = s
+            .drain_closed()
+            .iter()
+            .map(|v| {
+                (
+                    v.device.0[0],
+                    v.class,
+                    v.start_ms / S,
+                    v.end_ms / S,
+                    v.person.map(|k| k.0[0]),
+                    v.connected,
+                )
+            })
+            .collect();
+        assert_eq!(got, case.want, "{}", case.name);
+    }
+}

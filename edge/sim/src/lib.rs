@@ -1,5 +1,6 @@
-//! Synthetic store days with ground truth: per-sniffer radiotap pcaps, `truth.json`,
-//! `config.toml` and `secrets.toml`, all derived deterministically from [`SimParams`].
+//! Synthetic store days with ground truth: per-sniffer radiotap pcaps, the captive portal's
+//! login logs (`portal-detail`, `portal-binauth.log`), `truth.json`, `config.toml` and
+//! `secrets.toml`, all derived deterministically from [`SimParams`].
 //!
 //! [`generate`] plans who is in the store when and where (cheap, O(devices)); [`Day::write`]
 //! streams the frames of every sniffer to disk in time order and records what was actually
@@ -9,6 +10,7 @@ mod emit;
 mod models;
 mod params;
 mod plan;
+mod portal;
 pub mod radio;
 mod run;
 pub mod truth;
@@ -22,14 +24,17 @@ use rand_chacha::ChaCha8Rng;
 
 pub use models::{AP_BSSID, AP_SSID};
 pub use params::{SimParams, ZONE_NAMES};
+pub use portal::{BINAUTH_FILE, DETAIL_FILE};
 
 use plan::{Plan, Role, SEC};
-use truth::{FileTruth, PathStep, Totals, Truth, Visit, VisitKind};
+use truth::{FileTruth, PathStep, PortalTruth, Totals, Truth, Visit, VisitKind};
 
 /// ChaCha stream numbers: each use of the seed gets its own stream so they never interfere.
 const STREAM_PLAN: u64 = 0;
 const STREAM_FRAMES: u64 = 1;
 const STREAM_SECRET: u64 = 2;
+const STREAM_PORTAL: u64 = 3;
+const STREAM_TENANT_SECRET: u64 = 4;
 
 /// Buffer per pcap writer; large enough that the disk sees big sequential writes.
 const WRITE_BUFFER: usize = 1 << 20;
@@ -69,6 +74,10 @@ pub struct Written {
     pub config_path: PathBuf,
     /// `secrets.toml`.
     pub secrets_path: PathBuf,
+    /// `portal-detail`: the FreeRADIUS accounting `detail` file of the portal logins.
+    pub portal_detail_path: PathBuf,
+    /// `portal-binauth.log`: the same logins as an openNDS BinAuth log.
+    pub portal_binauth_path: PathBuf,
     /// The truth as written to `truth.json`.
     pub truth: Truth,
 }
@@ -134,21 +143,27 @@ impl Day {
                 pcap_file_name(zone)
             ));
         }
+        s.push_str(&format!(
+            "\n[[sources.portal]]\nformat = \"freeradius-detail\"\npath = \"{DETAIL_FILE}\"\n# a saved log: read it to its end\nfollow = false\n"
+        ));
         s
     }
 
-    /// `secrets.toml` contents: a device-key secret derived from the seed (not secret!).
+    /// `secrets.toml` contents: a device-key secret and a tenant secret (phone keys), both
+    /// derived from the seed (not secret!).
     pub fn secrets_toml(&self) -> String {
-        let mut rng = rng_for(self.params.seed, STREAM_SECRET);
-        let key: [u8; 32] = rng.gen();
+        let device_key: [u8; 32] = rng_for(self.params.seed, STREAM_SECRET).gen();
+        let tenant: [u8; 32] = rng_for(self.params.seed, STREAM_TENANT_SECRET).gen();
         format!(
-            "# SIMULATION ONLY: derived from the seed, not secret\ndevice_key_secret = \"{}\"\n",
-            hex::encode(key)
+            "# SIMULATION ONLY: derived from the seed, not secret\ndevice_key_secret = \"{}\"\n\
+             # SIMULATION ONLY: derived from the seed, not secret\ntenant_secret = \"{}\"\n",
+            hex::encode(device_key),
+            hex::encode(tenant)
         )
     }
 
-    /// Writes the pcaps, `truth.json`, `config.toml` and `secrets.toml` into `dir`
-    /// (created if missing; existing files are replaced).
+    /// Writes the pcaps, the portal login files, `truth.json`, `config.toml` and
+    /// `secrets.toml` into `dir` (created if missing; existing files are replaced).
     pub fn write(&self, dir: &Path) -> io::Result<Written> {
         fs::create_dir_all(dir)?;
         let zones = self.zone_names();
@@ -178,7 +193,15 @@ impl Day {
                 .sync_all()?;
         }
 
-        let truth = self.truth(&stats, &seen);
+        let portal = portal::plan(
+            &self.plan,
+            &seen,
+            &self.params,
+            &mut rng_for(self.params.seed, STREAM_PORTAL),
+        );
+        let portal_truth = portal::write(dir, &portal, self.params.timezone)?;
+
+        let truth = self.truth(&stats, &seen, &portal, portal_truth);
         let truth_path = dir.join("truth.json");
         let mut w = BufWriter::new(File::create(&truth_path)?);
         serde_json::to_writer_pretty(&mut w, &truth)?;
@@ -205,11 +228,19 @@ impl Day {
             truth_path,
             config_path,
             secrets_path,
+            portal_detail_path: dir.join(DETAIL_FILE),
+            portal_binauth_path: dir.join(BINAUTH_FILE),
             truth,
         })
     }
 
-    fn truth(&self, stats: &[run::FileStats], seen: &run::Seen) -> Truth {
+    fn truth(
+        &self,
+        stats: &[run::FileStats],
+        seen: &run::Seen,
+        portal: &portal::Portal,
+        portal_truth: PortalTruth,
+    ) -> Truth {
         let zones = self.zone_names();
         let files = zones
             .iter()
@@ -240,6 +271,7 @@ impl Day {
                     .collect();
                 // fold from +0.0: an empty f64 `sum()` is -0.0, which would print as `-0.0`.
                 let inside_secs = path.iter().fold(0.0, |acc, s| acc + s.secs);
+                let login = portal.login_of(i);
                 visits.push(Visit {
                     mac: edge_wire::MacAddr(id.mac).to_string(),
                     kind: match p.role {
@@ -249,6 +281,8 @@ impl Day {
                     },
                     randomized: id.randomized,
                     connected: p.connected,
+                    phone: login.map(portal::Login::e164),
+                    login: login.map(|l| l.login_s as f64),
                     start: first as f64 / SEC as f64,
                     end: last as f64 / SEC as f64,
                     inside_secs,
@@ -269,6 +303,7 @@ impl Day {
                 staff: self.params.staff,
             },
             visits,
+            portal: portal_truth,
         }
     }
 }
@@ -295,5 +330,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
 }
 
+#[cfg(test)]
+mod portal_tests;
 #[cfg(test)]
 mod tests;

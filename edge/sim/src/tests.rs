@@ -12,12 +12,12 @@ use crate::radio::{mean_rssi_dbm, sniffer_x, NOISE_SIGMA_DB, ZONE_JITTER_M};
 use crate::truth::{Truth, VisitKind};
 use crate::{generate, SimParams, ZONE_NAMES};
 
-fn date() -> NaiveDate {
+pub(crate) fn date() -> NaiveDate {
     NaiveDate::from_ymd_opt(2025, 3, 14).unwrap()
 }
 
 /// A small day: quick in debug builds, still every device kind and all zones' quirks.
-fn small(seed: u64) -> SimParams {
+pub(crate) fn small(seed: u64) -> SimParams {
     let mut p = SimParams::new(seed, date(), 40, 3);
     p.open_hours = 2;
     p.history_days = 1;
@@ -62,17 +62,49 @@ fn read_pcap(path: &Path) -> Vec<Record> {
 }
 
 /// JSON float parsing may be off by one ulp, so compare times and durations with a tolerance.
-fn assert_truth_close(a: &Truth, b: &Truth) {
+pub(crate) fn assert_truth_close(a: &Truth, b: &Truth) {
     let close = |x: f64, y: f64| (x - y).abs() <= 1e-6 * x.abs().max(1.0);
     assert_eq!(
-        (a.seed, &a.date, &a.timezone, &a.zones, &a.files, a.totals),
-        (b.seed, &b.date, &b.timezone, &b.zones, &b.files, b.totals)
+        (
+            a.seed,
+            &a.date,
+            &a.timezone,
+            &a.zones,
+            &a.files,
+            a.totals,
+            &a.portal
+        ),
+        (
+            b.seed,
+            &b.date,
+            &b.timezone,
+            &b.zones,
+            &b.files,
+            b.totals,
+            &b.portal
+        )
     );
     assert_eq!(a.visits.len(), b.visits.len());
     for (x, y) in a.visits.iter().zip(&b.visits) {
         assert_eq!(
-            (&x.mac, x.kind, x.randomized, x.connected, x.path.len()),
-            (&y.mac, y.kind, y.randomized, y.connected, y.path.len())
+            (
+                &x.mac,
+                x.kind,
+                x.randomized,
+                x.connected,
+                &x.phone,
+                x.login,
+                x.path.len()
+            ),
+            (
+                &y.mac,
+                y.kind,
+                y.randomized,
+                y.connected,
+                &y.phone,
+                y.login,
+                y.path.len()
+            )
         );
         assert!(close(x.start, y.start) && close(x.end, y.end));
         assert!(close(x.inside_secs, y.inside_secs));
@@ -83,7 +115,7 @@ fn assert_truth_close(a: &Truth, b: &Truth) {
     }
 }
 
-fn read_truth(dir: &Path) -> Truth {
+pub(crate) fn read_truth(dir: &Path) -> Truth {
     let f = std::fs::File::open(dir.join("truth.json")).unwrap();
     serde_json::from_reader(f).unwrap()
 }
@@ -101,13 +133,28 @@ fn same_params_same_bytes_different_seed_differs() {
         .iter()
         .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    names.extend(["truth.json", "config.toml", "secrets.toml"].map(String::from));
+    names.extend(
+        [
+            "truth.json",
+            "config.toml",
+            "secrets.toml",
+            "portal-detail",
+            "portal-binauth.log",
+        ]
+        .map(String::from),
+    );
     for name in &names {
         let x = std::fs::read(a.path().join(name)).unwrap();
         let y = std::fs::read(b.path().join(name)).unwrap();
         assert!(x == y, "{name} differs between identical runs");
     }
-    for name in ["wifi-entrance.pcap", "truth.json", "secrets.toml"] {
+    for name in [
+        "wifi-entrance.pcap",
+        "truth.json",
+        "secrets.toml",
+        "portal-detail",
+        "portal-binauth.log",
+    ] {
         let x = std::fs::read(a.path().join(name)).unwrap();
         let z = std::fs::read(c.path().join(name)).unwrap();
         assert!(x != z, "{name} identical for different seeds");
@@ -290,15 +337,32 @@ fn config_and_secrets() {
         )));
     }
     assert_eq!(config.matches("[[sources.wifi]]").count(), 3);
+    assert!(config.ends_with(
+        "\n[[sources.portal]]\nformat = \"freeradius-detail\"\npath = \"portal-detail\"\n# a saved log: read it to its end\nfollow = false\n"
+    ));
     let secrets = std::fs::read_to_string(&written.secrets_path).unwrap();
     assert!(secrets.starts_with("# SIMULATION ONLY: derived from the seed, not secret\n"));
-    let key = secrets
-        .lines()
-        .find_map(|l| l.strip_prefix("device_key_secret = \""))
-        .and_then(|l| l.strip_suffix('"'))
-        .unwrap();
-    assert_eq!(key.len(), 64);
-    assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+    let value = |name: &str| {
+        let prefix = format!("{name} = \"");
+        secrets
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|l| l.strip_suffix('"'))
+            .unwrap()
+            .to_string()
+    };
+    let (key, tenant) = (value("device_key_secret"), value("tenant_secret"));
+    for k in [&key, &tenant] {
+        assert_eq!(k.len(), 64);
+        assert!(k.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+    assert_ne!(key, tenant);
+    assert!(secrets
+        .contains("# SIMULATION ONLY: derived from the seed, not secret\ntenant_secret = \""));
+    // The device-key secret of a seed did not change when the tenant secret was added.
+    assert!(generate(&small(5)).secrets_toml().contains(
+        "device_key_secret = \"be9caf609d6ff9fdb1569d8f7e71571e6d14ce2388b49f5e19043639494a7a5b\"\n"
+    ));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -23,6 +23,61 @@ pub struct Truth {
     /// One entry per device that has at least one clean frame on the main day,
     /// sorted by `start`, then `mac`.
     pub visits: Vec<Visit>,
+    /// The captive-portal login files; all empty/zero in truth files written before the
+    /// simulator wrote logins.
+    #[serde(default)]
+    pub portal: PortalTruth,
+}
+
+/// What the two captive-portal login files contain.
+///
+/// Every connected visit (see [`Visit::connected`]) logged in once: it has exactly one
+/// `Start` in `detail_path` and one `client_auth` line in `binauth_path`, both at its
+/// [`Visit::login`] time, with its MAC and a spelling of its [`Visit::phone`]. The injected
+/// records counted here belong to no visit: their MACs are not those of any simulated device
+/// and their numbers are nobody's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortalTruth {
+    /// FreeRADIUS accounting `detail` file, relative to the output directory
+    /// (`portal-detail`). Per login: `Start` at the login, one `Interim-Update` 5 minutes
+    /// later if the device was still seen then, `Stop` 30 s after its last clean frame; all
+    /// records in time order. The agent's `config.toml` reads this file.
+    pub detail_path: String,
+    /// openNDS BinAuth log, relative to the output directory (`portal-binauth.log`). Per
+    /// login: `client_auth` (session_start = login, custom = url-encoded `phone=<as typed>`) and
+    /// `client_deauth` at the end (session_end = end); lines in time order. Not in
+    /// `config.toml` (it holds the same logins as `detail_path`); to read it instead, configure
+    /// `format = "opennds-binauth"` with `phone_field = "custom.phone"`.
+    pub binauth_path: String,
+    /// Logins: connected visits, one `Start` and one `client_auth` each.
+    pub logins: u32,
+    /// `Interim-Update` records in `detail_path` (at most one per login).
+    pub interims: u32,
+    /// Records in `detail_path`, everything included:
+    /// `2 × logins + interims + injected_bad_detail`.
+    pub detail_records: u32,
+    /// Lines in `binauth_path`, everything included: `2 × logins + injected_bad_binauth`.
+    pub binauth_lines: u32,
+    /// Injected records in `detail_path` that are no login of any visit:
+    /// `malformed_detail + invalid_phones_detail + accounting_on_detail`.
+    pub injected_bad_detail: u32,
+    /// `detail_path` records a parser must reject: a `Start` whose `User-Name` line has no `=`.
+    pub malformed_detail: u32,
+    /// Well-formed `Start` records in `detail_path` whose `User-Name` is not a mobile number
+    /// (a Beijing landline, `010-…`).
+    pub invalid_phones_detail: u32,
+    /// `Accounting-On` records in `detail_path` (the NAS rebooted, before opening): no
+    /// `User-Name`, no `Calling-Station-Id`.
+    pub accounting_on_detail: u32,
+    /// Injected lines in `binauth_path` that are no login of any visit:
+    /// `malformed_binauth + invalid_phones_binauth`.
+    pub injected_bad_binauth: u32,
+    /// `binauth_path` lines a parser must reject: a `client_auth` line cut off inside its
+    /// `clientmac` value.
+    pub malformed_binauth: u32,
+    /// Well-formed `client_auth` lines in `binauth_path` whose phone is not a mobile number
+    /// (10 digits).
+    pub invalid_phones_binauth: u32,
 }
 
 /// What one pcap file contains.
@@ -83,8 +138,18 @@ pub struct Visit {
     pub kind: VisitKind,
     /// Whether the MAC is a locally administered random one.
     pub randomized: bool,
-    /// Whether the device associated to the store AP.
+    /// Whether the device associated to the store AP (and then logged in through the portal).
     pub connected: bool,
+    /// E.164 mobile number (`+8613812345678`) the device's shopper logged in with: set for
+    /// connected visits only, unique per visit.
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// Unix seconds (whole) of the login: the `Start` record and the `client_auth` line of
+    /// [`PortalTruth`]'s files. Set for connected visits only; it lies within
+    /// `start..=end`, U(1, 4) minutes after `start` but at least 1 minute before `end` when the
+    /// visit allows it.
+    #[serde(default)]
+    pub login: Option<f64>,
     /// Unix seconds of the first clean frame written for the device (any sniffer).
     pub start: f64,
     /// Unix seconds of the last clean frame written for the device.

@@ -1,4 +1,5 @@
-//! Byte formats that store-edge reads from hardware: radiotap, IEEE 802.11 and pcap files.
+//! Byte formats that store-edge reads from hardware: radiotap, IEEE 802.11, pcap files and
+//! captive-portal login records.
 //!
 //! The crate follows the layout of smoltcp's `wire` module: every format has a zero-copy view
 //! (`Header<T>` / `Frame<T>`) whose getters never panic once `check_len` succeeded, and a `Repr`
@@ -16,6 +17,7 @@ pub mod fcs;
 pub mod ieee80211;
 pub mod pcap;
 pub mod pcapng;
+pub mod portal;
 pub mod presence;
 pub mod radiotap;
 

@@ -51,6 +51,55 @@ impl MacAddr {
     }
 }
 
+impl MacAddr {
+    /// Reads a MAC address in any common spelling, or `None`:
+    ///
+    /// - six groups of one or two hex digits joined by `:` or `-` (one separator throughout):
+    ///   `aa:bb:cc:dd:ee:ff`, `AA-BB-CC-DD-EE-FF`, `a:b:c:d:e:f` (macOS drops leading zeros);
+    /// - Cisco's three dotted groups of four: `aabb.ccdd.eeff`;
+    /// - twelve bare hex digits: `aabbccddeeff`.
+    ///
+    /// Any case; surrounding whitespace is ignored, quotes are the caller's to strip. Portal
+    /// and RADIUS logs use all of these, depending on the NAS.
+    pub fn parse_any(s: &str) -> Option<MacAddr> {
+        let s = s.trim();
+        if let Ok(m) = s.parse::<MacAddr>() {
+            return Some(m);
+        }
+        let mut out = [0u8; 6];
+        let b = s.as_bytes();
+        if b.len() == 14 && b.get(4) == Some(&b'.') && b.get(9) == Some(&b'.') {
+            // Cisco: hhhh.hhhh.hhhh
+            let digits = b.iter().filter(|&&c| c != b'.');
+            let mut nibbles = [0u8; 12];
+            let mut n = 0;
+            for (slot, &c) in nibbles.iter_mut().zip(digits) {
+                *slot = hex_val(c)?;
+                n += 1;
+            }
+            if n != 12 {
+                return None;
+            }
+            for (i, octet) in out.iter_mut().enumerate() {
+                *octet = nibbles[2 * i] << 4 | nibbles[2 * i + 1];
+            }
+            return Some(MacAddr(out));
+        }
+        // Six groups of 1-2 digits with one separator.
+        let sep = *b.iter().find(|c| matches!(c, b':' | b'-'))?;
+        let mut groups = s.split(char::from(sep));
+        for octet in out.iter_mut() {
+            let g = groups.next()?.as_bytes();
+            *octet = match *g {
+                [lo] => hex_val(lo)?,
+                [hi, lo] => hex_val(hi)? << 4 | hex_val(lo)?,
+                _ => return None,
+            };
+        }
+        groups.next().is_none().then_some(MacAddr(out))
+    }
+}
+
 impl From<[u8; 6]> for MacAddr {
     fn from(b: [u8; 6]) -> Self {
         MacAddr(b)
@@ -165,5 +214,47 @@ mod tests {
             assert!(s.parse::<MacAddr>().is_err(), "{s}");
         }
         assert_eq!(format!("{m:?}"), "MacAddr(aa:bb:cc:0d:ee:ff)");
+    }
+
+    #[test]
+    fn any_spelling() {
+        let m = MacAddr([0xaa, 0xbb, 0xcc, 0x0d, 0xee, 0xff]);
+        for s in [
+            "aa:bb:cc:0d:ee:ff",
+            "AA-BB-CC-0D-EE-FF",
+            "aabbcc0deeff",
+            "AABBCC0DEEFF",
+            "aabb.cc0d.eeff",
+            "AABB.CC0D.EEFF",
+            "aa:bb:cc:d:ee:ff",
+            "aa-bb-cc-d-ee-ff",
+            "  aabb.cc0d.eeff\t",
+        ] {
+            assert_eq!(MacAddr::parse_any(s), Some(m), "{s}");
+        }
+        assert_eq!(
+            MacAddr::parse_any("0:1:2:3:4:5"),
+            Some(MacAddr([0, 1, 2, 3, 4, 5]))
+        );
+        for s in [
+            "",
+            "aa:bb:cc:0d:ee",
+            "aa:bb:cc:0d:ee:ff:00",
+            "aa:bb-cc:0d:ee:ff",
+            "aa:bb:cc:0d:ee:fg",
+            "aa:bb:cc::ee:ff",
+            "aa:bb:cc:0d:ee:fff",
+            "aabb.cc0d.eef",
+            "aabb.cc0d.eeff.",
+            "aabb:cc0d:eeff",
+            "aab.bcc0d.eeff",
+            "aa.bb.cc.0d.ee.ff",
+            "+abb.cc0d.eeff",
+            "\"aa:bb:cc:0d:ee:ff\"",
+            "aabbcc0deef",
+            "aa:bb:cc:0d:ee:+f",
+        ] {
+            assert_eq!(MacAddr::parse_any(s), None, "{s}");
+        }
     }
 }

@@ -98,6 +98,21 @@ pub struct RawPrivacy {
     /// How long a device key stays the same before it rotates (repeat-visit horizon).
     #[serde(default = "default_rotation", with = "humantime_serde")]
     pub device_key_rotation: Duration,
+    /// Region (ISO 3166 code, e.g. `"CN"`) of phone numbers written without a country code.
+    #[serde(default = "default_region")]
+    pub default_region: String,
+    /// Staff phone numbers, one per line (`#` comments); hashed into person keys when loaded
+    /// and excluded from visitor metrics. Relative to the config file; keep it outside the
+    /// data directory.
+    #[serde(default)]
+    pub staff_phones_file: Option<PathBuf>,
+}
+
+/// Default region of national phone numbers.
+pub const DEFAULT_REGION: &str = "CN";
+
+fn default_region() -> String {
+    DEFAULT_REGION.to_string()
 }
 
 /// Default device-key rotation horizon: 30 days.
@@ -112,6 +127,8 @@ impl Default for RawPrivacy {
         RawPrivacy {
             secrets_file: None,
             device_key_rotation: DEFAULT_DEVICE_KEY_ROTATION,
+            default_region: default_region(),
+            staff_phones_file: None,
         }
     }
 }
@@ -318,6 +335,9 @@ pub struct RawSources {
     /// Wi-Fi sniffers, one per zone (`[[sources.wifi]]`).
     #[serde(default)]
     pub wifi: Vec<RawWifi>,
+    /// Captive-portal login sources (`[[sources.portal]]`).
+    #[serde(default)]
+    pub portal: Vec<crate::sources::portal::config::RawPortal>,
 }
 
 /// The whole file as written.
@@ -379,6 +399,12 @@ pub struct Config {
     pub secrets_file: Option<PathBuf>,
     /// Device-key rotation horizon.
     pub device_key_rotation: Duration,
+    /// Region of phone numbers written without a country code.
+    pub default_region: edge_core::phone::Region,
+    /// Staff phone list, resolved.
+    pub staff_phones_file: Option<PathBuf>,
+    /// Portal sources, validated.
+    pub portal: Vec<crate::sources::portal::config::PortalSource>,
     /// Storage settings.
     pub storage: Storage,
     /// Metric thresholds.
@@ -526,15 +552,54 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
     for (i, w) in raw.sources.wifi.iter().enumerate() {
         wifi.push(w.validate(&errs, &format!("sources.wifi[{i}]"), &base)?);
     }
+    let mut portal = Vec::new();
+    for (i, p) in raw.sources.portal.iter().enumerate() {
+        portal.push(p.validate(&errs, &format!("sources.portal[{i}]"), &base)?);
+    }
     let mut names: Vec<&str> = Vec::new();
-    for (i, w) in wifi.iter().enumerate() {
-        if names.contains(&w.name.as_str()) {
+    let all = wifi
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (format!("sources.wifi[{i}].name"), w.name.as_str()))
+        .chain(
+            portal
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("sources.portal[{i}].name"), p.name.as_str())),
+        );
+    for (key, name) in all {
+        if names.contains(&name) {
+            return Err(errs.at(key, format!("duplicate source name {name:?}")));
+        }
+        names.push(name);
+    }
+    let default_region = edge_core::phone::Region::by_code(&raw.privacy.default_region)
+        .ok_or_else(|| {
+            errs.at(
+                "privacy.default_region",
+                format!(
+                    "unknown region {:?} (known: {})",
+                    raw.privacy.default_region,
+                    edge_core::phone::Region::all()
+                        .iter()
+                        .map(|r| r.code)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
+    let staff_phones_file = raw
+        .privacy
+        .staff_phones_file
+        .as_ref()
+        .map(|p| resolve(&base, p));
+    if let Some(f) = &staff_phones_file {
+        if f.starts_with(&data_dir) {
             return Err(errs.at(
-                format!("sources.wifi[{i}].name"),
-                format!("duplicate source name {:?}", w.name),
+                "privacy.staff_phones_file",
+                "must not be inside storage.data_dir (phone numbers never go there)",
             ));
         }
-        names.push(&w.name);
     }
     let zones = wifi.iter().fold(Vec::<&str>::new(), |mut z, w| {
         if !z.contains(&w.zone.as_str()) {
@@ -556,6 +621,9 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         timezone,
         secrets_file,
         device_key_rotation: raw.privacy.device_key_rotation,
+        default_region,
+        staff_phones_file,
+        portal,
         storage: Storage {
             data_dir,
             commit_interval: s.commit_interval,

@@ -6,9 +6,11 @@
 //! its position in the source so the pipeline can commit a cursor that covers exactly what the
 //! store has.
 
+pub mod portal;
 pub mod wifi;
 
-use edge_core::SightingKind;
+use edge_core::person::PersonKey;
+use edge_core::{DeviceKey, SightingKind};
 
 /// Batches queued per source before a file source waits / a live source drops.
 pub const CHANNEL_BATCHES: usize = 64;
@@ -31,6 +33,33 @@ pub struct Frame {
     pub randomized: bool,
     /// Position of the record in its source (0-based); the cursor after it is `pos + 1`.
     pub pos: u64,
+    /// Not a radio frame but a portal login: its details are the next entry of the batch's
+    /// `logins` (in the same order), and `mac` is unused.
+    pub login: bool,
+}
+
+/// What a portal login event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginEvent {
+    /// Session start (login).
+    Start,
+    /// Accounting update during the session.
+    Interim,
+    /// Session end.
+    Stop,
+}
+
+/// A captive-portal login, keyed in the source: the raw MAC and phone number never leave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Login {
+    /// The device that logged in.
+    pub device: DeviceKey,
+    /// The person whose phone number it was.
+    pub person: PersonKey,
+    /// Version of the tenant secret the person key was made with.
+    pub person_key_version: u32,
+    /// What happened.
+    pub event: LoginEvent,
 }
 
 /// What a source sends to the pipeline.
@@ -40,10 +69,18 @@ pub enum SourceMsg {
     Batch {
         /// The frames.
         frames: Vec<Frame>,
+        /// Details of the frames that are logins, in order.
+        logins: Vec<Login>,
         /// No later frame will be older than this (UTC ms).
         watermark_ms: i64,
         /// Records consumed so far (cursor), including skipped ones.
         position: u64,
+    },
+    /// The source moved on to another input (a followed file was rotated or truncated): the
+    /// positions of later batches count from 0 in the input with this fingerprint.
+    NewInput {
+        /// The new input's identity.
+        fingerprint: String,
     },
     /// The source has ended (file drained, or stopped).
     End {

@@ -115,6 +115,21 @@ pub struct Batch {
     pub now_ms: i64,
     /// Return the stored bodies of the new visits in the receipt (for live events).
     pub want_bodies: bool,
+    /// Device ↔ person bindings made by portal logins.
+    pub bindings: Vec<Binding>,
+}
+
+/// A device ↔ person binding of the identity graph, as a login made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding {
+    /// The device.
+    pub device: edge_core::DeviceKey,
+    /// The person.
+    pub person: edge_core::person::PersonKey,
+    /// Version of the tenant secret of the person key.
+    pub key_version: u32,
+    /// When the login was, UTC ms.
+    pub seen_ms: i64,
 }
 
 impl Batch {
@@ -130,6 +145,7 @@ impl Batch {
             counters: Vec::new(),
             now_ms: 0,
             want_bodies: false,
+            bindings: Vec::new(),
         }
     }
 }
@@ -596,6 +612,7 @@ pub struct PathStep {
 struct VisitContext<'a> {
     person_key: Option<&'a str>,
     repeat: &'static str,
+    connected: bool,
 }
 
 fn visit_json(v: &Visit, b: &Batch, cx: &VisitContext<'_>) -> (String, String) {
@@ -622,8 +639,7 @@ fn visit_json(v: &Visit, b: &Batch, cx: &VisitContext<'_>) -> (String, String) {
         "path": path,
         "definitions_version": edge_core::DEFINITIONS_VERSION,
         "person_key": cx.person_key.unwrap_or_default(),
-        // Set by captive-portal logins, which bind within the visit (none are read yet).
-        "connected": false,
+        "connected": cx.connected,
         "repeat": cx.repeat,
     });
     (path_json, body.to_string())
@@ -682,13 +698,29 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
     let e = |ctx: &'static str| move |err| StoreError::sqlite(ctx, err);
     let tx = conn.transaction().map_err(e("starting commit"))?;
     let mut r = Receipt::default();
+    for bd in &b.bindings {
+        // A device logs in as one person at a time: a later login as someone else rebinds it.
+        tx.execute(
+            "INSERT INTO device_persons (device_key, person_key, key_version, first_seen_ms, last_seen_ms)
+             VALUES (?1, ?2, ?3, ?4, ?4)
+             ON CONFLICT (device_key) DO UPDATE SET
+               first_seen_ms = CASE WHEN person_key = excluded.person_key
+                                    THEN min(first_seen_ms, excluded.first_seen_ms)
+                                    ELSE excluded.first_seen_ms END,
+               person_key = excluded.person_key,
+               key_version = excluded.key_version,
+               last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)",
+            params![bd.device.to_hex(), bd.person.to_hex(), bd.key_version, bd.seen_ms],
+        )
+        .map_err(e("writing a device-person binding"))?;
+    }
     {
         let mut ins_visit = tx
             .prepare_cached(
                 "INSERT OR IGNORE INTO visits (visit_key, device_key, key_version, start_ms, end_ms,
                    local_date, dwell_ms, inside_ms, class, randomized, associated, sightings, path,
-                   definitions_version, created_ms, person_key, repeat_class)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                   definitions_version, created_ms, person_key, repeat_class, connected)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             )
             .map_err(e("preparing visit insert"))?;
         let mut ins_outbox = tx
@@ -717,10 +749,14 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
         for v in &b.visits {
             let key = v.natural_key();
             let device_hex = v.device.to_hex();
-            let person: Option<String> = person_of
-                .query_row([&device_hex], |r| r.get(0))
-                .optional()
-                .map_err(e("looking up the device's person"))?;
+            // The person the visit's own login named, else the one the device is bound to.
+            let person: Option<String> = match v.person {
+                Some(p) => Some(p.to_hex()),
+                None => person_of
+                    .query_row([&device_hex], |r| r.get(0))
+                    .optional()
+                    .map_err(e("looking up the device's person"))?,
+            };
             let history = e("looking up the previous visit");
             let mut previous: Option<i64> = prev_by_device
                 .query_row(params![device_hex, v.start_ms], |r| r.get(0))
@@ -746,6 +782,7 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
             let cx = VisitContext {
                 person_key: person.as_deref(),
                 repeat: repeat_class(previous, v.start_ms),
+                connected: v.connected,
             };
             let (path, body) = visit_json(v, b, &cx);
             let local_date = b.clock.date(v.start_ms).to_string();
@@ -767,7 +804,8 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
                     edge_core::DEFINITIONS_VERSION,
                     b.now_ms,
                     cx.person_key,
-                    cx.repeat
+                    cx.repeat,
+                    cx.connected
                 ])
                 .map_err(e("inserting visit"))?;
             if n == 0 {
@@ -1220,6 +1258,8 @@ mod tests {
                     ms: 200_000,
                 },
             ],
+            person: None,
+            connected: false,
         }
     }
 

@@ -165,6 +165,55 @@ fn read(errs: &Errs<'_>, key: &str, base: &Path, p: &Path) -> Result<Vec<u8>, Co
     std::fs::read(&path).map_err(|e| errs.at(key, format!("cannot read {}: {e}", path.display())))
 }
 
+/// Validates named bearer tokens given at `prefix` (e.g. `sync.tokens`); relative token files
+/// are read from `base`.
+pub fn validate_tokens(
+    errs: &Errs<'_>,
+    prefix: &str,
+    base: &Path,
+    raw: &[RawToken],
+) -> Result<Vec<Token>, ConfigError> {
+    let mut tokens: Vec<Token> = Vec::new();
+    for (i, t) in raw.iter().enumerate() {
+        let key = format!("{prefix}[{i}]");
+        if t.name.trim().is_empty() {
+            return Err(errs.at(format!("{key}.name"), "must not be empty"));
+        }
+        if tokens.iter().any(|o| o.name == t.name) {
+            return Err(errs.at(
+                format!("{key}.name"),
+                format!("duplicate token name {:?}", t.name),
+            ));
+        }
+        let secret = match (&t.token, &t.token_file) {
+            (Some(s), None) => s.clone(),
+            (None, Some(f)) => {
+                let bytes = read(errs, &format!("{key}.token_file"), base, f)?;
+                String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
+            }
+            _ => return Err(errs.at(key, "set exactly one of `token` and `token_file`")),
+        };
+        if secret.len() < MIN_TOKEN_LEN || !secret.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(errs.at(
+                format!("{key}.token"),
+                format!(
+                    "must be at least {MIN_TOKEN_LEN} printable ASCII characters without spaces"
+                ),
+            ));
+        }
+        tokens.push(Token {
+            name: t.name.clone(),
+            secret,
+        });
+    }
+    Ok(tokens)
+}
+
 impl RawSync {
     /// Validates `[sync]`; `base` anchors relative paths.
     pub fn validate(&self, errs: &Errs<'_>, base: &Path) -> Result<SyncConfig, ConfigError> {
@@ -177,42 +226,7 @@ impl RawSync {
                 ),
             )
         })?;
-        let mut tokens: Vec<Token> = Vec::new();
-        for (i, t) in self.tokens.iter().enumerate() {
-            let key = format!("sync.tokens[{i}]");
-            if t.name.trim().is_empty() {
-                return Err(errs.at(format!("{key}.name"), "must not be empty"));
-            }
-            if tokens.iter().any(|o| o.name == t.name) {
-                return Err(errs.at(
-                    format!("{key}.name"),
-                    format!("duplicate token name {:?}", t.name),
-                ));
-            }
-            let secret = match (&t.token, &t.token_file) {
-                (Some(s), None) => s.clone(),
-                (None, Some(f)) => {
-                    let bytes = read(errs, &format!("{key}.token_file"), base, f)?;
-                    String::from_utf8_lossy(&bytes)
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .to_string()
-                }
-                _ => return Err(errs.at(key, "set exactly one of `token` and `token_file`")),
-            };
-            if secret.len() < MIN_TOKEN_LEN || !secret.chars().all(|c| c.is_ascii_graphic()) {
-                return Err(errs.at(
-                    format!("{key}.token"),
-                    format!("must be at least {MIN_TOKEN_LEN} printable ASCII characters without spaces"),
-                ));
-            }
-            tokens.push(Token {
-                name: t.name.clone(),
-                secret,
-            });
-        }
+        let tokens = validate_tokens(errs, "sync.tokens", base, &self.tokens)?;
         let tls = match &self.tls {
             None => None,
             Some(t) => Some(Tls {

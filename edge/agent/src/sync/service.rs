@@ -154,6 +154,10 @@ impl Sync for SyncService {
                         .map_err(|e| Status::unavailable(e.to_string()))?
                         .unwrap_or_default())
                 };
+                let kinds: BTreeMap<String, String> = meta("source_kinds")
+                    .ok()
+                    .and_then(|k| serde_json::from_str(&k).ok())
+                    .unwrap_or_default();
                 let mut sources: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
                 for (source, name, value) in r
                     .counters()
@@ -183,8 +187,8 @@ impl Sync for SyncService {
                     sources: sources
                         .into_iter()
                         .map(|(name, counters)| pb::SourceHealth {
+                            kind: kinds.get(&name).cloned().unwrap_or_default(),
                             name,
-                            kind: "wifi".into(),
                             counters: counters.into_iter().collect(),
                         })
                         .collect(),

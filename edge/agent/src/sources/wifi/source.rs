@@ -99,6 +99,7 @@ impl FrameHandler {
     /// Takes what is batched so far (possibly empty, as a heartbeat).
     pub fn take(&mut self) -> SourceMsg {
         SourceMsg::Batch {
+            logins: Vec::new(),
             frames: std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_FRAMES)),
             watermark_ms: self.watermark_ms,
             position: self.position,
@@ -275,6 +276,7 @@ pub fn read_pipe(
                     let Some((ts, at)) = seen else { continue };
                     let elapsed = i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
                     let msg = SourceMsg::Batch {
+                        logins: Vec::new(),
                         frames: Vec::new(),
                         watermark_ms: ts.saturating_add(elapsed).saturating_sub(1000),
                         position: 0,
@@ -490,6 +492,7 @@ impl FrameHandler {
                     kind: sighting_kind(p.kind),
                     randomized: p.mac.is_locally_administered(),
                     pos,
+                    login: false,
                 });
             }
             Err(skip) => self.stats.skip(skip),

@@ -1,0 +1,284 @@
+//! The portal webhook: `POST /login` (or `/`) with JSON `{mac, phone, event, time}`, bearer
+//! token auth, a body size limit, and `400` with a reason for anything it cannot use.
+//!
+//! The login is keyed here (device key, person key) before it goes anywhere; the raw MAC and
+//! phone number are dropped with the request. A request is answered `202` once the login is
+//! queued for the pipeline, `503` when the queue is full (the portal retries).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use edge_core::SightingKind;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::config::PortalSource;
+use super::source::{Keying, RawLogin};
+use crate::sources::{Frame, LoginEvent, SourceMsg};
+use crate::stats::SourceStats;
+use crate::sync::config::Token;
+
+/// The request body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    /// Client MAC, any common spelling.
+    mac: String,
+    /// Phone number as entered.
+    phone: String,
+    /// `login`/`start`, `interim`, or `logout`/`stop` (default `login`).
+    #[serde(default)]
+    event: Option<String>,
+    /// When: RFC 3339 text, or Unix seconds or milliseconds; default: now.
+    #[serde(default)]
+    time: Option<serde_json::Value>,
+}
+
+struct Shared {
+    name: String,
+    tokens: Vec<Token>,
+    keying: Mutex<Keying>,
+    tx: SyncSender<SourceMsg>,
+    stats: Arc<SourceStats>,
+    /// Requests accepted so far (the source's position).
+    accepted: Mutex<u64>,
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn reject(
+    s: &Shared,
+    status: StatusCode,
+    reason: &'static str,
+    detail: String,
+) -> (StatusCode, String) {
+    s.stats.count(&format!("rejected_{reason}"), 1);
+    (
+        status,
+        format!(
+            "{{\"error\":\"{reason}\",\"detail\":{}}}\n",
+            serde_json::Value::from(detail)
+        ),
+    )
+}
+
+fn parse_time(v: Option<&serde_json::Value>) -> Result<i64, String> {
+    let now = chrono::Utc::now().timestamp_millis();
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(now),
+        Some(serde_json::Value::Number(n)) => {
+            let x = n.as_i64().ok_or("`time` must be an integer")?;
+            // Seconds until the year 2286, milliseconds after.
+            Ok(if x < 10_000_000_000 { x * 1000 } else { x })
+        }
+        Some(serde_json::Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| "`time` is not RFC 3339 (e.g. 2026-11-20T10:15:00+08:00)".to_string()),
+        Some(_) => Err("`time` must be a string or a number".into()),
+    }
+}
+
+async fn login(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    if !s.tokens.is_empty() {
+        let given = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let ok = given.is_some_and(|g| {
+            s.tokens
+                .iter()
+                .any(|t| ct_eq(t.secret.as_bytes(), g.as_bytes()))
+        });
+        if !ok {
+            return reject(
+                &s,
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "missing or unknown bearer token".into(),
+            );
+        }
+    }
+    s.stats.frames_read.fetch_add(1, Ordering::Relaxed);
+    let body: Body = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        // serde's message names the field and position, never echoes the values.
+        Err(e) => {
+            return reject(
+                &s,
+                StatusCode::BAD_REQUEST,
+                "malformed_record",
+                e.to_string(),
+            )
+        }
+    };
+    let Some(mac) = edge_wire::MacAddr::parse_any(body.mac.trim()) else {
+        return reject(
+            &s,
+            StatusCode::BAD_REQUEST,
+            "no_mac",
+            "`mac` is not a MAC address".into(),
+        );
+    };
+    let event = match body.event.as_deref().unwrap_or("login") {
+        "login" | "start" => LoginEvent::Start,
+        "interim" => LoginEvent::Interim,
+        "logout" | "stop" => LoginEvent::Stop,
+        _ => {
+            return reject(
+                &s,
+                StatusCode::BAD_REQUEST,
+                "bad_event",
+                "`event` must be login, interim or logout".into(),
+            )
+        }
+    };
+    let ts_ms = match parse_time(body.time.as_ref()) {
+        Ok(t) => t,
+        Err(e) => return reject(&s, StatusCode::BAD_REQUEST, "no_time", e),
+    };
+    let raw = RawLogin {
+        ts_ms,
+        mac,
+        phone: body.phone,
+        event,
+    };
+    let keyed = match s.keying.lock() {
+        Ok(mut k) => k.key(&raw, &s.stats),
+        Err(_) => None,
+    };
+    drop(raw);
+    let Some(l) = keyed else {
+        // Counted by reason in `key`.
+        return (
+            StatusCode::BAD_REQUEST,
+            "{\"error\":\"invalid_phone\",\"detail\":\"`phone` is not a valid mobile number\"}\n"
+                .into(),
+        );
+    };
+    let Ok(mut pos) = s.accepted.lock() else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, String::new());
+    };
+    let msg = SourceMsg::Batch {
+        frames: vec![Frame {
+            ts_ms,
+            mac: 0,
+            rssi_dbm: 0,
+            kind: SightingKind::Join,
+            randomized: false,
+            pos: *pos,
+            login: true,
+        }],
+        logins: vec![l],
+        watermark_ms: ts_ms,
+        position: *pos + 1,
+    };
+    match s.tx.try_send(msg) {
+        Ok(()) => {
+            *pos += 1;
+            s.stats.sightings.fetch_add(1, Ordering::Relaxed);
+            (StatusCode::ACCEPTED, "{\"accepted\":true}\n".into())
+        }
+        Err(TrySendError::Full(_)) => {
+            s.stats.backpressure_dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(source = %s.name, "login queue full; asked the portal to retry");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{\"error\":\"busy\",\"detail\":\"retry shortly\"}\n".into(),
+            )
+        }
+        Err(TrySendError::Disconnected(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{\"error\":\"stopping\"}\n".into(),
+        ),
+    }
+}
+
+async fn count_refusals(
+    State(s): State<Arc<Shared>>,
+    resp: axum::response::Response,
+) -> axum::response::Response {
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        s.stats.count("rejected_too_large", 1);
+    }
+    resp
+}
+
+/// Binds the webhook and serves it until `cancel`. A heartbeat keeps the pipeline's merge
+/// moving while no logins come. Returns the bound address.
+pub async fn spawn(
+    src: &PortalSource,
+    addr: SocketAddr,
+    keying: Keying,
+    tx: SyncSender<SourceMsg>,
+    stats: Arc<SourceStats>,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding portal webhook {} to {addr}", src.name))?;
+    let bound = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        name: src.name.clone(),
+        tokens: src.tokens.clone(),
+        keying: Mutex::new(keying),
+        tx: tx.clone(),
+        stats,
+        accepted: Mutex::new(0),
+    });
+    let app = Router::new()
+        .route("/", post(login))
+        .route("/login", post(login))
+        .layer(DefaultBodyLimit::max(src.max_body_bytes))
+        // The body limit answers 413 before the handler runs: count those here.
+        .layer(axum::middleware::map_response_with_state(
+            shared.clone(),
+            count_refusals,
+        ))
+        .with_state(shared.clone());
+    tracing::info!(source = %src.name, addr = %bound, "portal webhook listening");
+    let stop = cancel.clone();
+    tracker.spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+        {
+            tracing::error!(error = %e, "portal webhook stopped");
+        }
+    });
+    tracker.spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let position = shared.accepted.lock().map(|p| *p).unwrap_or(0);
+            let msg = SourceMsg::Batch {
+                frames: Vec::new(),
+                logins: Vec::new(),
+                watermark_ms: chrono::Utc::now().timestamp_millis() - 2000,
+                position,
+            };
+            if let Err(TrySendError::Disconnected(_)) = tx.try_send(msg) {
+                break;
+            }
+        }
+    });
+    Ok(bound)
+}
