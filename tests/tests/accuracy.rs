@@ -12,6 +12,9 @@
 
 use std::collections::HashMap;
 
+use edge_core::person::PersonKeyer;
+use edge_core::phone::{normalize, Region};
+use edge_core::Secret;
 use edge_e2e::{median, read_truth, run_once, simulate, visits, Keys, Row};
 use edge_sim::truth::VisitKind;
 
@@ -128,6 +131,57 @@ fn visits_dwell_and_paths_match_the_truth() {
     assert!((median_measured - median_planned).abs() <= 1.0);
     assert!(median_planned_error <= 1.0);
     assert!(path_share >= 0.90, "exact paths {path_share:.3}");
+
+    // Portal logins: the connected visitors the report counts, and the person each login named.
+    let secrets: toml::Value =
+        toml::from_str(&std::fs::read_to_string(&w.secrets_path).unwrap()).unwrap();
+    let tenant = hex::decode(secrets["tenant_secret"].as_str().unwrap()).unwrap();
+    let persons = PersonKeyer::new(&Secret::new(tenant, 1));
+    let cn = Region::by_code("CN").unwrap();
+    let out = edge_e2e::store_edge(&[
+        "report",
+        "--data-dir",
+        edge_e2e::path_str(&dir.path().join("data")),
+        "--date",
+        "2026-11-20",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let connected_truth = truth
+        .visits_of(VisitKind::Visitor)
+        .filter(|v| v.phone.is_some())
+        .count();
+    let connected = report["connected"].as_u64().unwrap() as usize;
+    let db = edge_e2e::open_db(&dir.path().join("data"));
+    let (mut right_person, mut with_phone) = (0usize, 0usize);
+    for t in truth.visits_of(VisitKind::Visitor) {
+        let Some(phone) = &t.phone else { continue };
+        with_phone += 1;
+        let start = (t.start * 1000.0) as i64;
+        let key = keys.key_hex(&t.mac, start).unwrap();
+        let want = persons.key(&normalize(phone, cn).unwrap()).to_hex();
+        let got: Option<String> = db
+            .query_row(
+                "SELECT person_key FROM visits WHERE device_key = ?1 AND connected = 1
+                 ORDER BY abs(start_ms - ?2) LIMIT 1",
+                rusqlite::params![key, start],
+                |r| r.get(0),
+            )
+            .ok()
+            .flatten();
+        right_person += usize::from(got.as_deref() == Some(want.as_str()));
+    }
+    println!(
+        "  connected (portal logins): truth {connected_truth}, measured {connected} ({:+.1} %); \
+         person key right for {right_person}/{with_phone}",
+        pct(connected, connected_truth)
+    );
+    assert!(connected_truth > 20, "too few logins to mean anything");
+    assert!(
+        within(connected, connected_truth, 0.02),
+        "connected {connected} vs {connected_truth}"
+    );
+    assert_eq!(right_person, with_phone);
 }
 
 fn pct(measured: usize, truth: usize) -> f64 {

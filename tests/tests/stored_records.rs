@@ -149,4 +149,22 @@ fn outbox_records_match_the_proto_and_no_raw_mac_reaches_disk() {
         !bytes.windows(6).any(|win| binary.contains(win)),
         "a raw MAC is stored in binary"
     );
+    // No phone number of the portal logins, in any spelling.
+    let phones: Vec<&String> = truth
+        .visits
+        .iter()
+        .filter_map(|v| v.phone.as_ref())
+        .collect();
+    assert!(!phones.is_empty());
+    for p in phones {
+        let national = p.trim_start_matches("+86");
+        for text in [
+            p.clone(),
+            national.to_string(),
+            format!("{} {} {}", &national[..3], &national[3..7], &national[7..]),
+            format!("{}-{}-{}", &national[..3], &national[3..7], &national[7..]),
+        ] {
+            assert!(!lower.contains(&text), "a raw phone number is stored");
+        }
+    }
 }

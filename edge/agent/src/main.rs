@@ -366,6 +366,9 @@ async fn demo(exit: bool, dir: Option<PathBuf>) -> anyhow::Result<()> {
         dir.display()
     );
     let config_path = simulate(&p, &dir).await?;
+    eprintln!(
+        "store-edge demo: WARNING: the device-key and tenant secrets of this demo were generated from the simulation seed and are not secret; person keys made with them mean nothing outside the demo. A real gateway reads its secrets from privacy.secrets_file or the environment."
+    );
     let cfg = config::load(&config_path)?;
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();

@@ -334,3 +334,5 @@ fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
 mod portal_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod snapshot_tmp;

@@ -1,9 +1,10 @@
 //! Byte formats that store-edge reads from hardware: radiotap, IEEE 802.11, pcap files and
 //! captive-portal login records.
 //!
-//! The crate follows the layout of smoltcp's `wire` module: every format has a zero-copy view
-//! (`Header<T>` / `Frame<T>`) whose getters never panic once `check_len` succeeded, and a `Repr`
-//! that can be parsed from a view and emitted into a byte buffer. Nothing here allocates on the
+//! The crate follows the layout of smoltcp's `wire` module: every binary format has a zero-copy
+//! view (`Header<T>` / `Frame<T>`) whose getters never panic once `check_len` succeeded, and a
+//! `Repr` that can be parsed from a view and emitted into a byte buffer. The text formats of
+//! [`portal`] are parsed into owned `Repr`s with the same checked-once, never-panic rule. Nothing here allocates on the
 //! capture hot path ([`presence::parse`]); only the pcap writers do I/O.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

@@ -189,7 +189,8 @@ fn binauth_step(buf: &[u8], phone_field: &str, k: &Keying, stats: &SourceStats) 
         return Step::Bad("malformed_record", used);
     };
     let line = line.trim_end_matches('\r');
-    if line.trim().is_empty() {
+    // Blank lines, and the "New log file created" line openNDS starts each log with.
+    if line.trim().is_empty() || binauth::is_log_banner(line) {
         return Step::Record(None, used);
     }
     let repr = match binauth::parse_line(line) {
