@@ -100,6 +100,15 @@ enum Command {
         /// IANA time zone of the store.
         #[arg(long)]
         timezone: Option<chrono_tz::Tz>,
+        /// Days simulated, ending on the date; shoppers return across them.
+        #[arg(long)]
+        days: Option<u32>,
+        /// Share of each later day's visitors who visited on an earlier day (0–1).
+        #[arg(long)]
+        return_share: Option<f64>,
+        /// Probe-only phones with randomized MACs change MAC about this often (seconds).
+        #[arg(long)]
+        mac_rotation: Option<u32>,
     },
     /// Print the day report of a data directory.
     Report {
@@ -225,6 +234,9 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
             open_hours,
             history_days,
             timezone,
+            days,
+            return_share,
+            mac_rotation,
         } => {
             let mut p = edge_sim::SimParams::new(seed, date, visitors, zones);
             if let Some(v) = passersby {
@@ -239,6 +251,13 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
             if let Some(v) = history_days {
                 p.history_days = v;
             }
+            if let Some(v) = days {
+                p.days = v;
+            }
+            if let Some(v) = return_share {
+                p.return_share = v;
+            }
+            p.mac_rotation_secs = mac_rotation;
             if let Some(v) = timezone {
                 p.timezone = v;
             }

@@ -5,6 +5,14 @@
 //! [`generate`] plans who is in the store when and where (cheap, O(devices)); [`Day::write`]
 //! streams the frames of every sniffer to disk in time order and records what was actually
 //! written as [`truth::Truth`]. Same parameters → byte-identical files.
+//!
+//! A simulation covers a period of [`SimParams::days`] days ending on the main day
+//! [`SimParams::date`] (after [`SimParams::history_days`] staff-only days). Visitors are
+//! persons: from the second day on, a share [`SimParams::return_share`] of each day's visitors
+//! are shoppers returning from an earlier day, with the same phone number and device (a
+//! randomized probe-only phone shows a new MAC on each visit). With
+//! [`SimParams::mac_rotation_secs`], probe-only randomized phones also rotate their MAC during
+//! a visit, keeping their probe IEs and their sequence counter.
 
 mod emit;
 mod models;
@@ -15,6 +23,7 @@ pub mod radio;
 mod run;
 pub mod truth;
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -23,11 +32,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use models::{AP_BSSID, AP_SSID};
-pub use params::{SimParams, ZONE_NAMES};
+pub use params::{SimParams, MAX_DAYS, MIN_MAC_ROTATION_SECS, ZONE_NAMES};
 pub use portal::{BINAUTH_FILE, DETAIL_FILE};
 
 use plan::{Plan, Role, SEC};
-use truth::{FileTruth, PathStep, PortalTruth, Totals, Truth, Visit, VisitKind};
+use truth::{FileTruth, PathStep, PortalTruth, RepeatClass, Totals, Truth, Visit, VisitKind};
 
 /// ChaCha stream numbers: each use of the seed gets its own stream so they never interfere.
 const STREAM_PLAN: u64 = 0;
@@ -35,6 +44,7 @@ const STREAM_FRAMES: u64 = 1;
 const STREAM_SECRET: u64 = 2;
 const STREAM_PORTAL: u64 = 3;
 const STREAM_TENANT_SECRET: u64 = 4;
+const STREAM_ROTATION: u64 = 5;
 
 /// Buffer per pcap writer; large enough that the disk sees big sequential writes.
 const WRITE_BUFFER: usize = 1 << 20;
@@ -45,7 +55,7 @@ fn rng_for(seed: u64, stream: u64) -> ChaCha8Rng {
     rng
 }
 
-/// A planned day (plus its history days), ready to be written.
+/// A planned period (its days, plus the history days before it), ready to be written.
 #[derive(Debug, Clone)]
 pub struct Day {
     params: SimParams,
@@ -82,17 +92,24 @@ pub struct Written {
     pub truth: Truth,
 }
 
-/// Plans a day. Out-of-range parameters are clamped (zones to 1..=8, shares to 0..=1,
-/// open_hour to 0..=23, open_hours to 1..=24); use [`SimParams::validate`] to reject instead.
+/// Plans a period. Out-of-range parameters are clamped (zones to 1..=8, shares to 0..=1,
+/// open_hour to 0..=23, open_hours to 1..=24, days to 1..=[`MAX_DAYS`], mac_rotation_secs to
+/// at least [`MIN_MAC_ROTATION_SECS`]); use [`SimParams::validate`] to reject instead.
 pub fn generate(params: &SimParams) -> Day {
     let mut params = params.clone();
     params.zones = params.zones.clamp(1, 8);
     params.randomized_share = clamp_share(params.randomized_share);
     params.connected_share = clamp_share(params.connected_share);
+    params.return_share = clamp_share(params.return_share);
     params.open_hour = params.open_hour.min(23);
     params.open_hours = params.open_hours.clamp(1, 24);
+    params.days = params.period_days();
+    params.mac_rotation_secs = params
+        .mac_rotation_secs
+        .map(|r| r.max(MIN_MAC_ROTATION_SECS));
     let mut rng = rng_for(params.seed, STREAM_PLAN);
-    let plan = plan::plan(&params, &mut rng);
+    let mut rotation_rng = rng_for(params.seed, STREAM_ROTATION);
+    let plan = plan::plan(&params, &mut rng, &mut rotation_rng);
     Day { params, plan }
 }
 
@@ -252,10 +269,12 @@ impl Day {
                 injected: st.injected.clone(),
             })
             .collect();
-        let mut visits = Vec::new();
-        if let Some(day) = self.plan.days.iter().find(|d| d.main) {
+        let mut period_visits = Vec::new();
+        let days = self.plan.days.iter().zip(&seen.days).enumerate();
+        for (d, (day, day_seen)) in days.filter(|(_, (day, _))| day.period) {
+            let date = day.date.format("%Y-%m-%d").to_string();
             for (i, p) in day.presences.iter().enumerate() {
-                let (first, last) = (seen.first_us[i], seen.last_us[i]);
+                let (first, last) = (day_seen.first_us[i], day_seen.last_us[i]);
                 if first > last {
                     // Never captured cleanly: a perfect pipeline cannot know it existed.
                     continue;
@@ -271,9 +290,17 @@ impl Day {
                     .collect();
                 // fold from +0.0: an empty f64 `sum()` is -0.0, which would print as `-0.0`.
                 let inside_secs = path.iter().fold(0.0, |acc, s| acc + s.secs);
-                let login = portal.login_of(i);
-                visits.push(Visit {
-                    mac: edge_wire::MacAddr(id.mac).to_string(),
+                let login = portal.login_of(d, i);
+                let macs: Vec<String> = if p.mac_changes.is_empty() {
+                    vec![edge_wire::MacAddr(p.mac).to_string()]
+                } else {
+                    day_seen.macs[i]
+                        .iter()
+                        .map(|m| edge_wire::MacAddr(*m).to_string())
+                        .collect()
+                };
+                period_visits.push(Visit {
+                    mac: macs[0].clone(),
                     kind: match p.role {
                         Role::Visitor => VisitKind::Visitor,
                         Role::ShortVisit | Role::Passerby => VisitKind::Passerby,
@@ -287,10 +314,37 @@ impl Day {
                     end: last as f64 / SEC as f64,
                     inside_secs,
                     path,
+                    day: date.clone(),
+                    person: p.person,
+                    repeat: None,
+                    macs,
                 });
             }
         }
-        visits.sort_by(|a, b| a.start.total_cmp(&b.start).then_with(|| a.mac.cmp(&b.mac)));
+        period_visits.sort_by(|a, b| a.start.total_cmp(&b.start).then_with(|| a.mac.cmp(&b.mac)));
+        // Repeat classes by person, from the end of the person's previous visit.
+        let mut previous_end: HashMap<u32, f64> = HashMap::new();
+        for v in &mut period_visits {
+            if let Some(person) = v.person {
+                let class = RepeatClass::of(previous_end.get(&person).copied(), v.start);
+                v.repeat = Some(class.as_str().to_string());
+                let end = previous_end.entry(person).or_insert(v.end);
+                *end = end.max(v.end);
+            }
+        }
+        let main_date = self.params.date.format("%Y-%m-%d").to_string();
+        let visits = period_visits
+            .iter()
+            .filter(|v| v.day == main_date)
+            .cloned()
+            .collect();
+        let period_days = self
+            .plan
+            .days
+            .iter()
+            .filter(|d| d.period)
+            .map(|d| d.date.format("%Y-%m-%d").to_string())
+            .collect();
         Truth {
             seed: self.params.seed,
             date: self.params.date.format("%Y-%m-%d").to_string(),
@@ -301,8 +355,17 @@ impl Day {
                 visitors: self.params.visitors,
                 passersby: self.params.passersby,
                 staff: self.params.staff,
+                sightings: seen.main_sightings,
+                randomized_sightings: seen.main_randomized_sightings,
+                randomized_sightings_share: if seen.main_sightings == 0 {
+                    0.0
+                } else {
+                    seen.main_randomized_sightings as f64 / seen.main_sightings as f64
+                },
             },
             visits,
+            period_days,
+            period_visits,
             portal: portal_truth,
         }
     }
@@ -331,8 +394,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 #[cfg(test)]
+mod period_tests;
+#[cfg(test)]
 mod portal_tests;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod snapshot_tmp;

@@ -20,17 +20,17 @@ pub const ZONE_NAMES: [&str; 8] = [
 pub struct SimParams {
     /// Seed of every random draw.
     pub seed: u64,
-    /// The main (scored) day, in the store's timezone.
+    /// The main (scored) day, in the store's timezone: the last day of the period.
     pub date: NaiveDate,
     /// Store timezone.
     pub timezone: Tz,
-    /// Visitor devices on the main day (about 8 % of them are short visits).
+    /// Visitor devices per day of the period (about 8 % of them are short visits).
     pub visitors: u32,
     /// Number of zones/sniffers, 1..=8 (clamped).
     pub zones: u8,
-    /// Passers-by walking past the door outside.
+    /// Passers-by walking past the door outside, per day of the period.
     pub passersby: u32,
-    /// Staff devices, present on the main day and on every history day.
+    /// Staff devices, present on every day of the period and on every history day.
     pub staff: u32,
     /// Share of visitors and passers-by using locally administered random MACs.
     pub randomized_share: f64,
@@ -40,13 +40,31 @@ pub struct SimParams {
     pub open_hour: u32,
     /// Opening duration, hours (at least 1).
     pub open_hours: u32,
-    /// Days before `date` that contain staff frames only.
+    /// Days before the period that contain staff frames only.
     pub history_days: u32,
+    /// Days in the simulated period: the `days` days ending on `date` (at least 1; clamped to
+    /// 1..=[`MAX_DAYS`]). Every day of the period has visitors, passers-by and staff; 1 is a
+    /// single day, exactly as before multi-day periods existed.
+    pub days: u32,
+    /// Share (0..=1) of each period day's visitors, from the second day on, who are persons
+    /// that already visited on an earlier day of the period (returning shoppers; the gap to
+    /// their earlier visit varies from the next day to weeks). Ignored when `days` is 1.
+    pub return_share: f64,
+    /// When set, randomized-MAC devices that are not connected (probe-only phones) change their
+    /// MAC every `mac_rotation_secs` ± 20 % during a visit (clamped to at least
+    /// [`MIN_MAC_ROTATION_SECS`]); `None` keeps one MAC per visit.
+    pub mac_rotation_secs: Option<u32>,
 }
+
+/// Longest period [`SimParams::days`] accepts.
+pub const MAX_DAYS: u32 = 400;
+/// Shortest MAC rotation interval [`SimParams::mac_rotation_secs`] accepts, seconds.
+pub const MIN_MAC_ROTATION_SECS: u32 = 30;
 
 impl SimParams {
     /// Parameters with the defaults: Asia/Shanghai, passers-by = 2 × visitors, 6 staff,
-    /// 35 % randomized MACs, 20 % connected, open 10:00 for 12 hours, 3 history days.
+    /// 35 % randomized MACs, 20 % connected, open 10:00 for 12 hours, 3 history days, a
+    /// one-day period (30 % returning shoppers if more days are asked for), no MAC rotation.
     pub fn new(seed: u64, date: NaiveDate, visitors: u32, zones: u8) -> Self {
         SimParams {
             seed,
@@ -61,6 +79,9 @@ impl SimParams {
             open_hour: 10,
             open_hours: 12,
             history_days: 3,
+            days: 1,
+            return_share: 0.3,
+            mac_rotation_secs: None,
         }
     }
 
@@ -79,9 +100,20 @@ impl SimParams {
                 self.open_hours
             ));
         }
+        if !(1..=MAX_DAYS).contains(&self.days) {
+            return Err(format!("days must be 1..={MAX_DAYS}, got {}", self.days));
+        }
+        if let Some(r) = self.mac_rotation_secs {
+            if r < MIN_MAC_ROTATION_SECS {
+                return Err(format!(
+                    "mac_rotation_secs must be at least {MIN_MAC_ROTATION_SECS}, got {r}"
+                ));
+            }
+        }
         for (name, v) in [
             ("randomized_share", self.randomized_share),
             ("connected_share", self.connected_share),
+            ("return_share", self.return_share),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(format!("{name} must be within 0..=1, got {v}"));
@@ -98,6 +130,11 @@ impl SimParams {
     /// Names of the zones in use.
     pub fn zone_names(&self) -> &'static [&'static str] {
         &ZONE_NAMES[..self.zone_count()]
+    }
+
+    /// Number of days in the period, clamped to 1..=[`MAX_DAYS`].
+    pub fn period_days(&self) -> u32 {
+        self.days.clamp(1, MAX_DAYS)
     }
 
     /// UTC unix microseconds of `hour:00` local time on `day`.

@@ -1,4 +1,4 @@
-//! The plan of a simulated day: who is there, when, and where (no frames yet).
+//! The plan of a simulated period: who is there on which day, when, and where (no frames yet).
 //!
 //! Planning draws from ChaCha stream 0 of the seed in a fixed order, so the plan depends only on
 //! the parameters. Frames are drawn later, while streaming (see `run`), so memory stays
@@ -11,7 +11,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::models::{MODELS, REMEMBERED_SSIDS};
-use crate::params::SimParams;
+use crate::params::{SimParams, MIN_MAC_ROTATION_SECS};
 use crate::radio::{sniffer_x, DOOR_X_M};
 
 /// One second in microseconds.
@@ -66,6 +66,8 @@ pub(crate) struct Stay {
 #[derive(Debug, Clone)]
 pub(crate) struct Presence {
     pub identity: u32,
+    /// The shopper (stable across days) for visitors; `None` for passers-by and staff.
+    pub person: Option<u32>,
     pub role: Role,
     pub connected: bool,
     pub start_us: i64,
@@ -73,6 +75,12 @@ pub(crate) struct Presence {
     /// Range into [`DayPlan::stays`]; empty for passers-by (they walk, see [`Presence::walk_x`]).
     pub stays_from: u32,
     pub stays_len: u32,
+    /// The MAC the device transmits with from `start_us`.
+    pub mac: [u8; 6],
+    /// MAC rotations during the presence: from each instant (ascending) on, the device uses
+    /// that MAC. Empty unless [`SimParams::mac_rotation_secs`] is set and the device is a
+    /// probe-only randomized one.
+    pub mac_changes: Vec<(i64, [u8; 6])>,
 }
 
 impl Presence {
@@ -80,6 +88,15 @@ impl Presence {
     pub(crate) fn stays<'a>(&self, all: &'a [Stay]) -> &'a [Stay] {
         let from = self.stays_from as usize;
         &all[from..from + self.stays_len as usize]
+    }
+
+    /// The MAC the device transmits with at `t_us`.
+    pub(crate) fn mac_at(&self, t_us: i64) -> [u8; 6] {
+        let i = self.mac_changes.partition_point(|&(from, _)| from <= t_us);
+        match i.checked_sub(1) {
+            Some(k) => self.mac_changes[k].1,
+            None => self.mac,
+        }
     }
 
     /// Position of a passer-by at `t_us`: out to the nearest point and back, linearly.
@@ -104,8 +121,10 @@ impl Presence {
 #[derive(Debug, Clone)]
 pub(crate) struct DayPlan {
     pub date: NaiveDate,
-    /// The scored day (truth is reported for it only).
+    /// The scored day, the last of the period (`Truth::visits` reports it).
     pub main: bool,
+    /// A day of the period (visitors, passers-by and staff); otherwise a staff-only history day.
+    pub period: bool,
     pub presences: Vec<Presence>,
     pub stays: Vec<Stay>,
 }
@@ -119,7 +138,7 @@ impl DayPlan {
     }
 }
 
-/// All days, oldest first; the main day is last.
+/// All days, oldest first: history days, then the period; the main day is last.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     pub identities: Vec<Identity>,
@@ -160,6 +179,17 @@ impl IdentityMaker {
                     model,
                     ssid,
                 };
+            }
+        }
+    }
+
+    /// A fresh locally administered unicast MAC no device has used yet.
+    fn fresh_local(&mut self, rng: &mut ChaCha8Rng) -> [u8; 6] {
+        loop {
+            let mut mac: [u8; 6] = rng.gen();
+            mac[0] = (mac[0] & 0xfc) | 0x02;
+            if self.used.insert(mac) {
+                return mac;
             }
         }
     }
@@ -218,9 +248,77 @@ fn visitor_stays(rng: &mut ChaCha8Rng, zones: usize) -> Vec<(u8, i64)> {
     out
 }
 
-/// Builds the plan. `params` must already be clamped to sane ranges.
-pub(crate) fn plan(params: &SimParams, rng: &mut ChaCha8Rng) -> Plan {
+/// Days between a returning person's earlier visit and today: mostly the next day or a few days
+/// later, sometimes one or several weeks.
+fn return_gap_days(rng: &mut ChaCha8Rng) -> usize {
+    let u: f64 = rng.gen();
+    if u < 0.4 {
+        1
+    } else if u < 0.7 {
+        rng.gen_range(2..=3)
+    } else if u < 0.9 {
+        rng.gen_range(4..=7)
+    } else {
+        rng.gen_range(8..=30)
+    }
+}
+
+/// Draws `n` returning persons for period day `k` from the persons of earlier days
+/// (`day_persons[..k]`), none twice; fewer if there are not enough. For each, a gap is drawn
+/// (see [`return_gap_days`]) and the person is picked uniformly among the visitors of the day
+/// that many days back (the nearest earlier day that still has a candidate if that one has
+/// none).
+fn pick_returning(
+    rng: &mut ChaCha8Rng,
+    k: usize,
+    n: usize,
+    day_persons: &[Vec<u32>],
+    today: &mut Vec<u32>,
+) {
+    let mut taken: HashSet<u32> = HashSet::new();
+    for _ in 0..n {
+        let gap = return_gap_days(rng).min(k);
+        let target = k - gap;
+        // Earlier days ordered by distance from the target day (ties: the older first).
+        let mut order: Vec<usize> = (0..k).collect();
+        order.sort_by_key(|&d| (d.abs_diff(target), d));
+        let picked = order.into_iter().find_map(|d| {
+            let candidates: Vec<u32> = day_persons[d]
+                .iter()
+                .copied()
+                .filter(|p| !taken.contains(p))
+                .collect();
+            (!candidates.is_empty()).then(|| candidates[rng.gen_range(0..candidates.len())])
+        });
+        let Some(person) = picked else {
+            return;
+        };
+        taken.insert(person);
+        today.push(person);
+    }
+}
+
+/// What the planner remembers about a person (a returning shopper's phone).
+#[derive(Debug, Clone, Copy)]
+struct PersonState {
+    identity: u32,
+    /// Planned on an earlier day of the period.
+    visited: bool,
+    /// The MAC the phone uses on the store network (phones keep one random MAC per network),
+    /// once it has connected.
+    network_mac: Option<[u8; 6]>,
+}
+
+/// Builds the plan. `params` must already be clamped to sane ranges. Everything is drawn from
+/// `rng`, except the MAC rotations, which come from `rotation_rng` after everything else so that
+/// turning rotation on changes no other part of the plan.
+pub(crate) fn plan(
+    params: &SimParams,
+    rng: &mut ChaCha8Rng,
+    rotation_rng: &mut ChaCha8Rng,
+) -> Plan {
     let zones = params.zone_count();
+    let period = params.period_days() as usize;
     let mut maker = IdentityMaker {
         used: HashSet::new(),
     };
@@ -228,26 +326,53 @@ pub(crate) fn plan(params: &SimParams, rng: &mut ChaCha8Rng) -> Plan {
     for _ in 0..params.staff {
         identities.push(maker.make(rng, false));
     }
-    let first_visitor = identities.len();
-    for _ in 0..params.visitors {
-        let randomized = rng.gen_bool(params.randomized_share);
-        identities.push(maker.make(rng, randomized));
-    }
-    let first_passerby = identities.len();
-    for _ in 0..params.passersby {
-        let randomized = rng.gen_bool(params.randomized_share);
-        identities.push(maker.make(rng, randomized));
+    // Per period day: the persons visiting (in presence order) and the first passer-by identity.
+    let mut persons: Vec<PersonState> = Vec::new();
+    let mut day_persons: Vec<Vec<u32>> = Vec::with_capacity(period);
+    let mut first_passerby: Vec<usize> = Vec::with_capacity(period);
+    let returning = (params.return_share * f64::from(params.visitors)).round() as usize;
+    for k in 0..period {
+        let mut today = Vec::with_capacity(params.visitors as usize);
+        if k > 0 {
+            pick_returning(
+                rng,
+                k,
+                returning.min(params.visitors as usize),
+                &day_persons,
+                &mut today,
+            );
+        }
+        while today.len() < params.visitors as usize {
+            let randomized = rng.gen_bool(params.randomized_share);
+            today.push(persons.len() as u32);
+            persons.push(PersonState {
+                identity: identities.len() as u32,
+                visited: false,
+                network_mac: None,
+            });
+            identities.push(maker.make(rng, randomized));
+        }
+        day_persons.push(today);
+        first_passerby.push(identities.len());
+        for _ in 0..params.passersby {
+            let randomized = rng.gen_bool(params.randomized_share);
+            identities.push(maker.make(rng, randomized));
+        }
     }
 
     let mut days = Vec::new();
-    for back in (0..=params.history_days).rev() {
+    let last_back = params.history_days + params.period_days() - 1;
+    for back in (0..=last_back).rev() {
         let Some(date) = params.date.checked_sub_days(Days::new(u64::from(back))) else {
             continue;
         };
+        // Index of the day in the period, if it is in the period.
+        let k = (back < params.period_days()).then(|| period - 1 - back as usize);
         let (open, close) = params.open_close_us(date);
         let mut day = DayPlan {
             date,
             main: back == 0,
+            period: k.is_some(),
             presences: Vec::new(),
             stays: Vec::new(),
         };
@@ -275,18 +400,21 @@ pub(crate) fn plan(params: &SimParams, rng: &mut ChaCha8Rng) -> Plan {
             }
             day.presences.push(Presence {
                 identity: id,
+                person: None,
                 role: Role::Staff,
                 connected: false,
                 start_us: start,
                 end_us: end,
                 stays_from: from,
                 stays_len: day.stays.len() as u32 - from,
+                mac: identities[id as usize].mac,
+                mac_changes: Vec::new(),
             });
         }
-        if day.main {
+        if let Some(k) = k {
             // Last arrivals at least 20 min before closing.
             let last_arrival = (close - 20 * MIN).max(open + MIN);
-            for i in 0..params.visitors as usize {
+            for &person in &day_persons[k] {
                 let start = rng.gen_range(open..last_arrival);
                 let short = rng.gen_bool(SHORT_VISIT_SHARE);
                 let durations = if short {
@@ -297,8 +425,26 @@ pub(crate) fn plan(params: &SimParams, rng: &mut ChaCha8Rng) -> Plan {
                 let connected = !short && rng.gen_bool(params.connected_share);
                 let from = day.stays.len() as u32;
                 let end = push_stays(&mut day.stays, start, &durations);
+                let state = &mut persons[person as usize];
+                let id = &identities[state.identity as usize];
+                // A global MAC never changes; a randomized phone keeps its per-network MAC for
+                // the store Wi-Fi, but probes from a fresh random MAC on each later visit.
+                let mac = if !state.visited || !id.randomized {
+                    id.mac
+                } else if connected {
+                    *state
+                        .network_mac
+                        .get_or_insert_with(|| maker.fresh_local(rng))
+                } else {
+                    maker.fresh_local(rng)
+                };
+                if connected {
+                    state.network_mac.get_or_insert(mac);
+                }
+                state.visited = true;
                 day.presences.push(Presence {
-                    identity: (first_visitor + i) as u32,
+                    identity: state.identity,
+                    person: Some(person),
                     role: if short {
                         Role::ShortVisit
                     } else {
@@ -309,25 +455,60 @@ pub(crate) fn plan(params: &SimParams, rng: &mut ChaCha8Rng) -> Plan {
                     end_us: end,
                     stays_from: from,
                     stays_len: durations.len() as u32,
+                    mac,
+                    mac_changes: Vec::new(),
                 });
             }
             for i in 0..params.passersby as usize {
                 let start = rng.gen_range(open..close);
                 let end = start + secs(rng, 20.0, 120.0);
+                let identity = first_passerby[k] + i;
                 day.presences.push(Presence {
-                    identity: (first_passerby + i) as u32,
+                    identity: identity as u32,
+                    person: None,
                     role: Role::Passerby,
                     connected: false,
                     start_us: start,
                     end_us: end,
                     stays_from: day.stays.len() as u32,
                     stays_len: 0,
+                    mac: identities[identity].mac,
+                    mac_changes: Vec::new(),
                 });
             }
         }
         days.push(day);
     }
+    if let Some(every_s) = params.mac_rotation_secs {
+        rotate_macs(&mut days, &identities, every_s, &mut maker, rotation_rng);
+    }
     Plan { identities, days }
+}
+
+/// Gives every probe-only randomized presence a new MAC every `every_s` ± 20 % (the first
+/// change comes after a random part of one interval: the phone's MAC was already in use before
+/// it came into range).
+fn rotate_macs(
+    days: &mut [DayPlan],
+    identities: &[Identity],
+    every_s: u32,
+    maker: &mut IdentityMaker,
+    rng: &mut ChaCha8Rng,
+) {
+    let every = f64::from(every_s.max(MIN_MAC_ROTATION_SECS));
+    for day in days.iter_mut().filter(|d| d.period) {
+        for p in &mut day.presences {
+            if p.connected || !identities[p.identity as usize].randomized {
+                continue;
+            }
+            let first = secs(rng, 0.8 * every, 1.2 * every);
+            let mut t = p.start_us + (first as f64 * rng.gen_range(0.2..1.0)).round() as i64;
+            while t <= p.end_us {
+                p.mac_changes.push((t, maker.fresh_local(rng)));
+                t += secs(rng, 0.8 * every, 1.2 * every);
+            }
+        }
+    }
 }
 
 /// Per-device position state while streaming: the zone jitter is re-drawn every minute.

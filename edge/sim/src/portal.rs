@@ -7,10 +7,12 @@
 //! every other output of a seed unchanged. [`write`] turns the plan into the two files; it draws
 //! nothing.
 //!
-//! Per connected visit (a device with at least one clean frame on the main day):
-//! - a person with a unique mainland China mobile number (`1[3-9]` + 9 digits, from real
-//!   three-digit prefixes), typed as `13812345678` by most shoppers and as `+86 138 1234 5678`,
-//!   `0086-138-1234-5678` or `138-1234-5678` by some;
+//! Per connected visit (a device with at least one clean frame on its day), on every day of
+//! the period, in day order:
+//! - the person's mainland China mobile number (`1[3-9]` + 9 digits, from real three-digit
+//!   prefixes), unique per person and drawn at the person's first login (a returning shopper
+//!   logs in again with the same number), typed — at each login anew — as `13812345678` by
+//!   most shoppers and as `+86 138 1234 5678`, `0086-138-1234-5678` or `138-1234-5678` by some;
 //! - a login (whole Unix seconds) at the first clean frame plus U(1, 4) minutes, but at least
 //!   1 minute before the last clean frame, and never before the first one;
 //! - a session end [`STOP_AFTER_LAST_S`] after the last clean frame.
@@ -18,10 +20,10 @@
 //! `portal-detail` holds a Start at the login, an Interim-Update [`INTERIM_AFTER_S`] later if
 //! the device is still seen then, and a Stop at the end; `portal-binauth.log` holds a
 //! `client_auth` line at the login and a `client_deauth` line at the end. Both files are in time
-//! order across devices and carry a fixed set of injected bad records (see
-//! [`crate::truth::PortalTruth`]) that belong to no visit.
+//! order across devices and days and carry a fixed set of injected bad records on the main day
+//! (see [`crate::truth::PortalTruth`]) that belong to no visit.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -116,7 +118,9 @@ impl Spelling {
 /// One connected visit's login.
 #[derive(Debug, Clone)]
 pub(crate) struct Login {
-    /// Index into the main day's presences.
+    /// Index into [`Plan::days`].
+    pub day: usize,
+    /// Index into that day's presences.
     pub presence: usize,
     pub mac: [u8; 6],
     /// National number, 11 digits.
@@ -159,7 +163,7 @@ struct Injected {
 /// Everything the portal files contain.
 #[derive(Debug, Clone)]
 pub(crate) struct Portal {
-    /// In main-day presence order.
+    /// In day order, then presence order.
     pub logins: Vec<Login>,
     /// NAS reboot before opening: `Accounting-On` without a user.
     accounting_on_s: i64,
@@ -174,10 +178,10 @@ pub(crate) struct Portal {
 }
 
 impl Portal {
-    /// The login of main-day presence `i`, if it has one.
-    pub(crate) fn login_of(&self, i: usize) -> Option<&Login> {
+    /// The login of presence `i` of plan day `day`, if it has one.
+    pub(crate) fn login_of(&self, day: usize, i: usize) -> Option<&Login> {
         self.logins
-            .binary_search_by_key(&i, |l| l.presence)
+            .binary_search_by_key(&(day, i), |l| (l.day, l.presence))
             .ok()
             .map(|k| &self.logins[k])
     }
@@ -210,54 +214,66 @@ fn ceil_s(us: i64) -> i64 {
     (us + SEC - 1).div_euclid(SEC)
 }
 
-/// Plans the logins of the main day's connected, captured devices and the injected records.
+/// Plans the logins of the period's connected, captured devices and the injected records.
 pub(crate) fn plan(plan: &Plan, seen: &Seen, params: &SimParams, rng: &mut ChaCha8Rng) -> Portal {
-    let presences = plan
-        .days
-        .iter()
-        .find(|d| d.main)
-        .map_or(&[][..], |d| &d.presences[..]);
     let mut phones = HashSet::new();
+    let mut phone_of: HashMap<u32, String> = HashMap::new();
     let mut macs: HashSet<[u8; 6]> = plan.identities.iter().map(|id| id.mac).collect();
+    for day in &plan.days {
+        for p in &day.presences {
+            macs.insert(p.mac);
+            macs.extend(p.mac_changes.iter().map(|c| c.1));
+        }
+    }
     let mut logins = Vec::new();
-    for (i, p) in presences.iter().enumerate() {
-        let (first, last) = (seen.first_us[i], seen.last_us[i]);
-        if !p.connected || first > last {
-            continue;
+    let days = plan.days.iter().zip(&seen.days).enumerate();
+    for (d, (day, day_seen)) in days.filter(|(_, (day, _))| day.period) {
+        for (i, p) in day.presences.iter().enumerate() {
+            let (first, last) = (day_seen.first_us[i], day_seen.last_us[i]);
+            if !p.connected || first > last {
+                continue;
+            }
+            let digits = match p.person {
+                Some(person) => phone_of
+                    .entry(person)
+                    .or_insert_with(|| draw_phone(rng, &mut phones))
+                    .clone(),
+                None => draw_phone(rng, &mut phones),
+            };
+            let typed = Spelling::draw(rng).apply(&digits);
+            let colon_mac = rng.gen_bool(COLON_MAC_SHARE);
+            let delay_us = (rng.gen_range(LOGIN_DELAY_S.0..LOGIN_DELAY_S.1) * 1e6).round() as i64;
+            let t_us = (first + delay_us)
+                .min(last - LOGIN_BEFORE_LAST_US)
+                .max(first);
+            // Whole seconds, inside [first, last] whenever a whole second fits there.
+            let mut login_s = ceil_s(t_us);
+            if login_s * SEC > last {
+                login_s = t_us.div_euclid(SEC);
+            }
+            let stop_s = ceil_s(last) + STOP_AFTER_LAST_S;
+            let ip = [10, 1, rng.gen_range(1..4), rng.gen_range(2..255)];
+            let token = format!("{:08x}", rng.gen::<u32>());
+            let minutes = (stop_s - login_s).max(1) as u64 / 60 + 1;
+            let octets_in = minutes * rng.gen_range(20_000..400_000);
+            let octets_out = minutes * rng.gen_range(100_000..4_000_000);
+            logins.push(Login {
+                day: d,
+                presence: i,
+                mac: p.mac,
+                digits,
+                typed,
+                colon_mac,
+                login_s,
+                stop_s,
+                interim: (login_s + INTERIM_AFTER_S) * SEC <= last,
+                session_id: format!("{:08x}{:08x}", login_s as u32, logins.len() + 1),
+                ip,
+                token,
+                octets_in,
+                octets_out,
+            });
         }
-        let digits = draw_phone(rng, &mut phones);
-        let typed = Spelling::draw(rng).apply(&digits);
-        let colon_mac = rng.gen_bool(COLON_MAC_SHARE);
-        let delay_us = (rng.gen_range(LOGIN_DELAY_S.0..LOGIN_DELAY_S.1) * 1e6).round() as i64;
-        let t_us = (first + delay_us)
-            .min(last - LOGIN_BEFORE_LAST_US)
-            .max(first);
-        // Whole seconds, inside [first, last] whenever a whole second fits there.
-        let mut login_s = ceil_s(t_us);
-        if login_s * SEC > last {
-            login_s = t_us.div_euclid(SEC);
-        }
-        let stop_s = ceil_s(last) + STOP_AFTER_LAST_S;
-        let ip = [10, 1, rng.gen_range(1..4), rng.gen_range(2..255)];
-        let token = format!("{:08x}", rng.gen::<u32>());
-        let minutes = (stop_s - login_s).max(1) as u64 / 60 + 1;
-        let octets_in = minutes * rng.gen_range(20_000..400_000);
-        let octets_out = minutes * rng.gen_range(100_000..4_000_000);
-        logins.push(Login {
-            presence: i,
-            mac: plan.identities[p.identity as usize].mac,
-            digits,
-            typed,
-            colon_mac,
-            login_s,
-            stop_s,
-            interim: (login_s + INTERIM_AFTER_S) * SEC <= last,
-            session_id: format!("{:08x}{:08x}", login_s as u32, logins.len() + 1),
-            ip,
-            token,
-            octets_in,
-            octets_out,
-        });
     }
 
     let (open, close) = params.open_close_us(params.date);

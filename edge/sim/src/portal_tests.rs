@@ -23,7 +23,7 @@ fn all_connected(seed: u64) -> SimParams {
 
 /// The 11 national digits of a mainland mobile as typed, after stripping spaces and dashes
 /// and a leading `+86` or `0086`; `None` if that leaves no `1[3-9]` + 9 digits.
-fn mobile_digits(typed: &str) -> Option<String> {
+pub(crate) fn mobile_digits(typed: &str) -> Option<String> {
     let s: String = typed.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
     let s = s
         .strip_prefix("+86")
@@ -44,7 +44,7 @@ fn truth_digits(v: &Visit) -> String {
 }
 
 /// Every record of a detail file: parsed ones with their header, and the number rejected.
-fn read_detail(path: &Path) -> (Vec<(String, AccountingRepr)>, u32) {
+pub(crate) fn read_detail(path: &Path) -> (Vec<(String, AccountingRepr)>, u32) {
     let bytes = std::fs::read(path).unwrap();
     let (mut at, mut out, mut bad) = (0, Vec::new(), 0);
     loop {
@@ -66,7 +66,7 @@ fn read_detail(path: &Path) -> (Vec<(String, AccountingRepr)>, u32) {
 }
 
 /// Every line of a BinAuth log: parsed ones and the number rejected.
-fn read_binauth(path: &Path) -> (Vec<BinauthRepr>, u32) {
+pub(crate) fn read_binauth(path: &Path) -> (Vec<BinauthRepr>, u32) {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.ends_with('\n'));
     let (mut out, mut bad) = (Vec::new(), 0);

@@ -63,10 +63,26 @@ pub(crate) struct FileStats {
     pub injected: Injected,
 }
 
-/// First and last clean frame written per main-day presence (µs; `i64::MAX`/`MIN` if none).
-pub(crate) struct Seen {
+/// What was written of one day's presences.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DaySeen {
+    /// First clean frame written per presence (µs; `i64::MAX` if none).
     pub first_us: Vec<i64>,
+    /// Last clean frame written per presence (µs; `i64::MIN` if none).
     pub last_us: Vec<i64>,
+    /// Per presence with MAC rotations: the MACs of its clean frames, in order, each once.
+    /// Empty for presences without rotations (they only ever use [`plan::Presence::mac`]).
+    pub macs: Vec<Vec<[u8; 6]>>,
+}
+
+/// What was written, per day of the plan (same order as [`Plan::days`]).
+pub(crate) struct Seen {
+    pub days: Vec<DaySeen>,
+    /// Clean client frame records written for the main day's presences (every sniffer's copy
+    /// counts: one sighting each).
+    pub main_sightings: u64,
+    /// Those of them from locally administered MACs.
+    pub main_randomized_sightings: u64,
 }
 
 /// Timers a device can have pending.
@@ -101,10 +117,10 @@ struct Sim<'a, W: Write> {
 }
 
 impl<W: Write> Sim<'_, W> {
-    /// Offers one transmission to every sniffer; returns whether a clean copy was written.
-    fn transmit(&mut self, tx: &Tx, device_x: f64) -> io::Result<bool> {
+    /// Offers one transmission to every sniffer; returns how many clean copies were written.
+    fn transmit(&mut self, tx: &Tx, device_x: f64) -> io::Result<u64> {
         let mut built = false;
-        let mut clean = false;
+        let mut clean = 0;
         for s in 0..self.sniffers.len() {
             let sn = self.sniffers[s];
             let beacon = matches!(tx.kind, TxKind::Beacon);
@@ -172,7 +188,7 @@ impl<W: Write> Sim<'_, W> {
             } else if beacon {
                 stats.injected.beacons += 1;
             } else {
-                clean = true;
+                clean += 1;
             }
             self.writers[s].write(tx.t_us, &self.record[..len], self.record.len())?;
             stats.frames += 1;
@@ -203,17 +219,19 @@ pub(crate) fn run<W: Write>(
         .collect();
     let mut ap_seq: u16 = sim.rng.gen_range(0..4096);
     let mut seen = Seen {
-        first_us: Vec::new(),
-        last_us: Vec::new(),
+        days: Vec::with_capacity(plan.days.len()),
+        main_sightings: 0,
+        main_randomized_sightings: 0,
     };
 
     for day in &plan.days {
         let n = day.presences.len();
         let mut state = vec![DevState::default(); n];
-        if day.main {
-            seen.first_us = vec![i64::MAX; n];
-            seen.last_us = vec![i64::MIN; n];
-        }
+        let mut day_seen = DaySeen {
+            first_us: vec![i64::MAX; n],
+            last_us: vec![i64::MIN; n],
+            macs: vec![Vec::new(); n],
+        };
         let mut heap: BinaryHeap<Reverse<(i64, u32, u8)>> = BinaryHeap::with_capacity(n + 1);
         for (i, p) in day.presences.iter().enumerate() {
             let first = p.start_us + sim.rng.gen_range(0..3 * SEC);
@@ -297,10 +315,12 @@ pub(crate) fn run<W: Write>(
             if next <= p.end_us {
                 heap.push(Reverse((next, dev, timer)));
             }
+            // The sequence counter belongs to the device: it runs on across MAC rotations.
             let s = &mut seq[p.identity as usize];
+            let mac = p.mac_at(t);
             let tx = Tx {
                 t_us: t,
-                src: id.mac,
+                src: mac,
                 seq: *s,
                 kind,
                 model: id.model,
@@ -308,11 +328,23 @@ pub(crate) fn run<W: Write>(
             };
             *s = (*s + 1) & 0x0fff;
             let x = plan::position(p, &day.stays, t, &mut st.jitter, sim.rng);
-            if sim.transmit(&tx, x)? && day.main {
-                seen.first_us[i] = seen.first_us[i].min(t);
-                seen.last_us[i] = seen.last_us[i].max(t);
+            let clean = sim.transmit(&tx, x)?;
+            if clean > 0 {
+                day_seen.first_us[i] = day_seen.first_us[i].min(t);
+                day_seen.last_us[i] = day_seen.last_us[i].max(t);
+                let macs = &mut day_seen.macs[i];
+                if !p.mac_changes.is_empty() && macs.last() != Some(&mac) {
+                    macs.push(mac);
+                }
+                if day.main {
+                    seen.main_sightings += clean;
+                    if mac[0] & 0x02 != 0 {
+                        seen.main_randomized_sightings += clean;
+                    }
+                }
             }
         }
+        seen.days.push(day_seen);
         debug_assert!(day
             .presences
             .iter()

@@ -26,15 +26,15 @@ pub(crate) fn small(seed: u64) -> SimParams {
 }
 
 /// One pcap record: timestamp µs, original length, captured bytes.
-struct Record {
-    ts_us: i64,
-    orig_len: usize,
-    data: Vec<u8>,
+pub(crate) struct Record {
+    pub ts_us: i64,
+    pub orig_len: usize,
+    pub data: Vec<u8>,
 }
 
 /// Reads a classic pcap file through edge-wire's views, checking its header (little-endian
 /// microsecond magic, linktype 127).
-fn read_pcap(path: &Path) -> Vec<Record> {
+pub(crate) fn read_pcap(path: &Path) -> Vec<Record> {
     use edge_wire::pcap::{self, FileHeader, RecordHeader, RecordHeaderRepr};
     let bytes = std::fs::read(path).unwrap();
     let header = FileHeader::new_checked(&bytes[..]).unwrap();
@@ -71,8 +71,8 @@ pub(crate) fn assert_truth_close(a: &Truth, b: &Truth) {
             &a.timezone,
             &a.zones,
             &a.files,
-            a.totals,
-            &a.portal
+            &a.portal,
+            &a.period_days
         ),
         (
             b.seed,
@@ -80,37 +80,64 @@ pub(crate) fn assert_truth_close(a: &Truth, b: &Truth) {
             &b.timezone,
             &b.zones,
             &b.files,
-            b.totals,
-            &b.portal
+            &b.portal,
+            &b.period_days
         )
     );
-    assert_eq!(a.visits.len(), b.visits.len());
-    for (x, y) in a.visits.iter().zip(&b.visits) {
-        assert_eq!(
-            (
-                &x.mac,
-                x.kind,
-                x.randomized,
-                x.connected,
-                &x.phone,
-                x.login,
-                x.path.len()
-            ),
-            (
-                &y.mac,
-                y.kind,
-                y.randomized,
-                y.connected,
-                &y.phone,
-                y.login,
-                y.path.len()
-            )
-        );
-        assert!(close(x.start, y.start) && close(x.end, y.end));
-        assert!(close(x.inside_secs, y.inside_secs));
-        for (p, q) in x.path.iter().zip(&y.path) {
-            assert_eq!(p.zone, q.zone);
-            assert!(close(p.secs, q.secs));
+    let (t, u) = (a.totals, b.totals);
+    assert_eq!(
+        (
+            t.visitors,
+            t.passersby,
+            t.staff,
+            t.sightings,
+            t.randomized_sightings
+        ),
+        (
+            u.visitors,
+            u.passersby,
+            u.staff,
+            u.sightings,
+            u.randomized_sightings
+        )
+    );
+    assert!(close(
+        t.randomized_sightings_share,
+        u.randomized_sightings_share
+    ));
+    for (xs, ys) in [(&a.visits, &b.visits), (&a.period_visits, &b.period_visits)] {
+        assert_eq!(xs.len(), ys.len());
+        for (x, y) in xs.iter().zip(ys) {
+            assert_eq!(
+                (
+                    &x.mac,
+                    x.kind,
+                    x.randomized,
+                    x.connected,
+                    &x.phone,
+                    x.login,
+                    x.path.len()
+                ),
+                (
+                    &y.mac,
+                    y.kind,
+                    y.randomized,
+                    y.connected,
+                    &y.phone,
+                    y.login,
+                    y.path.len()
+                )
+            );
+            assert_eq!(
+                (&x.day, x.person, &x.repeat, &x.macs),
+                (&y.day, y.person, &y.repeat, &y.macs)
+            );
+            assert!(close(x.start, y.start) && close(x.end, y.end));
+            assert!(close(x.inside_secs, y.inside_secs));
+            for (p, q) in x.path.iter().zip(&y.path) {
+                assert_eq!(p.zone, q.zone);
+                assert!(close(p.secs, q.secs));
+            }
         }
     }
 }

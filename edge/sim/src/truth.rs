@@ -1,4 +1,5 @@
-//! Ground truth of a simulated day: the `truth.json` schema shared with the tests of other crates.
+//! Ground truth of a simulated period: the `truth.json` schema shared with the tests of other
+//! crates.
 //!
 //! Everything here is plain serde data so that `serde_json::from_reader` on a written
 //! `truth.json` gives back exactly what the simulator wrote.
@@ -18,11 +19,21 @@ pub struct Truth {
     pub zones: Vec<String>,
     /// One entry per written pcap file.
     pub files: Vec<FileTruth>,
-    /// Device populations as requested by the parameters (devices, not visits).
+    /// Device populations per day as requested by the parameters (devices, not visits), and
+    /// the main day's sightings.
     pub totals: Totals,
     /// One entry per device that has at least one clean frame on the main day,
-    /// sorted by `start`, then `mac`.
+    /// sorted by `start`, then `mac`: the entries of `period_visits` whose `day` is `date`.
     pub visits: Vec<Visit>,
+    /// The days of the period, oldest first, `YYYY-MM-DD` (local); the last one is `date`.
+    /// Empty in truth files written before the simulator simulated periods.
+    #[serde(default)]
+    pub period_days: Vec<String>,
+    /// Every day's visits of the period (one entry per device with at least one clean frame
+    /// on a period day, per day), sorted by `start`, then `mac`. History days (staff only) are
+    /// not in it. Empty in truth files written before the simulator simulated periods.
+    #[serde(default)]
+    pub period_visits: Vec<Visit>,
     /// The captive-portal login files; all empty/zero in truth files written before the
     /// simulator wrote logins.
     #[serde(default)]
@@ -31,11 +42,12 @@ pub struct Truth {
 
 /// What the two captive-portal login files contain.
 ///
-/// Every connected visit (see [`Visit::connected`]) logged in once: it has exactly one
-/// `Start` in `detail_path` and one `client_auth` line in `binauth_path`, both at its
-/// [`Visit::login`] time, with its MAC and a spelling of its [`Visit::phone`]. The injected
-/// records counted here belong to no visit: their MACs are not those of any simulated device
-/// and their numbers are nobody's.
+/// Every connected visit of the period (see [`Visit::connected`], [`Truth::period_visits`])
+/// logged in once: it has exactly one `Start` in `detail_path` and one `client_auth` line in
+/// `binauth_path`, both at its [`Visit::login`] time, with its MAC and a spelling of its
+/// [`Visit::phone`]. A returning shopper logs in again on each day they are connected, with the
+/// same number. The injected records counted here (all on the main day) belong to no visit:
+/// their MACs are not those of any simulated device and their numbers are nobody's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortalTruth {
     /// FreeRADIUS accounting `detail` file, relative to the output directory
@@ -49,7 +61,7 @@ pub struct PortalTruth {
     /// `config.toml` (it holds the same logins as `detail_path`); to read it instead, configure
     /// `format = "opennds-binauth"` with `phone_field = "custom.phone"`.
     pub binauth_path: String,
-    /// Logins: connected visits, one `Start` and one `client_auth` each.
+    /// Logins: connected visits of the whole period, one `Start` and one `client_auth` each.
     pub logins: u32,
     /// `Interim-Update` records in `detail_path` (at most one per login).
     pub interims: u32,
@@ -106,15 +118,28 @@ pub struct Injected {
     pub beacons: u64,
 }
 
-/// Device populations of the main day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Device populations of each day of the period, and what the sniffers wrote on the main day.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
-    /// Devices generated as visitors (short visits included).
+    /// Devices generated as visitors per day (short visits included).
     pub visitors: u32,
-    /// Devices generated as passers-by on the street.
+    /// Devices generated as passers-by on the street per day.
     pub passersby: u32,
     /// Staff devices.
     pub staff: u32,
+    /// Sightings on the main day: clean client frame records written for the main day's
+    /// devices, over all sniffers (each sniffer's copy of a frame counts once; frames with a
+    /// bad FCS, truncated frames and beacons are not sightings). 0 in older truth files.
+    #[serde(default)]
+    pub sightings: u64,
+    /// Those of `sightings` sent from locally administered (randomized) MACs.
+    #[serde(default)]
+    pub randomized_sightings: u64,
+    /// `randomized_sightings / sightings` (0 when there are none): the share of randomized
+    /// sightings the agent should report for the main day (frames under the agent's
+    /// `ignore_below_dbm` included: the sniffers write frames down to −92 dBm).
+    #[serde(default)]
+    pub randomized_sightings_share: f64,
 }
 
 /// Truth kind of a visit, by the agent's definitions.
@@ -129,10 +154,10 @@ pub enum VisitKind {
     Staff,
 }
 
-/// One device's presence on the main day.
+/// One device's presence on one day.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Visit {
-    /// MAC address, `aa:bb:cc:dd:ee:ff`.
+    /// MAC address, `aa:bb:cc:dd:ee:ff`: the first one of `macs`.
     pub mac: String,
     /// Truth kind.
     pub kind: VisitKind,
@@ -141,7 +166,8 @@ pub struct Visit {
     /// Whether the device associated to the store AP (and then logged in through the portal).
     pub connected: bool,
     /// E.164 mobile number (`+8613812345678`) the device's shopper logged in with: set for
-    /// connected visits only, unique per visit.
+    /// connected visits only, unique per person (a returning shopper's connected visits all
+    /// carry the same number).
     #[serde(default)]
     pub phone: Option<String>,
     /// Unix seconds (whole) of the login: the `Start` record and the `client_auth` line of
@@ -158,6 +184,74 @@ pub struct Visit {
     pub inside_secs: f64,
     /// Planned zone stays in order.
     pub path: Vec<PathStep>,
+    /// Day of the visit, `YYYY-MM-DD` in the store's timezone (empty in older truth files).
+    #[serde(default)]
+    pub day: String,
+    /// The shopper, stable across the days of the period: set for every visitor device
+    /// (short visits included); `None` for passers-by and staff.
+    #[serde(default)]
+    pub person: Option<u32>,
+    /// Repeat class of the person's visit (see [`RepeatClass`]): `"first"`, `"within_1d"`,
+    /// `"within_7d"`, `"within_30d"` or `"older"`, measured from the `end` of the person's
+    /// previous visit in [`Truth::period_visits`] to this visit's `start`. Set exactly when
+    /// `person` is.
+    #[serde(default)]
+    pub repeat: Option<String>,
+    /// Every MAC the device sent clean frames from during the visit, in order of first use
+    /// (each used for one stretch of time): `[mac]` unless the device rotates its MAC
+    /// ([`crate::SimParams::mac_rotation_secs`]). Empty in older truth files.
+    #[serde(default)]
+    pub macs: Vec<String>,
+}
+
+/// Time since a person's previous visit, as the agent classifies it (records.proto names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RepeatClass {
+    /// No earlier visit.
+    First,
+    /// Previous visit ended at most 24 h before this one started.
+    Within1d,
+    /// … at most 7 days before.
+    Within7d,
+    /// … at most 30 days before.
+    Within30d,
+    /// … longer ago.
+    Older,
+}
+
+impl RepeatClass {
+    /// Every class, by growing gap.
+    pub const ALL: [RepeatClass; 5] = [
+        RepeatClass::First,
+        RepeatClass::Within1d,
+        RepeatClass::Within7d,
+        RepeatClass::Within30d,
+        RepeatClass::Older,
+    ];
+
+    /// The class of a visit starting at `start` (Unix seconds) whose person's previous visit
+    /// ended at `previous_end` (`None`: no previous visit).
+    pub fn of(previous_end: Option<f64>, start: f64) -> RepeatClass {
+        const DAY: f64 = 86_400.0;
+        match previous_end.map(|e| start - e) {
+            None => RepeatClass::First,
+            Some(gap) if gap <= DAY => RepeatClass::Within1d,
+            Some(gap) if gap <= 7.0 * DAY => RepeatClass::Within7d,
+            Some(gap) if gap <= 30.0 * DAY => RepeatClass::Within30d,
+            Some(_) => RepeatClass::Older,
+        }
+    }
+
+    /// The name used in `truth.json` ([`Visit::repeat`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RepeatClass::First => "first",
+            RepeatClass::Within1d => "within_1d",
+            RepeatClass::Within7d => "within_7d",
+            RepeatClass::Within30d => "within_30d",
+            RepeatClass::Older => "older",
+        }
+    }
 }
 
 /// One stay in a zone.
@@ -170,8 +264,13 @@ pub struct PathStep {
 }
 
 impl Truth {
-    /// Visits of one kind.
+    /// Visits of one kind (main day).
     pub fn visits_of(&self, kind: VisitKind) -> impl Iterator<Item = &Visit> + '_ {
         self.visits.iter().filter(move |v| v.kind == kind)
+    }
+
+    /// Visits of the period on day `day` (`YYYY-MM-DD`).
+    pub fn visits_on<'a>(&'a self, day: &'a str) -> impl Iterator<Item = &'a Visit> + 'a {
+        self.period_visits.iter().filter(move |v| v.day == day)
     }
 }

@@ -730,7 +730,9 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
             )
             .map_err(e("preparing outbox insert"))?;
         let mut person_of = tx
-            .prepare_cached("SELECT person_key FROM device_persons WHERE device_key = ?1")
+            .prepare_cached(
+                "SELECT person_key FROM device_persons WHERE device_key = ?1 AND first_seen_ms <= ?2",
+            )
             .map_err(e("preparing person lookup"))?;
         // The device's earlier visits are a range of the unique visit-key index
         // (`<device key>:<start>`, and ';' follows ':'), so no index over device keys is kept.
@@ -744,7 +746,9 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
             .prepare_cached("SELECT max(end_ms) FROM visits WHERE person_key = ?1 AND end_ms <= ?2")
             .map_err(e("preparing person history lookup"))?;
         let mut devices_of = tx
-            .prepare_cached("SELECT device_key FROM device_persons WHERE person_key = ?1")
+            .prepare_cached(
+                "SELECT device_key FROM device_persons WHERE person_key = ?1 AND first_seen_ms <= ?2",
+            )
             .map_err(e("preparing person devices lookup"))?;
         for v in &b.visits {
             let key = v.natural_key();
@@ -752,8 +756,10 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
             // The person the visit's own login named, else the one the device is bound to.
             let person: Option<String> = match v.person {
                 Some(p) => Some(p.to_hex()),
+                // Only a binding made by the end of the visit: what was known then, whatever
+                // the order in which later logins and this visit reach the store.
                 None => person_of
-                    .query_row([&device_hex], |r| r.get(0))
+                    .query_row(params![device_hex, v.end_ms], |r| r.get(0))
                     .optional()
                     .map_err(e("looking up the device's person"))?,
             };
@@ -769,7 +775,7 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
                     .map_err(history)?;
                 previous = previous.max(by_person);
                 let devices: Vec<String> = devices_of
-                    .query_map([p], |r| r.get(0))
+                    .query_map(params![p, v.end_ms], |r| r.get(0))
                     .and_then(|rows| rows.collect())
                     .map_err(history)?;
                 for d in devices.iter().filter(|d| **d != device_hex) {
