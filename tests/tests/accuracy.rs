@@ -187,3 +187,54 @@ fn visits_dwell_and_paths_match_the_truth() {
 fn pct(measured: usize, truth: usize) -> f64 {
     (measured as f64 - truth as f64) / truth as f64 * 100.0
 }
+
+#[test]
+fn visitors_with_rotating_randomized_macs_count_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let mut params = edge_sim::SimParams::new(9, date, 330, 3);
+    params.randomized_share = 0.3;
+    params.mac_rotation_secs = Some(300);
+    let w = simulate(dir.path(), &params);
+    run_once(&w.config_path);
+    let truth = read_truth(&w.truth_path);
+    let out = edge_e2e::store_edge(&[
+        "report",
+        "--data-dir",
+        edge_e2e::path_str(&dir.path().join("data")),
+        "--date",
+        "2026-11-20",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tv = truth.visits_of(VisitKind::Visitor).count();
+    let rotating = truth
+        .visits_of(VisitKind::Visitor)
+        .filter(|v| v.macs.len() > 1)
+        .count();
+    let visitors = report["visitors"].as_u64().unwrap() as usize;
+    let naive = report["visitors_naive"].as_u64().unwrap() as usize;
+    let share = report["randomized_sightings_share"].as_f64().unwrap();
+    let true_share = truth.totals.randomized_sightings_share;
+    println!(
+        "rotating MACs (seed 9, 30 % randomized, rotation ~300 s): truth {tv} visitors \
+         ({rotating} of them rotating), measured {visitors} ({:+.1} %), naive {naive} ({:+.1} %); \
+         randomized sightings {:.1} % (truth {:.1} %)",
+        pct(visitors, tv),
+        pct(naive, tv),
+        share * 100.0,
+        true_share * 100.0
+    );
+    assert!(
+        rotating > 30,
+        "too few rotating visitors to mean anything: {rotating}"
+    );
+    assert!(
+        within(visitors, tv, 0.10),
+        "visitors {visitors} vs truth {tv}"
+    );
+    assert!(
+        (share - true_share).abs() < 0.02,
+        "randomized share {share} vs {true_share}"
+    );
+}

@@ -75,6 +75,8 @@ fn check(schema: &Schema, message: &str, value: &serde_json::Value, at: &str) {
                 "string" => v.is_string(),
                 "bool" => v.is_boolean(),
                 "int64" => v.is_i64(),
+                "uint64" => v.is_u64(),
+                "double" => v.is_f64() || v.is_i64(),
                 "uint32" => v.as_u64().is_some_and(|n| n <= u64::from(u32::MAX)),
                 other => panic!("{at}.{name}: scalar type {other} not handled"),
             };

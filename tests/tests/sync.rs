@@ -506,6 +506,10 @@ fn pull_client_gets_everything_once_even_when_killed() {
             path: v.path.iter().map(|z| (z.zone.clone(), z.ms)).collect(),
             connected: v.connected,
             identified: !v.person_key.is_empty(),
+            group: (!v.count_group.is_empty()).then(|| v.count_group.clone()),
+            inside_ms: v.inside_ms,
+            sightings: v.sightings,
+            randomized: v.randomized,
         })
         .collect();
     let zones: Vec<String> = params.zone_names().iter().map(|z| z.to_string()).collect();
@@ -522,6 +526,7 @@ fn pull_client_gets_everything_once_even_when_killed() {
         transactions: None,
         sales: None,
         hours: None,
+        min_visit_dwell_ms: edge_core::params::DEFAULT_MIN_VISIT_DWELL_MS,
     };
     let recomputed = serde_json::to_value(DayReport::compute(&inputs, &zones)).unwrap();
     assert_eq!(recomputed, report);

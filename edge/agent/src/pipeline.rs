@@ -477,6 +477,8 @@ pub fn run(
             rssi_dbm: f.rssi_dbm,
             kind: f.kind,
             randomized: f.randomized,
+            fingerprint: f.fingerprint,
+            seq: f.seq,
         });
         if core.has_arrivals() {
             if let Some(out) = live {

@@ -68,6 +68,10 @@ pub fn day_report(
                 path: r.path.iter().map(|p| (p.zone.clone(), p.ms)).collect(),
                 connected: r.connected,
                 identified: r.identified,
+                group: r.group.clone(),
+                inside_ms: r.inside_ms,
+                sightings: r.sightings,
+                randomized: r.randomized,
             })
         })
         .collect();
@@ -80,6 +84,10 @@ pub fn day_report(
         transactions: None,
         sales: None,
         hours,
+        min_visit_dwell_ms: reader
+            .meta("min_visit_dwell_ms")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(edge_core::params::DEFAULT_MIN_VISIT_DWELL_MS),
     };
     Ok(Report {
         store_id,

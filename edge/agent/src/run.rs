@@ -235,6 +235,10 @@ pub async fn run(
         ),
         ("device_key_version".into(), secret.version().to_string()),
         ("source_kinds".into(), serde_json::to_string(&kinds)?),
+        (
+            "min_visit_dwell_ms".into(),
+            cfg.metrics.min_visit_dwell_ms.to_string(),
+        ),
     ])?;
 
     let rotation_ms = i64::try_from(cfg.device_key_rotation.as_millis()).unwrap_or(i64::MAX);

@@ -247,6 +247,10 @@ mod tests {
             ],
             person: None,
             connected: false,
+            fingerprint: 0,
+            first_seq: None,
+            last_seq: None,
+            group: None,
         }
     }
 

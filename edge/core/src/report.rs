@@ -30,6 +30,14 @@ pub struct ReportVisit {
     pub connected: bool,
     /// Carries a person key.
     pub identified: bool,
+    /// Counting group of a randomized, probe-only MAC (visits sharing it are one device).
+    pub group: Option<String>,
+    /// Time inside, ms.
+    pub inside_ms: i64,
+    /// Sightings that made the visit.
+    pub sightings: u32,
+    /// The MAC was randomized.
+    pub randomized: bool,
 }
 
 /// Which kinds of source the store has configured.
@@ -65,6 +73,9 @@ pub struct ReportInputs<'a> {
     /// Only visits that started in these local hours of `date` (footfall and sales, when
     /// given, must cover the same window).
     pub hours: Option<HourWindow>,
+    /// Inside time from which a visit is a visitor's (`metrics.min_visit_dwell`), for visits
+    /// merged from a rotating MAC's pieces.
+    pub min_visit_dwell_ms: i64,
 }
 
 /// Local hours `from` to `to`, both included (0–23).
@@ -179,8 +190,12 @@ pub struct DayReport {
     pub hours: Option<HourWindow>,
     /// Metric definitions version.
     pub definitions_version: u32,
-    /// Wi-Fi visitors (staff excluded).
+    /// Wi-Fi visitors (staff excluded); a device whose randomized MAC rotated counts once.
     pub visitors: Option<u64>,
+    /// Wi-Fi visitors counting every MAC on its own (no grouping of rotating MACs).
+    pub visitors_naive: Option<u64>,
+    /// Share of the day's Wi-Fi sightings that came from randomized MACs.
+    pub randomized_sightings_share: Option<f64>,
     /// Wi-Fi passers-by.
     pub passersby: Option<u64>,
     /// Staff visits (excluded from visitor metrics).
@@ -219,6 +234,43 @@ pub struct DayReport {
     pub hourly: Vec<HourReport>,
 }
 
+/// Visits that share a counting group (one device under MAC rotation) merged into one: from
+/// the first start to the last end, the pieces' paths joined and their inside time added, a
+/// visitor's when that reaches `min_dwell_ms` (or any piece already was). Order is kept.
+fn merge_groups(visits: &[ReportVisit], min_dwell_ms: i64) -> Vec<ReportVisit> {
+    let mut out: Vec<ReportVisit> = Vec::with_capacity(visits.len());
+    let mut at: BTreeMap<&str, usize> = BTreeMap::new();
+    for v in visits {
+        let Some(g) = v.group.as_deref() else {
+            out.push(v.clone());
+            continue;
+        };
+        let Some(m) = at.get(g).and_then(|&i| out.get_mut(i)) else {
+            at.insert(g, out.len());
+            out.push(v.clone());
+            continue;
+        };
+        let end = (m.start_ms + m.dwell_ms).max(v.start_ms + v.dwell_ms);
+        m.start_ms = m.start_ms.min(v.start_ms);
+        m.dwell_ms = end - m.start_ms;
+        m.inside_ms += v.inside_ms;
+        m.sightings += v.sightings;
+        for (zone, ms) in &v.path {
+            match m.path.last_mut() {
+                Some((z, total)) if z == zone => *total += ms,
+                _ => m.path.push((zone.clone(), *ms)),
+            }
+        }
+        let visitor = m.class == VisitClass::Visitor
+            || v.class == VisitClass::Visitor
+            || m.inside_ms >= min_dwell_ms;
+        if m.class != VisitClass::Staff && visitor {
+            m.class = VisitClass::Visitor;
+        }
+    }
+    out
+}
+
 fn ratio(num: Option<u64>, den: Option<u64>) -> Option<f64> {
     match (num, den) {
         (Some(n), Some(d)) if d > 0 => Some(n as f64 / d as f64),
@@ -243,6 +295,18 @@ impl DayReport {
             }
             None => inp.visits,
         };
+        let naive_visitors = all
+            .iter()
+            .filter(|v| v.class == VisitClass::Visitor)
+            .count() as u64;
+        let sightings: u64 = all.iter().map(|v| u64::from(v.sightings)).sum();
+        let randomized_sightings: u64 = all
+            .iter()
+            .filter(|v| v.randomized)
+            .map(|v| u64::from(v.sightings))
+            .sum();
+        let merged = merge_groups(all, inp.min_visit_dwell_ms);
+        let all: &[ReportVisit] = &merged;
         let count = |c: VisitClass| all.iter().filter(|v| v.class == c).count() as u64;
         let visitors: Vec<&ReportVisit> = all
             .iter()
@@ -330,6 +394,9 @@ impl DayReport {
             hours: inp.hours,
             definitions_version: DEFINITIONS_VERSION,
             visitors: visitors_opt,
+            visitors_naive: wifi.then_some(naive_visitors),
+            randomized_sightings_share: (wifi && sightings > 0)
+                .then(|| randomized_sightings as f64 / sightings as f64),
             passersby: wifi.then_some(n_passersby),
             staff: wifi.then(|| count(VisitClass::Staff)),
             connected,
@@ -463,6 +530,10 @@ mod tests {
             path: path.iter().map(|z| (z.to_string(), 60_000)).collect(),
             connected: false,
             identified: false,
+            group: None,
+            inside_ms: dwell_min * 60_000,
+            sightings: 10,
+            randomized: false,
         }
     }
 
@@ -476,7 +547,49 @@ mod tests {
             transactions: None,
             sales: None,
             hours: None,
+            min_visit_dwell_ms: 5 * 60_000,
         }
+    }
+
+    #[test]
+    fn pieces_of_a_rotating_mac_count_as_one_visitor() {
+        let piece = |start_min: i64, dwell_min: i64, group: Option<&str>, zone: &str| ReportVisit {
+            class: VisitClass::Passerby,
+            start_ms: start_min * 60_000,
+            dwell_ms: dwell_min * 60_000,
+            path: vec![(zone.to_string(), dwell_min * 60_000)],
+            connected: false,
+            identified: false,
+            group: group.map(str::to_string),
+            inside_ms: dwell_min * 60_000,
+            sightings: 5,
+            randomized: true,
+        };
+        let visits = vec![
+            // One device, MAC rotating every 4 minutes: 12 minutes in the store.
+            piece(600, 4, Some("g1"), "entrance"),
+            piece(604, 4, Some("g1"), "apparel"),
+            piece(608, 4, Some("g1"), "apparel"),
+            // A short passer-by with a randomized MAC of its own.
+            piece(610, 2, Some("g2"), "entrance"),
+            // A visitor with a stable MAC.
+            v(VisitClass::Visitor, 10, 30, &["entrance"]),
+        ];
+        let sources = ConfiguredSources {
+            wifi: true,
+            ..ConfiguredSources::default()
+        };
+        let r = DayReport::compute(
+            &inputs(&visits, sources),
+            &["entrance".into(), "apparel".into()],
+        );
+        assert_eq!(r.visitors, Some(2));
+        assert_eq!(r.visitors_naive, Some(1));
+        assert_eq!(r.passersby, Some(1));
+        assert_eq!(r.randomized_sightings_share, Some(20.0 / 30.0));
+        let merged = r.top_paths.iter().find(|p| p.path.len() == 2).unwrap();
+        assert_eq!(merged.path, vec!["entrance", "apparel"]);
+        assert_eq!(r.dwell_buckets.unwrap().values().iter().sum::<u64>(), 2);
     }
 
     #[test]

@@ -74,7 +74,20 @@ pub struct Sighting {
     pub kind: SightingKind,
     /// The MAC was locally administered (randomized).
     pub randomized: bool,
+    /// Probe requests: fingerprint of the IE layout (0: none).
+    pub fingerprint: u32,
+    /// 802.11 sequence number, when the frame has one.
+    pub seq: Option<u16>,
 }
+
+/// Largest gap between one MAC's last sighting and the next MAC's first for the two to be one
+/// device's visit under MAC rotation (phones change MAC between probe bursts).
+pub const LINK_GAP_MS: i64 = 120_000;
+/// Largest forward step of the 802.11 sequence counter across a MAC change (the counter is
+/// not reset; a few frames go unheard on other channels).
+pub const LINK_MAX_SEQ_STEP: u16 = 64;
+/// Fragment ends kept for linking, at most (oldest dropped first).
+const LINK_KEEP: usize = 16_384;
 
 /// How a closed visit counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -133,6 +146,16 @@ pub struct Visit {
     pub person: Option<PersonKey>,
     /// The device logged in to the store Wi-Fi during the visit.
     pub connected: bool,
+    /// IE fingerprint of its probe requests (0: none seen).
+    pub fingerprint: u32,
+    /// Sequence numbers of its first and last frames that had one.
+    pub first_seq: Option<u16>,
+    /// See `first_seq`.
+    pub last_seq: Option<u16>,
+    /// Counting group of a randomized, probe-only MAC: visits of one device under MAC
+    /// rotation share the natural key of the first of them. For counting only, never an
+    /// identity beyond the visit.
+    pub group: Option<String>,
 }
 
 impl Visit {
@@ -168,6 +191,19 @@ struct OpenVisit {
     zones: ZoneTracker,
     person: Option<PersonKey>,
     connected: bool,
+    fingerprint: u32,
+    first_seq: Option<u16>,
+    last_seq: Option<u16>,
+}
+
+/// The end of a counting group's latest fragment, waiting for a successor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct LinkEnd {
+    group: String,
+    fingerprint: u32,
+    end_ms: i64,
+    last_seq: u16,
+    zone: Option<ZoneId>,
 }
 
 /// Counters about the input, for health reporting.
@@ -214,6 +250,8 @@ pub struct Sessionizer {
     /// Person keys of the staff phone list (from the config, not the snapshot).
     #[serde(skip)]
     staff_persons: HashSet<PersonKey>,
+    /// Randomized-MAC fragments that may still get a successor.
+    links: std::collections::VecDeque<LinkEnd>,
 }
 
 /// A device came into the store: its first sighting in a visit whose smoothed signal reached
@@ -250,6 +288,7 @@ impl Sessionizer {
             track_arrivals: false,
             arrivals: Vec::new(),
             staff_persons: HashSet::new(),
+            links: std::collections::VecDeque::new(),
         }
     }
 
@@ -291,6 +330,9 @@ impl Sessionizer {
                 zones: ZoneTracker::default(),
                 person: None,
                 connected: false,
+                fingerprint: 0,
+                first_seq: None,
+                last_seq: None,
             }),
         });
         let v = &mut slot.visit;
@@ -368,9 +410,22 @@ impl Sessionizer {
                 zones: ZoneTracker::default(),
                 person: None,
                 connected: false,
+                fingerprint: 0,
+                first_seq: None,
+                last_seq: None,
             }),
         });
         let v = &mut slot.visit;
+        if v.fingerprint == 0 {
+            v.fingerprint = s.fingerprint;
+        }
+        if let Some(q) = s.seq {
+            // Frames arrive in time order: the first numbered one starts, the latest ends.
+            if v.first_seq.is_none() {
+                v.first_seq = Some(q);
+            }
+            v.last_seq = Some(q);
+        }
         if v.inside_now && s.ts_ms > v.last_ms {
             v.inside_ms += s.ts_ms - v.last_ms;
         }
@@ -476,10 +531,74 @@ impl Sessionizer {
             path: v.zones.path(v.last_ms, p),
             person: v.person,
             connected: v.connected,
+            fingerprint: v.fingerprint,
+            first_seq: v.first_seq,
+            last_seq: v.last_seq,
+            group: None,
         };
+        let mut visit = visit;
+        visit.group = self.link(&visit);
         self.agg.add(&visit, &clock);
         self.stats.visits_closed += 1;
         self.closed.push(visit);
+    }
+
+    /// The counting group of a closed visit: a randomized, probe-only MAC continues the group
+    /// of a fragment that ended shortly before with the same IE fingerprint, in the same zone,
+    /// and whose sequence counter it carries on; otherwise it starts a group of its own.
+    fn link(&mut self, v: &Visit) -> Option<String> {
+        let first_seq = v.first_seq?;
+        let last_seq = v.last_seq?;
+        if !v.randomized || v.associated || v.connected || v.fingerprint == 0 {
+            return None;
+        }
+        // Ends too old to be continued by anything still to close.
+        let horizon = self
+            .watermark_ms
+            .saturating_sub(self.params.visit_timeout_ms.saturating_mul(2) + LINK_GAP_MS);
+        while self.links.front().is_some_and(|e| e.end_ms < horizon) {
+            self.links.pop_front();
+        }
+        let first_zone = v.path.first().map(|z| z.zone);
+        let best = self
+            .links
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| {
+                let step = first_seq.wrapping_sub(e.last_seq) & 0x0fff;
+                e.fingerprint == v.fingerprint
+                    && e.end_ms <= v.start_ms
+                    && v.start_ms - e.end_ms <= LINK_GAP_MS
+                    && (1..=LINK_MAX_SEQ_STEP).contains(&step)
+                    && (e.zone.is_none() || first_zone.is_none() || e.zone == first_zone)
+            })
+            .min_by_key(|(_, e)| {
+                (
+                    v.start_ms - e.end_ms,
+                    first_seq.wrapping_sub(e.last_seq) & 0x0fff,
+                )
+            })
+            .map(|(i, _)| i);
+        let group = match best.and_then(|i| self.links.remove(i)) {
+            Some(e) => e.group,
+            None => v.natural_key(),
+        };
+        if self.links.len() >= LINK_KEEP {
+            self.links.pop_front();
+        }
+        // Kept in end order, so the oldest go first.
+        let at = self.links.partition_point(|e| e.end_ms <= v.end_ms);
+        self.links.insert(
+            at,
+            LinkEnd {
+                group: group.clone(),
+                fingerprint: v.fingerprint,
+                end_ms: v.end_ms,
+                last_seq,
+                zone: v.path.last().map(|z| z.zone),
+            },
+        );
+        Some(group)
     }
 
     /// Takes the visits closed since the last call.

@@ -20,6 +20,8 @@ fn sight(t_s: i64, d: u8, zone: u8, rssi: i8) -> Sighting {
         rssi_dbm: rssi,
         kind: SightingKind::Probe,
         randomized: false,
+        fingerprint: 0,
+        seq: None,
     }
 }
 

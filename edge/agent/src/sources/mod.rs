@@ -33,6 +33,10 @@ pub struct Frame {
     pub randomized: bool,
     /// Position of the record in its source (0-based); the cursor after it is `pos + 1`.
     pub pos: u64,
+    /// Probe requests: IE layout fingerprint (0: none).
+    pub fingerprint: u32,
+    /// 802.11 sequence number.
+    pub seq: Option<u16>,
     /// Not a radio frame but a portal login: its details are the next entry of the batch's
     /// `logins` (in the same order), and `mac` is unused.
     pub login: bool,

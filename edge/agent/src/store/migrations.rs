@@ -146,6 +146,14 @@ CREATE TABLE health_snapshots (
 );
 "#,
     ),
+    (
+        5,
+        r#"
+-- Counting group of randomized, probe-only MACs: one device's visits under MAC rotation share
+-- the visit key of the first. For counting visitors only.
+ALTER TABLE visits ADD COLUMN count_group TEXT;
+"#,
+    ),
 ];
 
 /// The schema version this build writes.

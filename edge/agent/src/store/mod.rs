@@ -640,6 +640,8 @@ fn visit_json(v: &Visit, b: &Batch, cx: &VisitContext<'_>) -> (String, String) {
         "definitions_version": edge_core::DEFINITIONS_VERSION,
         "person_key": cx.person_key.unwrap_or_default(),
         "connected": cx.connected,
+        "count_group": v.group.clone().unwrap_or_default(),
+        "sightings": v.sightings,
         "repeat": cx.repeat,
     });
     (path_json, body.to_string())
@@ -719,8 +721,8 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
             .prepare_cached(
                 "INSERT OR IGNORE INTO visits (visit_key, device_key, key_version, start_ms, end_ms,
                    local_date, dwell_ms, inside_ms, class, randomized, associated, sightings, path,
-                   definitions_version, created_ms, person_key, repeat_class, connected)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                   definitions_version, created_ms, person_key, repeat_class, connected, count_group)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             )
             .map_err(e("preparing visit insert"))?;
         let mut ins_outbox = tx
@@ -811,7 +813,8 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
                     b.now_ms,
                     cx.person_key,
                     cx.repeat,
-                    cx.connected
+                    cx.connected,
+                    v.group
                 ])
                 .map_err(e("inserting visit"))?;
             if n == 0 {
@@ -954,6 +957,14 @@ pub struct VisitRow {
     pub identified: bool,
     /// Logged in to the store Wi-Fi during the visit.
     pub connected: bool,
+    /// Counting group (randomized, probe-only MACs).
+    pub group: Option<String>,
+    /// Inside time, ms.
+    pub inside_ms: i64,
+    /// Sightings.
+    pub sightings: u32,
+    /// Randomized MAC.
+    pub randomized: bool,
 }
 
 impl Reader {
@@ -1068,7 +1079,8 @@ impl Reader {
         let mut st = self
             .conn
             .prepare(
-                "SELECT class, start_ms, dwell_ms, path, person_key IS NOT NULL, connected
+                "SELECT class, start_ms, dwell_ms, path, person_key IS NOT NULL, connected,
+                   count_group, inside_ms, sightings, randomized
                  FROM visits WHERE local_date = ?1 ORDER BY start_ms, visit_key",
             )
             .map_err(|e| StoreError::sqlite("reading visits", e))?;
@@ -1082,6 +1094,10 @@ impl Reader {
                     path: serde_json::from_str(&path).unwrap_or_default(),
                     identified: r.get(4)?,
                     connected: r.get(5)?,
+                    group: r.get(6)?,
+                    inside_ms: r.get(7)?,
+                    sightings: r.get(8)?,
+                    randomized: r.get(9)?,
                 })
             })
             .map_err(|e| StoreError::sqlite("reading visits", e))?;
@@ -1266,6 +1282,10 @@ mod tests {
             ],
             person: None,
             connected: false,
+            fingerprint: 0,
+            first_seq: None,
+            last_seq: None,
+            group: None,
         }
     }
 

@@ -248,6 +248,8 @@ impl Batcher {
             rssi_dbm: 0,
             kind: SightingKind::Join,
             randomized: false,
+            fingerprint: 0,
+            seq: None,
             // The cursor after a frame is `pos + 1`: here, the byte offset after the record.
             pos: end_offset.saturating_sub(1),
             login: true,

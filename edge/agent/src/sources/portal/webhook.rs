@@ -180,6 +180,8 @@ async fn login(
             rssi_dbm: 0,
             kind: SightingKind::Join,
             randomized: false,
+            fingerprint: 0,
+            seq: None,
             pos: *pos,
             login: true,
         }],

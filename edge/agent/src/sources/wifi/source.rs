@@ -491,6 +491,8 @@ impl FrameHandler {
                     rssi_dbm: p.rssi_dbm,
                     kind: sighting_kind(p.kind),
                     randomized: p.mac.is_locally_administered(),
+                    fingerprint: p.fingerprint.unwrap_or(0),
+                    seq: p.seq,
                     pos,
                     login: false,
                 });
