@@ -225,6 +225,13 @@ fn visitors_with_rotating_randomized_macs_count_once() {
         share * 100.0,
         true_share * 100.0
     );
+    let connected_truth = truth
+        .visits_of(VisitKind::Visitor)
+        .filter(|v| v.phone.is_some())
+        .count();
+    let connected = report["connected"].as_u64().unwrap() as usize;
+    println!("  connected: truth {connected_truth}, measured {connected}");
+    assert!(within(connected, connected_truth, 0.02));
     assert!(
         rotating > 30,
         "too few rotating visitors to mean anything: {rotating}"

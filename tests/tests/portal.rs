@@ -168,7 +168,7 @@ fn portal_logins_bind_devices_and_bad_input_is_counted() {
         d.join("config.toml"),
         format!(
             "[store]\nstore_id = \"portal-store\"\ngateway_id = \"gw-1\"\ntimezone = \"Asia/Shanghai\"\n\n\
-             [privacy]\nsecrets_file = \"secrets.toml\"\n\n\
+             [privacy]\nsecrets_file = \"secrets.toml\"\nstaff_phones_file = \"staff.txt\"\n\n\
              [storage]\ndata_dir = \"data\"\ncommit_interval = \"200ms\"\ncheckpoint_interval = \"200ms\"\n\n\
              [metrics]\nvisit_timeout = \"10s\"\nzone_stale = \"5s\"\n\n\
              [sync]\nlisten = \"127.0.0.1:0\"\n\n\
@@ -180,6 +180,8 @@ fn portal_logins_bind_devices_and_bad_input_is_counted() {
         ),
     )
     .unwrap();
+    // E works here: the staff list names E's number (hashed when loaded).
+    std::fs::write(d.join("staff.txt"), "# staff phones\n135-0000-3333\n").unwrap();
     let config = d.join("config.toml");
     let data = d.join("data");
 
@@ -280,7 +282,8 @@ fn portal_logins_bind_devices_and_bad_input_is_counted() {
         std::thread::sleep(Duration::from_millis(200));
     }
     // Every login's visit closes connected, carrying the person: A's and B's Wi-Fi visits,
-    // and the login-only visits of C, D and E.
+    // and the login-only visits of C, D and E (E's a staff visit).
+    let staff_device = devices.key(mac_u64(E.0), e_time * 1000).to_hex();
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let db = open_db(&data);
@@ -293,9 +296,13 @@ fn portal_logins_bind_devices_and_bad_input_is_counted() {
             .collect::<Result<_, _>>()
             .unwrap();
         let all = want.iter().all(|(device, person)| {
-            got.iter().any(|(d, p, class)| {
-                d == device && p.as_deref() == Some(person.as_str()) && class == "visitor"
-            })
+            let class = if device == &staff_device {
+                "staff"
+            } else {
+                "visitor"
+            };
+            got.iter()
+                .any(|(d, p, c)| d == device && p.as_deref() == Some(person.as_str()) && c == class)
         });
         if all {
             break;
@@ -312,6 +319,19 @@ fn portal_logins_bind_devices_and_bad_input_is_counted() {
         .wait_exit(Duration::from_secs(20))
         .expect("agent stopped");
     assert!(status.success());
+    // Nor does any log line carry a raw phone number or MAC.
+    let log = agent.log_lines().join("\n").to_lowercase();
+    for (mac, raw, e164) in [A, B, C, D, E] {
+        assert!(
+            !log.contains(&raw.to_lowercase()) && !log.contains(e164),
+            "phone in the log"
+        );
+        assert!(
+            !log.contains(&MacAddr(mac).to_string().to_lowercase()),
+            "MAC in the log"
+        );
+    }
+    assert!(!log.contains("12345678"), "landline in the log");
 
     // Refusals, counted by source and reason.
     let table = [

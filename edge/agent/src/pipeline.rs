@@ -153,6 +153,8 @@ pub struct PipelineSettings {
     pub staff_persons: std::collections::HashSet<edge_core::person::PersonKey>,
     /// Visits open in the core, updated at every commit (for health snapshots).
     pub open_visits: Arc<AtomicU64>,
+    /// Version of the tenant secret person keys are made with.
+    pub person_key_version: u32,
     /// Live events out (a service with the pull API); `None` for a replay.
     pub live: Option<LiveOut>,
 }
@@ -215,8 +217,10 @@ impl Committer<'_> {
             (self.zones.clone(), self.key_version, self.settings.clock);
         // Bodies travel back only for someone to tell.
         let want_bodies = self.live.is_some_and(|l| l.hub.subscribers() > 0);
+        let person_key_version = self.settings.person_key_version;
         let empty = || Batch {
             want_bodies,
+            person_key_version,
             ..Batch::new(zones.clone(), key_version, clock)
         };
         // Long lists (the flush at the end of a replay closes every open visit at once) go in

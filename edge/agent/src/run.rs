@@ -384,6 +384,7 @@ pub async fn run(
         flush_at_end: all_files && (opts.once || cfg.portal.iter().all(|p| !p.follow)),
         staff_persons,
         open_visits: open_visits.clone(),
+        person_key_version: persons.as_ref().map_or(0, |p| p.version()),
         live: service.then(|| LiveOut {
             hub: hub.clone(),
             persons: persons_by_device(bindings),

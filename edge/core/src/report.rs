@@ -451,6 +451,11 @@ impl DayReport {
         let _ = writeln!(s, "{}", "=".repeat(60));
         let rows: Vec<(&str, String)> = vec![
             ("Visitors", num(self.visitors)),
+            ("Visitors, each MAC apart", num(self.visitors_naive)),
+            (
+                "Randomized-MAC sightings",
+                pct(self.randomized_sightings_share),
+            ),
             ("Passers-by", num(self.passersby)),
             ("Staff (excluded)", num(self.staff)),
             ("Capture rate", pct(self.capture_rate)),

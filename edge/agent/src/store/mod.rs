@@ -105,6 +105,8 @@ pub struct Batch {
     pub zones: Arc<[String]>,
     /// Version of the secret the visits' device keys were made with.
     pub key_version: u32,
+    /// Version of the tenant secret person keys are made with.
+    pub person_key_version: u32,
     /// Store clock (local dates of visits).
     pub clock: LocalClock,
     /// Snapshot + cursors, when due.
@@ -140,6 +142,7 @@ impl Batch {
             hours: Vec::new(),
             zones,
             key_version,
+            person_key_version: 0,
             clock,
             checkpoint: None,
             counters: Vec::new(),
@@ -642,6 +645,7 @@ fn visit_json(v: &Visit, b: &Batch, cx: &VisitContext<'_>) -> (String, String) {
         "connected": cx.connected,
         "count_group": v.group.clone().unwrap_or_default(),
         "sightings": v.sightings,
+        "person_key_version": if cx.person_key.is_some() { b.person_key_version } else { 0 },
         "repeat": cx.repeat,
     });
     (path_json, body.to_string())
