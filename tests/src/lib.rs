@@ -229,6 +229,24 @@ pub fn count(data_dir: &Path, table: &str) -> u64 {
     .expect("count") as u64
 }
 
+/// `store-edge report --data-dir DATA --date DATE --json`, parsed.
+pub fn report_json(data_dir: &Path, date: &str) -> serde_json::Value {
+    let out = store_edge(&[
+        "report",
+        "--data-dir",
+        path_str(data_dir),
+        "--date",
+        date,
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "report failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("report JSON")
+}
+
 /// Median of a slice (sorted copy); `None` when empty.
 pub fn median(v: &[f64]) -> Option<f64> {
     let mut v = v.to_vec();

@@ -138,15 +138,7 @@ fn visits_dwell_and_paths_match_the_truth() {
     let tenant = hex::decode(secrets["tenant_secret"].as_str().unwrap()).unwrap();
     let persons = PersonKeyer::new(&Secret::new(tenant, 1));
     let cn = Region::by_code("CN").unwrap();
-    let out = edge_e2e::store_edge(&[
-        "report",
-        "--data-dir",
-        edge_e2e::path_str(&dir.path().join("data")),
-        "--date",
-        "2026-11-20",
-        "--json",
-    ]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = edge_e2e::report_json(&dir.path().join("data"), "2026-11-20");
     let connected_truth = truth
         .visits_of(VisitKind::Visitor)
         .filter(|v| v.phone.is_some())
@@ -198,15 +190,7 @@ fn visitors_with_rotating_randomized_macs_count_once() {
     let w = simulate(dir.path(), &params);
     run_once(&w.config_path);
     let truth = read_truth(&w.truth_path);
-    let out = edge_e2e::store_edge(&[
-        "report",
-        "--data-dir",
-        edge_e2e::path_str(&dir.path().join("data")),
-        "--date",
-        "2026-11-20",
-        "--json",
-    ]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = edge_e2e::report_json(&dir.path().join("data"), "2026-11-20");
     let tv = truth.visits_of(VisitKind::Visitor).count();
     let rotating = truth
         .visits_of(VisitKind::Visitor)

@@ -196,6 +196,27 @@ struct OpenVisit {
     last_seq: Option<u16>,
 }
 
+impl OpenVisit {
+    /// A visit opened at `ts_ms` with nothing seen yet.
+    fn new(ts_ms: i64, randomized: bool, associated: bool) -> Self {
+        OpenVisit {
+            first_ms: ts_ms,
+            last_ms: ts_ms,
+            inside_ms: 0,
+            inside_now: false,
+            sightings: 0,
+            randomized,
+            associated,
+            zones: ZoneTracker::default(),
+            person: None,
+            connected: false,
+            fingerprint: 0,
+            first_seq: None,
+            last_seq: None,
+        }
+    }
+}
+
 /// The end of a counting group's latest fragment, waiting for a successor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct LinkEnd {
@@ -319,21 +340,8 @@ impl Sessionizer {
         }
         let slot = self.open.entry(device).or_insert_with(|| Slot {
             last_ms: ts_ms,
-            visit: Box::new(OpenVisit {
-                first_ms: ts_ms,
-                last_ms: ts_ms,
-                inside_ms: 0,
-                inside_now: false,
-                sightings: 0,
-                randomized: false,
-                associated: true,
-                zones: ZoneTracker::default(),
-                person: None,
-                connected: false,
-                fingerprint: 0,
-                first_seq: None,
-                last_seq: None,
-            }),
+            // A login means the device joined the store's network.
+            visit: Box::new(OpenVisit::new(ts_ms, false, true)),
         });
         let v = &mut slot.visit;
         v.first_ms = v.first_ms.min(ts_ms);
@@ -399,21 +407,7 @@ impl Sessionizer {
         let p = &self.params;
         let slot = self.open.entry(s.device).or_insert_with(|| Slot {
             last_ms: s.ts_ms,
-            visit: Box::new(OpenVisit {
-                first_ms: s.ts_ms,
-                last_ms: s.ts_ms,
-                inside_ms: 0,
-                inside_now: false,
-                sightings: 0,
-                randomized: s.randomized,
-                associated: false,
-                zones: ZoneTracker::default(),
-                person: None,
-                connected: false,
-                fingerprint: 0,
-                first_seq: None,
-                last_seq: None,
-            }),
+            visit: Box::new(OpenVisit::new(s.ts_ms, s.randomized, false)),
         });
         let v = &mut slot.visit;
         if v.fingerprint == 0 {

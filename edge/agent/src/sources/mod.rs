@@ -42,6 +42,23 @@ pub struct Frame {
     pub login: bool,
 }
 
+impl Frame {
+    /// The frame standing for a portal login at `ts_ms`, at position `pos` of its source.
+    pub fn login(ts_ms: i64, pos: u64) -> Frame {
+        Frame {
+            ts_ms,
+            mac: 0,
+            rssi_dbm: 0,
+            kind: SightingKind::Join,
+            randomized: false,
+            fingerprint: 0,
+            seq: None,
+            pos,
+            login: true,
+        }
+    }
+}
+
 /// What a portal login event is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginEvent {

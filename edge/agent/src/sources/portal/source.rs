@@ -27,7 +27,6 @@ use tokio_util::sync::CancellationToken;
 use super::config::{PortalFormat, PortalSource};
 use crate::sources::{Frame, Login, LoginEvent, SourceMsg};
 use crate::stats::SourceStats;
-use edge_core::SightingKind;
 
 /// Bytes read per refill.
 const CHUNK: usize = 64 * 1024;
@@ -242,18 +241,9 @@ struct Batcher {
 
 impl Batcher {
     fn push(&mut self, login: Login, ts_ms: i64, end_offset: u64) {
-        self.frames.push(Frame {
-            ts_ms,
-            mac: 0,
-            rssi_dbm: 0,
-            kind: SightingKind::Join,
-            randomized: false,
-            fingerprint: 0,
-            seq: None,
-            // The cursor after a frame is `pos + 1`: here, the byte offset after the record.
-            pos: end_offset.saturating_sub(1),
-            login: true,
-        });
+        // The cursor after a frame is `pos + 1`: here, the byte offset after the record.
+        self.frames
+            .push(Frame::login(ts_ms, end_offset.saturating_sub(1)));
         self.logins.push(login);
         self.watermark_ms = self.watermark_ms.max(ts_ms);
     }

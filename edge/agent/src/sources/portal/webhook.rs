@@ -16,7 +16,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use edge_core::SightingKind;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -174,17 +173,7 @@ async fn login(
         return (StatusCode::INTERNAL_SERVER_ERROR, String::new());
     };
     let msg = SourceMsg::Batch {
-        frames: vec![Frame {
-            ts_ms,
-            mac: 0,
-            rssi_dbm: 0,
-            kind: SightingKind::Join,
-            randomized: false,
-            fingerprint: 0,
-            seq: None,
-            pos: *pos,
-            login: true,
-        }],
+        frames: vec![Frame::login(ts_ms, *pos)],
         logins: vec![l],
         watermark_ms: ts_ms,
         position: *pos + 1,
