@@ -353,9 +353,47 @@ fn portal_logins_bind_devices_and_bad_input_is_counted() {
     }
     let read_before = counter(&data, "radius", "records_read");
 
-    // A restart resumes from the committed offsets: nothing is read twice.
+    // A restart resumes from the committed offsets: nothing is read twice. And a webhook
+    // login answered 202 survives a kill -9 right after the answer.
+    let port_of = |agent: &Agent| -> u16 {
+        agent
+            .wait_for_log("portal webhook listening", Duration::from_secs(10))
+            .and_then(|l| {
+                l.split("addr=")
+                    .nth(1)
+                    .and_then(|a| a.split_whitespace().next())
+                    .and_then(|a| a.rsplit(':').next())
+                    .and_then(|p| p.parse().ok())
+            })
+            .expect("webhook port")
+    };
+    let agent = Agent::start_live(&config);
+    let f_time = chrono::Utc::now().timestamp();
+    let f =
+        format!("{{\"mac\":\"00:1a:2b:00:00:1f\",\"phone\":\"13400004444\",\"time\":{f_time}}}");
+    assert_eq!(http(port_of(&agent), Some(HOOK_TOKEN), &f), 202);
+    agent.kill9();
+    let f_device = devices
+        .key(mac_u64([0x00, 0x1a, 0x2b, 0x00, 0x00, 0x1f]), f_time * 1000)
+        .to_hex();
     let mut agent = Agent::start_live(&config);
-    std::thread::sleep(Duration::from_secs(2));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !bindings(&data).iter().any(|(d, _)| d == &f_device) {
+        assert!(Instant::now() < deadline, "the journaled login was lost");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!(
+        "webhook login after kill -9: {}",
+        if agent
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("journaled logins replayed"))
+        {
+            "replayed from the journal"
+        } else {
+            "committed before the kill"
+        }
+    );
     agent.terminate();
     assert!(agent.wait_exit(Duration::from_secs(20)).unwrap().success());
     assert_eq!(counter(&data, "radius", "records_read"), read_before);

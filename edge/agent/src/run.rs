@@ -354,9 +354,25 @@ pub async fn run(
                 (fp, start)
             }
             PortalInput::Listen(addr) => {
-                webhook::spawn(p, *addr, keying, tx, stats.clone(), cancel.clone(), tracker)
-                    .await?;
-                (format!("webhook:{addr}"), 0)
+                // The position is the login journal's id, whatever the address.
+                let fp = "webhook-journal".to_string();
+                let start = cursors
+                    .iter()
+                    .find(|c| c.source == p.name && c.fingerprint == fp)
+                    .map_or(0, |c| c.position);
+                webhook::spawn(
+                    p,
+                    *addr,
+                    keying,
+                    store.clone(),
+                    start,
+                    tx,
+                    stats.clone(),
+                    cancel.clone(),
+                    tracker,
+                )
+                .await?;
+                (fp, start)
             }
         };
         stats_all.push(stats.clone());

@@ -152,6 +152,18 @@ CREATE TABLE health_snapshots (
 -- Counting group of randomized, probe-only MACs: one device's visits under MAC rotation share
 -- the visit key of the first. For counting visitors only.
 ALTER TABLE visits ADD COLUMN count_group TEXT;
+
+-- Webhook logins, committed (synchronous=FULL) before the portal gets its answer and read again
+-- after a restart from the source's cursor (the journal id). Keyed: no raw MAC or phone.
+CREATE TABLE login_journal (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    source       TEXT NOT NULL,
+    ts_ms        INTEGER NOT NULL,
+    device_key   TEXT NOT NULL,
+    person_key   TEXT NOT NULL,
+    key_version  INTEGER NOT NULL,
+    event        TEXT NOT NULL
+);
 "#,
     ),
 ];

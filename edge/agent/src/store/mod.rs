@@ -173,6 +173,23 @@ pub struct Receipt {
     pub visit_bodies: Vec<String>,
 }
 
+/// A webhook login as journaled: keys only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// Source name.
+    pub source: String,
+    /// Login time, UTC ms.
+    pub ts_ms: i64,
+    /// Device key, hex.
+    pub device_key: String,
+    /// Person key, hex.
+    pub person_key: String,
+    /// Tenant secret version.
+    pub key_version: u32,
+    /// `start`, `interim` or `stop`.
+    pub event: String,
+}
+
 /// Time since the previous visit of the same person or device, as records.proto names it.
 pub fn repeat_class(previous_end_ms: Option<i64>, start_ms: i64) -> &'static str {
     const DAY: i64 = 86_400_000;
@@ -191,6 +208,7 @@ enum Cmd {
     Ack(i64, i64, SyncSender<Result<i64, StoreError>>),
     Prune(PrunePolicy, SyncSender<Result<PruneReport, StoreError>>),
     Health(i64, String, SyncSender<Result<bool, StoreError>>),
+    Journal(JournalEntry, SyncSender<Result<i64, StoreError>>),
 }
 
 /// What pruning may remove.
@@ -306,6 +324,11 @@ impl Store {
         self.call(|reply| Cmd::Health(taken_ms, body, reply))
     }
 
+    /// Journals a webhook login durably (synchronous=FULL) and returns its journal id.
+    pub fn journal(&self, entry: JournalEntry) -> Result<i64, StoreError> {
+        self.call(|reply| Cmd::Journal(entry, reply))
+    }
+
     /// Stops the writer after the queued commands and waits for it (dropping the last handle
     /// does the same).
     #[cfg(test)]
@@ -354,6 +377,9 @@ fn writer(mut conn: Connection, rx: Receiver<Cmd>) {
             Cmd::Prune(policy, reply) => {
                 let _ = reply.send(prune(&mut conn, policy));
             }
+            Cmd::Journal(entry, reply) => {
+                let _ = reply.send(journal(&mut conn, &entry));
+            }
             Cmd::Health(taken_ms, body, reply) => {
                 let _ = reply.send(store_health(&mut conn, taken_ms, &body));
             }
@@ -383,6 +409,30 @@ fn writer(mut conn: Connection, rx: Receiver<Cmd>) {
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         [],
     );
+}
+
+/// Logins are never dropped: this commit waits for the disk (FULL), unlike the batched ones.
+fn journal(conn: &mut Connection, e: &JournalEntry) -> Result<i64, StoreError> {
+    let err = |ctx: &'static str| move |x| StoreError::sqlite(ctx, x);
+    conn.execute_batch("PRAGMA synchronous = FULL;")
+        .map_err(err("raising durability for a login"))?;
+    let r = conn
+        .execute(
+            "INSERT INTO login_journal (source, ts_ms, device_key, person_key, key_version, event)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                e.source,
+                e.ts_ms,
+                e.device_key,
+                e.person_key,
+                e.key_version,
+                e.event
+            ],
+        )
+        .map(|_| conn.last_insert_rowid())
+        .map_err(err("journaling a login"));
+    let _ = conn.execute_batch("PRAGMA synchronous = NORMAL;");
+    r
 }
 
 fn store_health(conn: &mut Connection, taken_ms: i64, body: &str) -> Result<bool, StoreError> {
@@ -470,6 +520,13 @@ fn delete_records(
 fn prune(conn: &mut Connection, policy: PrunePolicy) -> Result<PruneReport, StoreError> {
     let e = |ctx: &'static str| move |err| StoreError::sqlite(ctx, err);
     let mut report = PruneReport::default();
+    // Journaled webhook logins the pipeline has committed past are no longer needed.
+    conn.execute(
+        "DELETE FROM login_journal WHERE id <= COALESCE((SELECT position FROM source_checkpoints c
+           WHERE c.source = login_journal.source AND c.fingerprint = 'webhook-journal'), 0)",
+        [],
+    )
+    .map_err(e("pruning the login journal"))?;
     let acked: i64 = conn
         .query_row("SELECT acked_seq FROM sync_state WHERE id = 1", [], |r| {
             r.get(0)
@@ -972,6 +1029,38 @@ pub struct VisitRow {
 }
 
 impl Reader {
+    /// Journaled logins of `source` after journal id `after`, oldest first.
+    pub fn journal_after(
+        &self,
+        source: &str,
+        after: i64,
+    ) -> Result<Vec<(i64, JournalEntry)>, StoreError> {
+        let e = |err| StoreError::sqlite("reading the login journal", err);
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, ts_ms, device_key, person_key, key_version, event FROM login_journal
+                 WHERE source = ?1 AND id > ?2 ORDER BY id",
+            )
+            .map_err(e)?;
+        let rows = st
+            .query_map(params![source, after], |r| {
+                Ok((
+                    r.get(0)?,
+                    JournalEntry {
+                        source: source.to_string(),
+                        ts_ms: r.get(1)?,
+                        device_key: r.get(2)?,
+                        person_key: r.get(3)?,
+                        key_version: r.get(4)?,
+                        event: r.get(5)?,
+                    },
+                ))
+            })
+            .map_err(e)?;
+        rows.collect::<Result<_, _>>().map_err(e)
+    }
+
     /// Every device ↔ person binding: (device key, person key), hex.
     pub fn bindings(&self) -> Result<Vec<(String, String)>, StoreError> {
         let e = |err| StoreError::sqlite("reading bindings", err);

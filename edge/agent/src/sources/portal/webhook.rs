@@ -22,9 +22,11 @@ use tokio_util::task::TaskTracker;
 
 use super::config::PortalSource;
 use super::source::{Keying, RawLogin};
-use crate::sources::{Frame, LoginEvent, SourceMsg};
+use crate::sources::{Frame, Login, LoginEvent, SourceMsg};
 use crate::stats::SourceStats;
+use crate::store::{JournalEntry, Store};
 use crate::sync::config::Token;
+use edge_core::person::PersonKey;
 
 /// The request body.
 #[derive(Deserialize)]
@@ -48,8 +50,9 @@ struct Shared {
     keying: Mutex<Keying>,
     tx: SyncSender<SourceMsg>,
     stats: Arc<SourceStats>,
-    /// Requests accepted so far (the source's position).
+    /// Journal id of the latest login accepted (the source's position).
     accepted: Mutex<u64>,
+    store: Arc<Store>,
 }
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -169,34 +172,105 @@ async fn login(
                 .into(),
         );
     };
-    let Ok(mut pos) = s.accepted.lock() else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, String::new());
-    };
-    let msg = SourceMsg::Batch {
-        frames: vec![Frame::login(ts_ms, *pos)],
-        logins: vec![l],
-        watermark_ms: ts_ms,
-        position: *pos + 1,
-    };
-    match s.tx.try_send(msg) {
-        Ok(()) => {
-            *pos += 1;
+    // Journal (durably) and queue under one lock, so journal ids reach the pipeline in order
+    // and its cursor never passes a login it has not seen.
+    let shared = s.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let mut last = shared.accepted.lock().map_err(|_| "lock")?;
+        let id = shared
+            .store
+            .journal(JournalEntry {
+                source: shared.name.clone(),
+                ts_ms,
+                device_key: l.device.to_hex(),
+                person_key: l.person.to_hex(),
+                key_version: l.person_key_version,
+                event: event_name(l.event).into(),
+            })
+            .map_err(|_| "journal")?;
+        let id = u64::try_from(id).unwrap_or(0);
+        *last = id;
+        // Waits when the pipeline is behind (a login is never dropped once journaled).
+        shared
+            .tx
+            .send(login_msg(ts_ms, l, id))
+            .map_err(|_| "stopping")?;
+        Ok::<(), &'static str>(())
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => {
             s.stats.sightings.fetch_add(1, Ordering::Relaxed);
             (StatusCode::ACCEPTED, "{\"accepted\":true}\n".into())
         }
-        Err(TrySendError::Full(_)) => {
-            s.stats.backpressure_dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(source = %s.name, "login queue full; asked the portal to retry");
+        Ok(Err(what)) => {
+            tracing::warn!(source = %s.name, what, "login not accepted");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "{\"error\":\"busy\",\"detail\":\"retry shortly\"}\n".into(),
+                "{\"error\":\"unavailable\",\"detail\":\"retry shortly\"}\n".into(),
             )
         }
-        Err(TrySendError::Disconnected(_)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "{\"error\":\"stopping\"}\n".into(),
-        ),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, String::new()),
     }
+}
+
+fn event_name(e: LoginEvent) -> &'static str {
+    match e {
+        LoginEvent::Start => "start",
+        LoginEvent::Interim => "interim",
+        LoginEvent::Stop => "stop",
+    }
+}
+
+/// The pipeline message of journal entry `id` (its cursor after it is `id`).
+fn login_msg(ts_ms: i64, l: Login, id: u64) -> SourceMsg {
+    SourceMsg::Batch {
+        frames: vec![Frame::login(ts_ms, id.saturating_sub(1))],
+        logins: vec![l],
+        watermark_ms: ts_ms,
+        position: id,
+    }
+}
+
+/// Journaled logins after the committed cursor `after`: sent before anything new, so a login
+/// answered 202 just before a crash still reaches its visit.
+fn replay(
+    data_dir: &std::path::Path,
+    name: &str,
+    after: u64,
+    tx: &SyncSender<SourceMsg>,
+) -> anyhow::Result<u64> {
+    let reader = crate::store::Reader::open(data_dir)?;
+    let mut last = after;
+    for (id, e) in reader.journal_after(name, i64::try_from(after).unwrap_or(i64::MAX))? {
+        let (Some(device), Some(person)) = (
+            hex_key::<16>(&e.device_key),
+            PersonKey::from_hex(&e.person_key),
+        ) else {
+            continue;
+        };
+        let event = match e.event.as_str() {
+            "interim" => LoginEvent::Interim,
+            "stop" => LoginEvent::Stop,
+            _ => LoginEvent::Start,
+        };
+        let id = u64::try_from(id).unwrap_or(0);
+        let l = Login {
+            device: edge_core::DeviceKey(device),
+            person,
+            person_key_version: e.key_version,
+            event,
+        };
+        if tx.send(login_msg(e.ts_ms, l, id)).is_err() {
+            break;
+        }
+        last = id;
+    }
+    Ok(last)
+}
+
+fn hex_key<const N: usize>(s: &str) -> Option<[u8; N]> {
+    hex::decode(s).ok()?.try_into().ok()
 }
 
 async fn count_refusals(
@@ -211,10 +285,13 @@ async fn count_refusals(
 
 /// Binds the webhook and serves it until `cancel`. A heartbeat keeps the pipeline's merge
 /// moving while no logins come. Returns the bound address.
+#[allow(clippy::too_many_arguments)]
 pub async fn spawn(
     src: &PortalSource,
     addr: SocketAddr,
     keying: Keying,
+    store: Arc<Store>,
+    start: u64,
     tx: SyncSender<SourceMsg>,
     stats: Arc<SourceStats>,
     cancel: CancellationToken,
@@ -230,7 +307,27 @@ pub async fn spawn(
         keying: Mutex::new(keying),
         tx: tx.clone(),
         stats,
-        accepted: Mutex::new(0),
+        accepted: Mutex::new(start),
+        store: store.clone(),
+    });
+    // Logins journaled but not yet committed by the pipeline when the agent last stopped go
+    // first; new requests wait on the lock meanwhile.
+    let (replayer, data_dir) = (
+        shared.clone(),
+        store.path().parent().map(std::path::Path::to_path_buf),
+    );
+    tracker.spawn_blocking(move || {
+        let Ok(mut last) = replayer.accepted.lock() else { return };
+        let Some(dir) = data_dir else { return };
+        match replay(&dir, &replayer.name, *last, &replayer.tx) {
+            Ok(n) => {
+                if n > *last {
+                    tracing::info!(source = %replayer.name, logins = n - *last, "journaled logins replayed");
+                }
+                *last = n;
+            }
+            Err(e) => tracing::error!(source = %replayer.name, error = %format!("{e:#}"), "cannot replay the login journal"),
+        }
     });
     let app = Router::new()
         .route("/", post(login))
