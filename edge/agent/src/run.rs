@@ -87,6 +87,25 @@ impl RunReport {
                     .find(|(k, _)| k == key)
                     .map_or(0, |(_, v)| *v)
             };
+            let portal = counters.iter().any(|(k, _)| k == "records_read");
+            if portal {
+                let rejected: Vec<String> = counters
+                    .iter()
+                    .filter(|(k, v)| *v > 0 && k.starts_with("rejected_"))
+                    .map(|(k, v)| format!("{}={v}", k.trim_start_matches("rejected_")))
+                    .collect();
+                out.push_str(&format!(
+                    "  source {name}: {} records read, {} logins, rejected: {}\n",
+                    get("records_read"),
+                    get("logins"),
+                    if rejected.is_empty() {
+                        "none".to_string()
+                    } else {
+                        rejected.join(", ")
+                    }
+                ));
+                continue;
+            }
             out.push_str(&format!(
                 "  source {name}: {} records read, {} sightings, skipped: {}",
                 get("frames_read"),
