@@ -97,6 +97,20 @@ fn http(port: u16, token: Option<&str>, body: &str) -> u16 {
         .unwrap_or_else(|| panic!("no HTTP status in {resp:?}"))
 }
 
+/// The port the agent's portal webhook logged.
+fn webhook_port(agent: &Agent) -> u16 {
+    agent
+        .wait_for_log("portal webhook listening", Duration::from_secs(10))
+        .and_then(|l| {
+            l.split("addr=")
+                .nth(1)
+                .and_then(|a| a.split_whitespace().next())
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| p.parse().ok())
+        })
+        .expect("webhook port logged")
+}
+
 fn bindings(data: &Path) -> Vec<(String, String)> {
     let db = open_db(data);
     let mut st = db
@@ -186,16 +200,7 @@ fn portal_logins_bind_devices_and_bad_input_is_counted() {
     let data = d.join("data");
 
     let mut agent = Agent::start_live(&config);
-    let line = agent
-        .wait_for_log("portal webhook listening", Duration::from_secs(10))
-        .expect("webhook address logged");
-    let port: u16 = line
-        .split("addr=")
-        .nth(1)
-        .and_then(|a| a.split_whitespace().next())
-        .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap();
+    let port = webhook_port(&agent);
 
     // The webhook: one good login, then every kind of refusal.
     let c_time = chrono::Utc::now().timestamp();
@@ -355,23 +360,11 @@ fn portal_logins_bind_devices_and_bad_input_is_counted() {
 
     // A restart resumes from the committed offsets: nothing is read twice. And a webhook
     // login answered 202 survives a kill -9 right after the answer.
-    let port_of = |agent: &Agent| -> u16 {
-        agent
-            .wait_for_log("portal webhook listening", Duration::from_secs(10))
-            .and_then(|l| {
-                l.split("addr=")
-                    .nth(1)
-                    .and_then(|a| a.split_whitespace().next())
-                    .and_then(|a| a.rsplit(':').next())
-                    .and_then(|p| p.parse().ok())
-            })
-            .expect("webhook port")
-    };
     let agent = Agent::start_live(&config);
     let f_time = chrono::Utc::now().timestamp();
     let f =
         format!("{{\"mac\":\"00:1a:2b:00:00:1f\",\"phone\":\"13400004444\",\"time\":{f_time}}}");
-    assert_eq!(http(port_of(&agent), Some(HOOK_TOKEN), &f), 202);
+    assert_eq!(http(webhook_port(&agent), Some(HOOK_TOKEN), &f), 202);
     agent.kill9();
     let f_device = devices
         .key(mac_u64([0x00, 0x1a, 0x2b, 0x00, 0x00, 0x1f]), f_time * 1000)

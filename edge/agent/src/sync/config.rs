@@ -165,6 +165,18 @@ fn read(errs: &Errs<'_>, key: &str, base: &Path, p: &Path) -> Result<Vec<u8>, Co
     std::fs::read(&path).map_err(|e| errs.at(key, format!("cannot read {}: {e}", path.display())))
 }
 
+/// Compares without an early exit, so response time does not reveal a token's prefix.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The configured token equal to `given` (the text after `Bearer `), compared in constant time.
+pub fn find_token<'a>(tokens: &'a [Token], given: &str) -> Option<&'a Token> {
+    tokens
+        .iter()
+        .find(|t| ct_eq(t.secret.as_bytes(), given.as_bytes()))
+}
+
 /// Validates named bearer tokens given at `prefix` (e.g. `sync.tokens`); relative token files
 /// are read from `base`.
 pub fn validate_tokens(

@@ -28,14 +28,6 @@ pub const SERVICE_NAME: &str = "storeedge.v1.Sync";
 /// How often health re-checks that the store can be read.
 const HEALTH_PROBE: Duration = Duration::from_secs(1);
 
-/// Compares without an early exit, so response time does not reveal a token's prefix.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Checks `authorization: Bearer <token>` against the configured tokens (none configured:
 /// everyone is "anonymous") and records the client's name.
 fn authorize(tokens: &[Token], mut req: Request<()>) -> Result<Request<()>, Status> {
@@ -48,9 +40,7 @@ fn authorize(tokens: &[Token], mut req: Request<()>) -> Result<Request<()>, Stat
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| Status::unauthenticated("missing `authorization: Bearer <token>`"))?;
-    let name = tokens
-        .iter()
-        .find(|t| ct_eq(t.secret.as_bytes(), given.as_bytes()))
+    let name = config::find_token(tokens, given)
         .map(|t| t.name.clone())
         .ok_or_else(|| Status::unauthenticated("unknown token"))?;
     req.extensions_mut().insert(ClientName(name));

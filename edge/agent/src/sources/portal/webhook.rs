@@ -25,7 +25,7 @@ use super::source::{Keying, RawLogin};
 use crate::sources::{Frame, Login, LoginEvent, SourceMsg};
 use crate::stats::SourceStats;
 use crate::store::{JournalEntry, Store};
-use crate::sync::config::Token;
+use crate::sync::config::{find_token, Token};
 use edge_core::person::PersonKey;
 
 /// The request body.
@@ -53,10 +53,6 @@ struct Shared {
     /// Journal id of the latest login accepted (the source's position).
     accepted: Mutex<u64>,
     store: Arc<Store>,
-}
-
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn reject(
@@ -101,11 +97,7 @@ async fn login(
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        let ok = given.is_some_and(|g| {
-            s.tokens
-                .iter()
-                .any(|t| ct_eq(t.secret.as_bytes(), g.as_bytes()))
-        });
+        let ok = given.is_some_and(|g| find_token(&s.tokens, g).is_some());
         if !ok {
             return reject(
                 &s,
