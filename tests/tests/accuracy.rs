@@ -228,4 +228,45 @@ fn visitors_with_rotating_randomized_macs_count_once() {
         (share - true_share).abs() < 0.02,
         "randomized share {share} vs {true_share}"
     );
+
+    // The hourly aggregates served to the cloud count each rotating device once too: the
+    // newest revision of every hour says what the report's hours say.
+    let db = edge_e2e::open_db(&dir.path().join("data"));
+    let mut st = db
+        .prepare(
+            "SELECT local_hour, body FROM hourly_aggregates h WHERE local_date = '2026-11-20' \
+             AND revision = (SELECT MAX(revision) FROM hourly_aggregates \
+                             WHERE hour_start_ms = h.hour_start_ms) ORDER BY hour_start_ms",
+        )
+        .unwrap();
+    let from_aggregates: Vec<(u64, u64, u64)> = st
+        .query_map([], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+        .map(|r| {
+            let (hour, body) = r.unwrap();
+            let b: serde_json::Value = serde_json::from_str(&body).unwrap();
+            (
+                hour,
+                b["visitors"].as_u64().unwrap(),
+                b["passersby"].as_u64().unwrap(),
+            )
+        })
+        .filter(|&(_, v, p)| v + p > 0)
+        .collect();
+    let from_report: Vec<(u64, u64, u64)> = report["hourly"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["hour"].as_u64().unwrap(),
+                h["visitors"].as_u64().unwrap(),
+                h["passersby"].as_u64().unwrap(),
+            )
+        })
+        .filter(|&(_, v, p)| v + p > 0)
+        .collect();
+    let aggregate_visitors: u64 = from_aggregates.iter().map(|h| h.1).sum();
+    assert_eq!(aggregate_visitors, visitors as u64);
+    assert_eq!(from_aggregates, from_report);
 }

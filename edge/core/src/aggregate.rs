@@ -5,6 +5,10 @@
 //! closed. A longer visit that started in a sealed hour closes later and produces a new
 //! revision of that hour's record — the full totals again, never a silent edit — so the cloud
 //! can upsert by (hour, revision).
+//!
+//! The fragments of one counting group (a randomized MAC rotating during one visit) are merged
+//! into one visit in the hour the group started, exactly as the day report merges them, so the
+//! hourly records and the report count the same visitors.
 
 use std::collections::BTreeMap;
 
@@ -136,7 +140,10 @@ pub struct HourRecord {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct HourSlot {
+    /// Totals of the visits that belong to no counting group.
     stats: HourStats,
+    /// Counting groups that started in the hour, their fragments merged into one visit.
+    groups: BTreeMap<String, Visit>,
     revision: u32,
     dirty: bool,
     local_date: String,
@@ -147,34 +154,57 @@ struct HourSlot {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Aggregator {
     timeout_ms: i64,
+    min_dwell_ms: i64,
     hours: BTreeMap<i64, HourSlot>,
     #[serde(skip)]
     sealed: Vec<HourRecord>,
 }
 
 impl Aggregator {
-    /// An empty aggregator for the given visit timeout.
-    pub fn new(timeout_ms: i64) -> Self {
+    /// An empty aggregator for the given visit timeout and visitor dwell threshold (which
+    /// decides whether merged group fragments make a visitor).
+    pub fn new(timeout_ms: i64, min_dwell_ms: i64) -> Self {
         Aggregator {
             timeout_ms,
+            min_dwell_ms,
             hours: BTreeMap::new(),
             sealed: Vec::new(),
         }
     }
 
-    pub(crate) fn set_timeout(&mut self, timeout_ms: i64) {
+    pub(crate) fn set_params(&mut self, timeout_ms: i64, min_dwell_ms: i64) {
         self.timeout_ms = timeout_ms;
+        self.min_dwell_ms = min_dwell_ms;
     }
 
-    /// Adds a closed visit to the hour it started in.
+    /// Adds a closed visit to the hour it started in; a later fragment of a counting group
+    /// goes into the group's merged visit, in the hour the group started.
     pub fn add(&mut self, v: &Visit, clock: &LocalClock) {
+        if let Some(g) = &v.group {
+            // Groups live at most a few visit timeouts, so only the last few hours can hold it.
+            let held = self
+                .hours
+                .values_mut()
+                .rev()
+                .find_map(|slot| slot.groups.get_mut(g).map(|m| (m, &mut slot.dirty)));
+            if let Some((merged, dirty)) = held {
+                merge_fragment(merged, v, self.min_dwell_ms);
+                *dirty = true;
+                return;
+            }
+        }
         let start = clock.hour_start(v.start_ms);
         let slot = self.hours.entry(start).or_insert_with(|| HourSlot {
             local_date: clock.date(v.start_ms).to_string(),
             local_hour: clock.hour(v.start_ms),
             ..HourSlot::default()
         });
-        slot.stats.add(v);
+        match &v.group {
+            Some(g) => {
+                slot.groups.insert(g.clone(), v.clone());
+            }
+            None => slot.stats.add(v),
+        }
         slot.dirty = true;
     }
 
@@ -204,19 +234,47 @@ impl Aggregator {
     fn emit(out: &mut Vec<HourRecord>, start: i64, slot: &mut HourSlot) {
         slot.revision += 1;
         slot.dirty = false;
+        let mut stats = slot.stats.clone();
+        for merged in slot.groups.values() {
+            stats.add(merged);
+        }
         out.push(HourRecord {
             hour_start_ms: start,
             revision: slot.revision,
             local_date: slot.local_date.clone(),
             local_hour: slot.local_hour,
             definitions_version: DEFINITIONS_VERSION,
-            stats: slot.stats.clone(),
+            stats,
         });
     }
 
     /// Takes the records sealed since the last call.
     pub fn drain_sealed(&mut self) -> Vec<HourRecord> {
         std::mem::take(&mut self.sealed)
+    }
+}
+
+/// Folds a later fragment of a counting group into the group's merged visit: the span of
+/// both, inside time and sightings summed, paths joined, and a visitor once either fragment
+/// was one or the inside time together reaches the visitor threshold. The day report merges
+/// the same way (`report::merge_groups`).
+fn merge_fragment(m: &mut Visit, v: &Visit, min_dwell_ms: i64) {
+    let end = m.end_ms.max(v.end_ms);
+    m.start_ms = m.start_ms.min(v.start_ms);
+    m.end_ms = end;
+    m.inside_ms += v.inside_ms;
+    m.sightings = m.sightings.saturating_add(v.sightings);
+    for d in &v.path {
+        match m.path.last_mut() {
+            Some(last) if last.zone == d.zone => last.ms += d.ms,
+            _ => m.path.push(*d),
+        }
+    }
+    let visitor = m.class == VisitClass::Visitor
+        || v.class == VisitClass::Visitor
+        || m.inside_ms >= min_dwell_ms;
+    if m.class != VisitClass::Staff && visitor {
+        m.class = VisitClass::Visitor;
     }
 }
 
@@ -273,7 +331,7 @@ mod tests {
     #[test]
     fn seals_after_hour_end_plus_timeout_and_revises_on_late_visits() {
         let clock = LocalClock::new(chrono_tz::UTC);
-        let mut a = Aggregator::new(15 * MIN);
+        let mut a = Aggregator::new(15 * MIN, 5 * MIN);
         a.add(&visit(10, 20, VisitClass::Visitor), &clock);
         a.add(&visit(20, 2, VisitClass::Passerby), &clock);
         a.seal(74 * MIN);
@@ -302,7 +360,7 @@ mod tests {
     #[test]
     fn seal_all_flushes_open_hours() {
         let clock = LocalClock::new(chrono_tz::UTC);
-        let mut a = Aggregator::new(15 * MIN);
+        let mut a = Aggregator::new(15 * MIN, 5 * MIN);
         a.add(&visit(10, 20, VisitClass::Staff), &clock);
         a.add(&visit(70, 20, VisitClass::Visitor), &clock);
         a.seal_all();
@@ -310,5 +368,51 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].stats.staff, 1);
         assert_eq!(s[0].stats.visitors, 0);
+    }
+
+    #[test]
+    fn fragments_of_a_counting_group_count_once_in_the_hour_it_started() {
+        let clock = LocalClock::new(chrono_tz::UTC);
+        let mut a = Aggregator::new(15 * MIN, 5 * MIN);
+        // One rotating device: three 3-minute fragments (each too short for a visitor on its
+        // own), the last in the next hour; and a lone ungrouped passer-by.
+        let frag = |start: i64, group: &str| {
+            let mut v = visit(start, 3, VisitClass::Passerby);
+            v.inside_ms = 3 * MIN;
+            v.randomized = true;
+            v.group = Some(group.to_string());
+            v
+        };
+        a.add(&frag(50, "g1"), &clock);
+        a.add(&frag(54, "g1"), &clock);
+        a.add(&frag(61, "g1"), &clock);
+        a.add(&visit(20, 2, VisitClass::Passerby), &clock);
+        a.seal_all();
+        let s = a.drain_sealed();
+        assert_eq!(s.len(), 1, "the third fragment joins hour 0: {s:?}");
+        let st = &s[0].stats;
+        assert_eq!((st.visitors, st.passersby), (1, 1));
+        assert_eq!(st.randomized_visitors, 1);
+        assert_eq!(st.visitor_dwell_ms, 14 * MIN, "span 00:50 to 01:04");
+        assert_eq!(st.zone_visits, vec![1, 1]);
+        // Zone 1 → zone 0 → zone 1 → zone 0 → zone 1 once the paths are joined.
+        assert_eq!(st.transitions, vec![(0, 1, 3), (1, 0, 2)]);
+
+        // A group that stays short stays one passer-by; a later fragment re-seals the hour.
+        let mut a = Aggregator::new(15 * MIN, 5 * MIN);
+        a.add(&frag(10, "g2"), &clock);
+        a.seal(90 * MIN);
+        let first = a.drain_sealed();
+        assert_eq!((first[0].stats.visitors, first[0].stats.passersby), (0, 1));
+        a.add(&frag(14, "g2"), &clock);
+        a.seal(91 * MIN);
+        let second = a.drain_sealed();
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].revision, 2);
+        assert_eq!(
+            (second[0].stats.visitors, second[0].stats.passersby),
+            (1, 0),
+            "6 min inside together"
+        );
     }
 }

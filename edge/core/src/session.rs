@@ -297,7 +297,7 @@ impl Sessionizer {
     /// A sessionizer with nothing open. `params` must have been validated.
     pub fn new(params: MetricParams, clock: LocalClock) -> Self {
         Sessionizer {
-            agg: Aggregator::new(params.visit_timeout_ms),
+            agg: Aggregator::new(params.visit_timeout_ms, params.min_visit_dwell_ms),
             params,
             clock: Some(clock),
             open: HashMap::default(),
@@ -634,7 +634,8 @@ impl Sessionizer {
 
     /// Replaces the thresholds after a restore (they come from the current config).
     pub(crate) fn set_params(&mut self, params: MetricParams) {
-        self.agg.set_timeout(params.visit_timeout_ms);
+        self.agg
+            .set_params(params.visit_timeout_ms, params.min_visit_dwell_ms);
         self.params = params;
     }
 }

@@ -11,7 +11,8 @@ use crate::session::Sessionizer;
 use crate::time::LocalClock;
 
 // Version 2: open visits carry the person and connected flag of portal logins.
-const MAGIC: &[u8; 4] = b"SEc2";
+// Version 3: hourly slots hold the merged visits of counting groups.
+const MAGIC: &[u8; 4] = b"SEc3";
 
 /// A snapshot that cannot be read.
 #[derive(Debug, Clone, PartialEq)]
