@@ -39,6 +39,8 @@ fn demo_prints_a_day_report_and_exits_with_exit() {
         "Passers-by",
         "Top paths",
         "entrance",
+        "Transactions",
+        "Items per basket",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
@@ -67,11 +69,26 @@ fn report_json_has_every_field_and_nulls_for_missing_sources() {
     assert!(visitors > 40 && passersby > 40, "{r}");
     let capture = r["capture_rate"].as_f64().unwrap();
     assert!((capture - visitors as f64 / (visitors + passersby) as f64).abs() < 1e-9);
-    // No counter or POS source is configured: those metrics are unknown, not zero. The
-    // simulated portal log makes the portal metrics known.
-    for k in ["footfall", "transactions", "sales", "conversion"] {
+    // No counter source is configured: footfall and what divides by it are unknown, not
+    // zero. The simulated portal log and POS capture make their metrics known.
+    for k in ["footfall", "conversion", "wifi_detection_ratio"] {
         assert!(r[k].is_null(), "{k} should be null: {}", r[k]);
     }
+    let truth = edge_e2e::read_truth(&dir.path().join("truth.json"));
+    let day = truth
+        .pos
+        .days
+        .iter()
+        .find(|d| d.day == "2026-11-20")
+        .unwrap();
+    assert_eq!(r["transactions"], u64::from(day.receipts), "{r}");
+    assert_eq!(r["sales_minor"], day.sales_minor, "{r}");
+    let sales = r["sales"].as_f64().unwrap();
+    assert!((sales - day.sales_minor as f64 / 100.0).abs() < 1e-6, "{r}");
+    for k in ["atv", "items_per_basket"] {
+        assert!(r[k].as_f64().is_some_and(|v| v > 0.0), "{k}: {r}");
+    }
+    assert!(r["attributed_purchases"].as_u64().is_some(), "{r}");
     let connected = r["connected"].as_u64().unwrap();
     let identified = r["identified_visitors"].as_u64().unwrap();
     assert!(

@@ -160,6 +160,7 @@ fn pcapng_replays_like_pcap() {
     std::fs::write(ng.join("config.toml"), &config).unwrap();
     std::fs::copy(&w.secrets_path, ng.join("secrets.toml")).unwrap();
     std::fs::copy(&w.portal_detail_path, ng.join(edge_sim::DETAIL_FILE)).unwrap();
+    std::fs::copy(&w.pos_path, ng.join(edge_sim::POS_FILE)).unwrap();
     run_once(&ng.join("config.toml"));
     assert_eq!(visits(&ng.join("data")), from_pcap);
 }

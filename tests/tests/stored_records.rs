@@ -112,6 +112,7 @@ fn outbox_records_match_the_proto_and_no_raw_mac_reaches_disk() {
         let message = match kind.as_str() {
             "visit" => "Visit",
             "hourly" => "HourlyAggregate",
+            "purchase" => "Purchase",
             other => panic!("unknown outbox kind {other}"),
         };
         check(&schema, message, &v, &format!("{kind} {key}"));
@@ -120,6 +121,7 @@ fn outbox_records_match_the_proto_and_no_raw_mac_reaches_disk() {
     println!("outbox records checked against records.proto: {kinds:?}");
     assert!(kinds.get("visit").is_some_and(|&n| n > 100));
     assert!(kinds.get("hourly").is_some_and(|&n| n > 10));
+    assert!(kinds.get("purchase").is_some_and(|&n| n > 10));
     drop(st);
     drop(db);
 
@@ -151,13 +153,21 @@ fn outbox_records_match_the_proto_and_no_raw_mac_reaches_disk() {
         !bytes.windows(6).any(|win| binary.contains(win)),
         "a raw MAC is stored in binary"
     );
-    // No phone number of the portal logins, in any spelling.
+    // No phone number of the portal logins or of the members on receipts, in any spelling.
     let phones: Vec<&String> = truth
         .visits
         .iter()
         .filter_map(|v| v.phone.as_ref())
+        .chain(
+            truth
+                .pos
+                .purchases
+                .iter()
+                .filter_map(|p| p.member_phone.as_ref()),
+        )
         .collect();
     assert!(!phones.is_empty());
+    assert!(truth.pos.purchases.iter().any(|p| p.member_phone.is_some()));
     for p in phones {
         let national = p.trim_start_matches("+86");
         for text in [

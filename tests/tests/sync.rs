@@ -513,6 +513,33 @@ fn pull_client_gets_everything_once_even_when_killed() {
         })
         .collect();
     let zones: Vec<String> = params.zone_names().iter().map(|z| z.to_string()).collect();
+    // The day's purchases, newest revision of each (a later revision carries the attribution).
+    let mut newest: BTreeMap<String, (u32, pb::Purchase)> = BTreeMap::new();
+    for v in got.iter().filter(|v| v["kind"] == "purchase") {
+        let p: pb::Purchase = serde_json::from_value(v["body"].clone()).unwrap();
+        let rev = v["revision"].as_u64().unwrap() as u32;
+        if clock.date(p.time_ms) == date
+            && newest.get(&p.purchase_key).is_none_or(|(r, _)| *r < rev)
+        {
+            newest.insert(p.purchase_key.clone(), (rev, p));
+        }
+    }
+    assert!(!newest.is_empty(), "the simulated day has receipts");
+    let pos = edge_core::report::PosTotals {
+        transactions: newest.len() as u64,
+        sales_minor: newest.values().map(|(_, p)| p.total_minor).sum(),
+        minor_digits: 2,
+        currency: Some("CNY".into()),
+        items: newest
+            .values()
+            .flat_map(|(_, p)| p.items.iter())
+            .map(|i| i.quantity)
+            .sum(),
+        attributed: newest
+            .values()
+            .filter(|(_, p)| !p.attributed_visit_key.is_empty())
+            .count() as u64,
+    };
     let inputs = ReportInputs {
         date,
         clock,
@@ -520,11 +547,11 @@ fn pull_client_gets_everything_once_even_when_killed() {
         sources: ConfiguredSources {
             wifi: true,
             portal: true,
+            pos: true,
             ..ConfiguredSources::default()
         },
         footfall: None,
-        transactions: None,
-        sales: None,
+        pos: Some(pos),
         hours: None,
         min_visit_dwell_ms: edge_core::params::DEFAULT_MIN_VISIT_DWELL_MS,
     };

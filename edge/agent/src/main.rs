@@ -506,7 +506,7 @@ fn tempfile_dir() -> anyhow::Result<tempfile::TempDir> {
 fn profiles_check(paths: &[PathBuf]) -> anyhow::Result<()> {
     if paths.is_empty() {
         for (id, text) in config::profiles::EMBEDDED {
-            config::profiles::parse_wifi(id, text)?;
+            config::profiles::check_embedded(id, text)?;
             println!("ok  {id} (embedded)");
         }
         return Ok(());

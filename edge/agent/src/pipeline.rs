@@ -155,6 +155,8 @@ pub struct PipelineSettings {
     pub open_visits: Arc<AtomicU64>,
     /// Version of the tenant secret person keys are made with.
     pub person_key_version: u32,
+    /// Grace around a visit within which a member's receipt belongs to it, ms.
+    pub attribution_grace_ms: i64,
     /// Live events out (a service with the pull API); `None` for a replay.
     pub live: Option<LiveOut>,
 }
@@ -218,9 +220,11 @@ impl Committer<'_> {
         // Bodies travel back only for someone to tell.
         let want_bodies = self.live.is_some_and(|l| l.hub.subscribers() > 0);
         let person_key_version = self.settings.person_key_version;
+        let grace = self.settings.attribution_grace_ms;
         let empty = || Batch {
             want_bodies,
             person_key_version,
+            attribution_grace_ms: grace,
             ..Batch::new(zones.clone(), key_version, clock)
         };
         // Long lists (the flush at the end of a replay closes every open visit at once) go in

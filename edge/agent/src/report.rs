@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use edge_core::report::{ConfiguredSources, HourWindow, ReportVisit};
+use edge_core::report::{ConfiguredSources, HourWindow, PosTotals, ReportVisit};
 use edge_core::{DayReport, LocalClock, ReportInputs, VisitClass};
 
 use crate::store::Reader;
@@ -75,14 +75,32 @@ pub fn day_report(
             })
         })
         .collect();
+    let clock = LocalClock::new(tz);
+    // Receipts of the date (or window), when a POS source is configured or any were stored.
+    let pos = if sources.pos || reader.has_purchases()? {
+        let keep = |t: i64| hours.is_none_or(|w| w.contains(clock.hour(t)));
+        let d = reader.pos_day(&date.to_string(), &keep)?;
+        Some(PosTotals {
+            transactions: d.transactions,
+            sales_minor: d.sales_minor,
+            minor_digits: reader
+                .meta("pos_minor_digits")?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2),
+            currency: d.currency,
+            items: d.items,
+            attributed: d.attributed,
+        })
+    } else {
+        None
+    };
     let inputs = ReportInputs {
         date,
-        clock: LocalClock::new(tz),
+        clock,
         visits: &visits,
         sources,
         footfall: None,
-        transactions: None,
-        sales: None,
+        pos,
         hours,
         min_visit_dwell_ms: reader
             .meta("min_visit_dwell_ms")?

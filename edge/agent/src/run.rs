@@ -26,6 +26,9 @@ use crate::pipeline::{self, LiveOut, PipelineSettings, SourceInput, Summary};
 use crate::secrets::Secrets;
 use crate::sources::portal::config::PortalInput;
 use crate::sources::portal::{source as portal_source, webhook};
+use crate::sources::pos::config::PosInput;
+use crate::sources::pos::passthrough;
+use crate::sources::pos::source::{self as pos_source, PosContext};
 use crate::sources::wifi::config::WifiInput;
 use crate::sources::wifi::{hop, source};
 use crate::sources::CHANNEL_BATCHES;
@@ -183,7 +186,7 @@ pub async fn run(
     cancel: CancellationToken,
     tracker: &TaskTracker,
 ) -> anyhow::Result<RunReport> {
-    if cfg.wifi.is_empty() && cfg.portal.is_empty() {
+    if cfg.wifi.is_empty() && cfg.portal.is_empty() && cfg.pos.is_empty() {
         bail!(
             "{}: no sources configured (add a [[sources.wifi]] table)",
             cfg.file.display()
@@ -205,6 +208,18 @@ pub async fn run(
         {
             bail!(
                 "`--once` replays files, but portal source {:?} is a webhook; drop `--once` to run as a service",
+                p.name
+            );
+        }
+    }
+    if opts.once {
+        if let Some(p) = cfg
+            .pos
+            .iter()
+            .find(|p| !matches!(p.input, PosInput::File(_)))
+        {
+            bail!(
+                "`--once` replays files, but POS source {:?} reads a live line; drop `--once` to run as a service",
                 p.name
             );
         }
@@ -234,6 +249,7 @@ pub async fn run(
     let configured = ConfiguredSources {
         wifi: !cfg.wifi.is_empty(),
         portal: !cfg.portal.is_empty(),
+        pos: !cfg.pos.is_empty(),
         ..ConfiguredSources::default()
     };
     let kinds: BTreeMap<&str, &str> = cfg
@@ -241,6 +257,7 @@ pub async fn run(
         .iter()
         .map(|w| (w.name.as_str(), "wifi"))
         .chain(cfg.portal.iter().map(|p| (p.name.as_str(), "portal")))
+        .chain(cfg.pos.iter().map(|p| (p.name.as_str(), "pos")))
         .collect();
     store.set_meta(vec![
         ("store_id".into(), cfg.store_id.clone()),
@@ -259,6 +276,12 @@ pub async fn run(
             cfg.metrics.min_visit_dwell_ms.to_string(),
         ),
     ])?;
+    if let Some(p) = cfg.pos.first() {
+        store.set_meta(vec![(
+            "pos_minor_digits".into(),
+            p.profile.rules.minor_digits().to_string(),
+        )])?;
+    }
 
     let rotation_ms = i64::try_from(cfg.device_key_rotation.as_millis()).unwrap_or(i64::MAX);
     let keyer = DeviceKeyer::new(&secret, rotation_ms, KEY_CACHE);
@@ -405,11 +428,78 @@ pub async fn run(
         });
     }
 
+    let hub = LiveHub::new(LIVE_QUEUE);
+    // POS sources commit their receipts themselves (receipts are never dropped, and have no
+    // place in the time merge of radio frames); a visit closing later attributes them.
+    let mut pos_tasks = Vec::new();
+    for p in &cfg.pos {
+        let stats = SourceStats::of_kind(&p.name, "pos");
+        let stored: Vec<(String, u64)> = counters
+            .iter()
+            .filter(|(s, _, _)| *s == p.name)
+            .map(|(_, k, v)| (k.clone(), *v))
+            .collect();
+        stats.restore(&stored);
+        let Some(person_keyer) = persons.clone() else {
+            bail!("POS sources need a tenant secret"); // person_keyer() made sure of it
+        };
+        tracing::info!(
+            source = %p.name,
+            profile = %p.profile.id,
+            printer = %format!("{} {}", p.profile.vendor, p.profile.model),
+            "POS source"
+        );
+        let ctx = PosContext {
+            src: p.clone(),
+            persons: person_keyer,
+            region: cfg.default_region,
+            clock,
+            store: store.clone(),
+            stats: stats.clone(),
+            grace_ms: cfg.attribution_grace_ms,
+            hub: (!opts.once && cfg.sync.enabled).then(|| hub.clone()),
+        };
+        match &p.input {
+            PosInput::File(path) => {
+                let fp = pos_source::file_fingerprint(path)
+                    .with_context(|| format!("source {}: reading {}", p.name, path.display()))?;
+                let start = cursors
+                    .iter()
+                    .find(|c| c.source == p.name && c.fingerprint == fp)
+                    .map_or(0, |c| c.position);
+                let (path, cancel) = (path.clone(), cancel.clone());
+                let name = p.name.clone();
+                pos_tasks.push(tracker.spawn_blocking(move || {
+                    if let Err(e) = pos_source::replay_file(&ctx, &path, &fp, start, &cancel) {
+                        tracing::error!(source = %name, error = %format!("{e:#}"), "POS capture replay failed");
+                    }
+                }));
+            }
+            PosInput::Serial(port) => {
+                let (port, cancel) = (port.clone(), cancel.clone());
+                pos_tasks.push(
+                    tracker.spawn_blocking(move || pos_source::read_serial(&ctx, &port, &cancel)),
+                );
+            }
+            PosInput::Passthrough { listen, forward } => {
+                passthrough::spawn(
+                    ctx,
+                    *listen,
+                    forward.clone(),
+                    p.max_connections,
+                    cancel.clone(),
+                    tracker,
+                )
+                .await?;
+            }
+        }
+        stats_all.push(stats);
+    }
+
     let open_visits = Arc::new(AtomicU64::new(0));
     // As a service, the pull API runs beside the pipeline and acks through the same writer,
     // and the pipeline publishes live events for `Subscribe`.
     let service = !opts.once && cfg.sync.enabled;
-    let hub = LiveHub::new(LIVE_QUEUE);
     let settings = PipelineSettings {
         zones,
         clock,
@@ -419,6 +509,7 @@ pub async fn run(
         flush_at_end: all_files && (opts.once || cfg.portal.iter().all(|p| !p.follow)),
         staff_persons,
         open_visits: open_visits.clone(),
+        attribution_grace_ms: cfg.attribution_grace_ms,
         person_key_version: persons.as_ref().map_or(0, |p| p.version()),
         live: service.then(|| LiveOut {
             hub: hub.clone(),
@@ -478,6 +569,19 @@ pub async fn run(
         })
         .await
         .context("pipeline thread panicked")??;
+    // A replay waits for its POS captures; a service keeps its live POS lines until stopped
+    // (also when it has no radio sources at all).
+    if !opts.once
+        && cfg
+            .pos
+            .iter()
+            .any(|p| !matches!(p.input, PosInput::File(_)))
+    {
+        cancel.cancelled().await;
+    }
+    for t in pos_tasks {
+        t.await.context("POS source thread panicked")?;
+    }
     // The writer stops when the last handle (this one, or the pull API's) is dropped.
     drop(store);
     let stored_visits = Reader::open(&cfg.storage.data_dir)?.count("visits")?;
@@ -496,8 +600,8 @@ pub async fn run(
 fn person_keyer(cfg: &Config, secrets: &Secrets) -> anyhow::Result<Option<Arc<PersonKeyer>>> {
     match &secrets.tenant {
         Some(t) => Ok(Some(Arc::new(PersonKeyer::new(t)))),
-        None if !cfg.portal.is_empty() || cfg.staff_phones_file.is_some() => bail!(
-            "portal sources and privacy.staff_phones_file need a tenant secret: set `tenant_secret` in the secrets file or {}",
+        None if !cfg.portal.is_empty() || !cfg.pos.is_empty() || cfg.staff_phones_file.is_some() => bail!(
+            "portal and POS sources and privacy.staff_phones_file need a tenant secret: set `tenant_secret` in the secrets file or {}",
             crate::secrets::ENV_TENANT_SECRET
         ),
         None => Ok(None),

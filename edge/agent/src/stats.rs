@@ -87,6 +87,15 @@ impl SourceStats {
             .lock()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
             .unwrap_or_default();
+        if self.kind == "pos" {
+            let mut v = vec![
+                ("bytes_read".to_string(), get(&self.frames_read)),
+                ("receipts".to_string(), get(&self.sightings)),
+                ("read_errors".to_string(), get(&self.read_errors)),
+            ];
+            v.extend(extra);
+            return v;
+        }
         if self.kind == "portal" {
             let mut v = vec![
                 ("records_read".to_string(), get(&self.frames_read)),
@@ -124,8 +133,8 @@ impl SourceStats {
     pub fn restore(&self, values: &[(String, u64)]) {
         for (name, value) in values {
             let slot = match name.as_str() {
-                "frames_read" | "records_read" => Some(&self.frames_read),
-                "sightings" | "logins" => Some(&self.sightings),
+                "frames_read" | "records_read" | "bytes_read" => Some(&self.frames_read),
+                "sightings" | "logins" | "receipts" => Some(&self.sightings),
                 "backpressure_dropped" => Some(&self.backpressure_dropped),
                 "read_errors" => Some(&self.read_errors),
                 "hop_errors" => Some(&self.hop_errors),
@@ -138,7 +147,7 @@ impl SourceStats {
             };
             if let Some(slot) = slot {
                 slot.store(*value, Ordering::Relaxed);
-            } else if name.starts_with("rejected_") {
+            } else if name.starts_with("rejected_") || self.kind == "pos" {
                 if let Ok(mut m) = self.extra.lock() {
                     m.insert(name.clone(), *value);
                 }

@@ -10,6 +10,7 @@ pub mod key;
 pub mod params;
 pub mod person;
 pub mod phone;
+pub mod pos;
 pub mod report;
 pub mod session;
 pub mod snapshot;
@@ -22,6 +23,10 @@ pub use key::{DeviceKey, DeviceKeyer, Secret};
 pub use params::{MetricParams, ParamError, DEFINITIONS_VERSION};
 pub use person::{PersonKey, PersonKeyer};
 pub use phone::{PhoneError, Region, E164};
+pub use pos::{
+    attribute, ExtractContext, ExtractError, ExtractRules, ExtractRulesRaw, Item, RuleError,
+    Transaction, VisitSpan, DEFAULT_ATTRIBUTION_GRACE_MS,
+};
 pub use report::{DayReport, ReportInputs};
 pub use session::{Arrival, Sessionizer, Sighting, SightingKind, Visit, VisitClass, ZoneDwell};
 pub use time::LocalClock;

@@ -66,16 +66,31 @@ pub struct ReportInputs<'a> {
     pub sources: ConfiguredSources,
     /// Door entries, when counters are configured.
     pub footfall: Option<u64>,
-    /// Receipts, when POS is configured.
-    pub transactions: Option<u64>,
-    /// Sales total, when POS is configured.
-    pub sales: Option<f64>,
+    /// Receipt totals, when a POS source is configured.
+    pub pos: Option<PosTotals>,
     /// Only visits that started in these local hours of `date` (footfall and sales, when
     /// given, must cover the same window).
     pub hours: Option<HourWindow>,
     /// Inside time from which a visit is a visitor's (`metrics.min_visit_dwell`), for visits
     /// merged from a rotating MAC's pieces.
     pub min_visit_dwell_ms: i64,
+}
+
+/// The receipts of the reported date (or window).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PosTotals {
+    /// Receipts.
+    pub transactions: u64,
+    /// Sum of their totals, minor currency units.
+    pub sales_minor: i64,
+    /// Digits of the minor unit (2 for cents; 0 for currencies without one).
+    pub minor_digits: u8,
+    /// ISO 4217 code, when known.
+    pub currency: Option<String>,
+    /// Units sold.
+    pub items: f64,
+    /// Receipts attributed to a visit.
+    pub attributed: u64,
 }
 
 /// Local hours `from` to `to`, both included (0–23).
@@ -210,12 +225,20 @@ pub struct DayReport {
     pub wifi_detection_ratio: Option<f64>,
     /// Receipts.
     pub transactions: Option<u64>,
-    /// Sales total.
+    /// Sales total, in currency units (minor units ÷ 10^digits).
     pub sales: Option<f64>,
+    /// Sales total, minor units (exact).
+    pub sales_minor: Option<i64>,
+    /// Currency of the sales (ISO 4217).
+    pub currency: Option<String>,
     /// Transactions ÷ footfall.
     pub conversion: Option<f64>,
     /// Sales ÷ transactions.
     pub atv: Option<f64>,
+    /// Units sold ÷ transactions.
+    pub items_per_basket: Option<f64>,
+    /// Receipts attributed to a visit (a member's receipt joined to their visit).
+    pub attributed_purchases: Option<u64>,
     /// Visitors carrying a person key.
     pub identified_visitors: Option<u64>,
     /// Identified visitors ÷ visitors.
@@ -385,6 +408,8 @@ impl DayReport {
         top.truncate(10);
 
         let visitors_opt = wifi.then_some(n_visitors);
+        let pos = inp.pos.as_ref();
+        let sales_units = pos.map(|p| p.sales_minor as f64 / 10f64.powi(i32::from(p.minor_digits)));
         let connected = (wifi && inp.sources.portal)
             .then(|| visitors.iter().filter(|v| v.connected).count() as u64);
         let identified = (wifi && inp.sources.portal)
@@ -405,13 +430,19 @@ impl DayReport {
                 .flatten(),
             footfall: inp.footfall,
             wifi_detection_ratio: ratio(visitors_opt, inp.footfall),
-            transactions: inp.transactions,
-            sales: inp.sales,
-            conversion: ratio(inp.transactions, inp.footfall),
-            atv: match (inp.sales, inp.transactions) {
+            transactions: pos.map(|p| p.transactions),
+            sales: sales_units,
+            sales_minor: pos.map(|p| p.sales_minor),
+            currency: pos.and_then(|p| p.currency.clone()),
+            conversion: ratio(pos.map(|p| p.transactions), inp.footfall),
+            atv: match (sales_units, pos.map(|p| p.transactions)) {
                 (Some(s), Some(t)) if t > 0 => Some(s / t as f64),
                 _ => None,
             },
+            items_per_basket: pos
+                .filter(|p| p.transactions > 0)
+                .map(|p| p.items / p.transactions as f64),
+            attributed_purchases: pos.map(|p| p.attributed),
             identified_visitors: identified,
             identified_share: ratio(identified, visitors_opt),
             median_dwell_secs: wifi.then_some(median).flatten(),
@@ -468,9 +499,22 @@ impl DayReport {
             ("Transactions", num(self.transactions)),
             (
                 "Sales",
-                self.sales
-                    .map_or("n/a (no source)".to_string(), |v| format!("{v:.2}")),
+                self.sales.map_or("n/a (no source)".to_string(), |v| {
+                    format!("{v:.2} {}", self.currency.as_deref().unwrap_or(""))
+                        .trim_end()
+                        .to_string()
+                }),
             ),
+            (
+                "Average ticket",
+                self.atv.map_or("n/a".to_string(), |v| format!("{v:.2}")),
+            ),
+            (
+                "Items per basket",
+                self.items_per_basket
+                    .map_or("n/a".to_string(), |v| format!("{v:.2}")),
+            ),
+            ("Attributed to a visit", num(self.attributed_purchases)),
             ("Conversion", pct(self.conversion)),
         ];
         for (k, v) in rows {
@@ -549,8 +593,7 @@ mod tests {
             visits,
             sources,
             footfall: None,
-            transactions: None,
-            sales: None,
+            pos: None,
             hours: None,
             min_visit_dwell_ms: 5 * 60_000,
         }

@@ -1,6 +1,7 @@
 //! Synthetic store days with ground truth: per-sniffer radiotap pcaps, the captive portal's
-//! login logs (`portal-detail`, `portal-binauth.log`), `truth.json`, `config.toml` and
-//! `secrets.toml`, all derived deterministically from [`SimParams`].
+//! login logs (`portal-detail`, `portal-binauth.log`), the receipt printer's ESC/POS capture
+//! (`pos-capture.bin`), `truth.json`, `config.toml` and `secrets.toml`, all derived
+//! deterministically from [`SimParams`].
 //!
 //! [`generate`] plans who is in the store when and where (cheap, O(devices)); [`Day::write`]
 //! streams the frames of every sniffer to disk in time order and records what was actually
@@ -19,6 +20,7 @@ mod models;
 mod params;
 mod plan;
 mod portal;
+mod pos;
 pub mod radio;
 mod run;
 pub mod truth;
@@ -32,11 +34,18 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use models::{AP_BSSID, AP_SSID};
-pub use params::{SimParams, MAX_DAYS, MIN_MAC_ROTATION_SECS, ZONE_NAMES};
+pub use params::{
+    SimParams, DEFAULT_MEMBER_PHONE_SHARE, DEFAULT_PURCHASE_SHARE,
+    DEFAULT_WALKIN_PURCHASES_PER_HOUR, MAX_DAYS, MAX_WALKIN_PURCHASES_PER_HOUR,
+    MIN_MAC_ROTATION_SECS, ZONE_NAMES,
+};
 pub use portal::{BINAUTH_FILE, DETAIL_FILE};
+pub use pos::{POS_CURRENCY, POS_FILE, POS_PROFILE};
 
 use plan::{Plan, Role, SEC};
-use truth::{FileTruth, PathStep, PortalTruth, RepeatClass, Totals, Truth, Visit, VisitKind};
+use truth::{
+    FileTruth, PathStep, PortalTruth, PosTruth, RepeatClass, Totals, Truth, Visit, VisitKind,
+};
 
 /// ChaCha stream numbers: each use of the seed gets its own stream so they never interfere.
 const STREAM_PLAN: u64 = 0;
@@ -45,6 +54,7 @@ const STREAM_SECRET: u64 = 2;
 const STREAM_PORTAL: u64 = 3;
 const STREAM_TENANT_SECRET: u64 = 4;
 const STREAM_ROTATION: u64 = 5;
+const STREAM_POS: u64 = 6;
 
 /// Buffer per pcap writer; large enough that the disk sees big sequential writes.
 const WRITE_BUFFER: usize = 1 << 20;
@@ -88,19 +98,31 @@ pub struct Written {
     pub portal_detail_path: PathBuf,
     /// `portal-binauth.log`: the same logins as an openNDS BinAuth log.
     pub portal_binauth_path: PathBuf,
+    /// `pos-capture.bin`: the ESC/POS byte stream of the period's receipts.
+    pub pos_path: PathBuf,
     /// The truth as written to `truth.json`.
     pub truth: Truth,
 }
 
 /// Plans a period. Out-of-range parameters are clamped (zones to 1..=8, shares to 0..=1,
 /// open_hour to 0..=23, open_hours to 1..=24, days to 1..=[`MAX_DAYS`], mac_rotation_secs to
-/// at least [`MIN_MAC_ROTATION_SECS`]); use [`SimParams::validate`] to reject instead.
+/// at least [`MIN_MAC_ROTATION_SECS`], walkin_purchases_per_hour to
+/// 0..=[`MAX_WALKIN_PURCHASES_PER_HOUR`]); use [`SimParams::validate`] to reject instead.
 pub fn generate(params: &SimParams) -> Day {
     let mut params = params.clone();
     params.zones = params.zones.clamp(1, 8);
     params.randomized_share = clamp_share(params.randomized_share);
     params.connected_share = clamp_share(params.connected_share);
     params.return_share = clamp_share(params.return_share);
+    params.purchase_share = clamp_share(params.purchase_share);
+    params.member_phone_share = clamp_share(params.member_phone_share);
+    params.walkin_purchases_per_hour = if params.walkin_purchases_per_hour.is_nan() {
+        0.0
+    } else {
+        params
+            .walkin_purchases_per_hour
+            .clamp(0.0, MAX_WALKIN_PURCHASES_PER_HOUR)
+    };
     params.open_hour = params.open_hour.min(23);
     params.open_hours = params.open_hours.clamp(1, 24);
     params.days = params.period_days();
@@ -161,6 +183,9 @@ impl Day {
             ));
         }
         s.push_str(&format!(
+            "\n[[sources.pos]]\nname = \"pos\"\nprofile = \"{POS_PROFILE}\"\nfile = \"{POS_FILE}\"\n"
+        ));
+        s.push_str(&format!(
             "\n[[sources.portal]]\nformat = \"freeradius-detail\"\npath = \"{DETAIL_FILE}\"\n# a saved log: read it to its end\nfollow = false\n"
         ));
         s
@@ -179,8 +204,8 @@ impl Day {
         )
     }
 
-    /// Writes the pcaps, the portal login files, `truth.json`, `config.toml` and
-    /// `secrets.toml` into `dir` (created if missing; existing files are replaced).
+    /// Writes the pcaps, the portal login files, the POS capture, `truth.json`, `config.toml`
+    /// and `secrets.toml` into `dir` (created if missing; existing files are replaced).
     pub fn write(&self, dir: &Path) -> io::Result<Written> {
         fs::create_dir_all(dir)?;
         let zones = self.zone_names();
@@ -218,7 +243,18 @@ impl Day {
         );
         let portal_truth = portal::write(dir, &portal, self.params.timezone)?;
 
-        let truth = self.truth(&stats, &seen, &portal, portal_truth);
+        // Last, from its own stream: receipts print portal phones, and adding them changes no
+        // other output.
+        let pos = pos::plan(
+            &self.plan,
+            &seen,
+            &portal,
+            &self.params,
+            &mut rng_for(self.params.seed, STREAM_POS),
+        );
+        let pos_truth = pos::write(dir, &pos, self.params.timezone)?;
+
+        let truth = self.truth(&stats, &seen, &portal, portal_truth, pos_truth);
         let truth_path = dir.join("truth.json");
         let mut w = BufWriter::new(File::create(&truth_path)?);
         serde_json::to_writer_pretty(&mut w, &truth)?;
@@ -247,6 +283,7 @@ impl Day {
             secrets_path,
             portal_detail_path: dir.join(DETAIL_FILE),
             portal_binauth_path: dir.join(BINAUTH_FILE),
+            pos_path: dir.join(POS_FILE),
             truth,
         })
     }
@@ -257,6 +294,7 @@ impl Day {
         seen: &run::Seen,
         portal: &portal::Portal,
         portal_truth: PortalTruth,
+        pos_truth: PosTruth,
     ) -> Truth {
         let zones = self.zone_names();
         let files = zones
@@ -367,6 +405,7 @@ impl Day {
             period_days,
             period_visits,
             portal: portal_truth,
+            pos: pos_truth,
         }
     }
 }
@@ -397,5 +436,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
 mod period_tests;
 #[cfg(test)]
 mod portal_tests;
+#[cfg(test)]
+mod pos_tests;
 #[cfg(test)]
 mod tests;

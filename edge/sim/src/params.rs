@@ -54,17 +54,37 @@ pub struct SimParams {
     /// MAC every `mac_rotation_secs` ± 20 % during a visit (clamped to at least
     /// [`MIN_MAC_ROTATION_SECS`]); `None` keeps one MAC per visit.
     pub mac_rotation_secs: Option<u32>,
+    /// Share (0..=1) of visitor visits (truth kind visitor) that buy: one receipt each, in the
+    /// second half of the visit (default [`DEFAULT_PURCHASE_SHARE`]).
+    pub purchase_share: f64,
+    /// Share (0..=1) of purchases by a logged-in visitor (one with a portal phone) that print
+    /// that phone on the receipt's member line (default [`DEFAULT_MEMBER_PHONE_SHARE`]).
+    pub member_phone_share: f64,
+    /// Purchases per opening hour by shoppers the Wi-Fi never saw, a Poisson process over each
+    /// day's opening hours (0..=[`MAX_WALKIN_PURCHASES_PER_HOUR`]; default
+    /// [`DEFAULT_WALKIN_PURCHASES_PER_HOUR`]).
+    pub walkin_purchases_per_hour: f64,
 }
 
 /// Longest period [`SimParams::days`] accepts.
 pub const MAX_DAYS: u32 = 400;
 /// Shortest MAC rotation interval [`SimParams::mac_rotation_secs`] accepts, seconds.
 pub const MIN_MAC_ROTATION_SECS: u32 = 30;
+/// Default [`SimParams::purchase_share`].
+pub const DEFAULT_PURCHASE_SHARE: f64 = 0.35;
+/// Default [`SimParams::member_phone_share`].
+pub const DEFAULT_MEMBER_PHONE_SHARE: f64 = 0.6;
+/// Default [`SimParams::walkin_purchases_per_hour`].
+pub const DEFAULT_WALKIN_PURCHASES_PER_HOUR: f64 = 2.0;
+/// Largest [`SimParams::walkin_purchases_per_hour`] accepted: one till, one sale every 30 s.
+pub const MAX_WALKIN_PURCHASES_PER_HOUR: f64 = 120.0;
 
 impl SimParams {
     /// Parameters with the defaults: Asia/Shanghai, passers-by = 2 × visitors, 6 staff,
     /// 35 % randomized MACs, 20 % connected, open 10:00 for 12 hours, 3 history days, a
-    /// one-day period (30 % returning shoppers if more days are asked for), no MAC rotation.
+    /// one-day period (30 % returning shoppers if more days are asked for), no MAC rotation,
+    /// 35 % of visitors buying, 60 % of logged-in buyers printing their member phone, 2 walk-in
+    /// purchases per opening hour.
     pub fn new(seed: u64, date: NaiveDate, visitors: u32, zones: u8) -> Self {
         SimParams {
             seed,
@@ -82,6 +102,9 @@ impl SimParams {
             days: 1,
             return_share: 0.3,
             mac_rotation_secs: None,
+            purchase_share: DEFAULT_PURCHASE_SHARE,
+            member_phone_share: DEFAULT_MEMBER_PHONE_SHARE,
+            walkin_purchases_per_hour: DEFAULT_WALKIN_PURCHASES_PER_HOUR,
         }
     }
 
@@ -114,10 +137,18 @@ impl SimParams {
             ("randomized_share", self.randomized_share),
             ("connected_share", self.connected_share),
             ("return_share", self.return_share),
+            ("purchase_share", self.purchase_share),
+            ("member_phone_share", self.member_phone_share),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(format!("{name} must be within 0..=1, got {v}"));
             }
+        }
+        let rate = self.walkin_purchases_per_hour;
+        if !(0.0..=MAX_WALKIN_PURCHASES_PER_HOUR).contains(&rate) {
+            return Err(format!(
+                "walkin_purchases_per_hour must be within 0..={MAX_WALKIN_PURCHASES_PER_HOUR}, got {rate}"
+            ));
         }
         Ok(())
     }

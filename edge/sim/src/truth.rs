@@ -38,6 +38,95 @@ pub struct Truth {
     /// simulator wrote logins.
     #[serde(default)]
     pub portal: PortalTruth,
+    /// The POS receipt printer capture; empty/zero in truth files written before the simulator
+    /// wrote receipts.
+    #[serde(default)]
+    pub pos: PosTruth,
+}
+
+/// What the POS receipt capture contains: the ESC/POS byte stream the till sent to its receipt
+/// printer (an Xprinter XP-58IIH, profile `pos/xprinter-xp-58iih-gb18030`) over the period.
+///
+/// Every purchase printed exactly one receipt; the file holds them in time order, each starting
+/// with `ESC @` and ending with a cut (cash sales kick the drawer before it). A purchase belongs
+/// either to a visitor visit of [`Truth::period_visits`] (`visit` set; its time lies in the
+/// second half of the visit, at least 1 minute before its `end`) or to a walk-in shopper the
+/// Wi-Fi never saw (`visit` is `None`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PosTruth {
+    /// The capture, relative to the output directory (`pos-capture.bin`); the agent's
+    /// `config.toml` reads it as a `[[sources.pos]]` file.
+    pub path: String,
+    /// ISO 4217 code of every amount (`"CNY"`); amounts are in its minor unit (fen).
+    pub currency: String,
+    /// Receipts in the capture: purchases of the whole period.
+    pub receipts: u32,
+    /// Sum of the receipts' `total_minor` over the period.
+    pub sales_minor: i64,
+    /// Per day of the period (every day, oldest first, also days without sales).
+    pub days: Vec<PosDayTruth>,
+    /// Every purchase, in the order of the capture (by `time`).
+    pub purchases: Vec<Purchase>,
+}
+
+/// One day's sales.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PosDayTruth {
+    /// Business day, `YYYY-MM-DD` (local), as in [`Visit::day`].
+    pub day: String,
+    /// Receipts of the day.
+    pub receipts: u32,
+    /// Sum of their `total_minor`.
+    pub sales_minor: i64,
+}
+
+/// One purchase: one printed receipt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Purchase {
+    /// Transaction id as printed after `流水号：`: `1` (the till), the business day `YYYYMMDD`
+    /// and a serial of at least 4 digits that restarts at `0001` every day, in time order.
+    /// Unique over the period.
+    pub txn_id: String,
+    /// Business day, `YYYY-MM-DD` (local), as in [`Visit::day`].
+    pub day: String,
+    /// Unix seconds (whole) of the sale, printed after `交易时间：` as local
+    /// `YYYY-MM-DD HH:MM:SS` in the store's timezone.
+    pub time: f64,
+    /// Amount due (`应付金额`) in minor units: the sum of the items' `amount_minor` minus a
+    /// member discount, if the receipt prints one (`会员优惠`).
+    pub total_minor: i64,
+    /// The item lines, in receipt order.
+    pub items: Vec<PurchaseItem>,
+    /// Payment method as printed: `微信支付`, `支付宝`, `现金` (kicks the drawer) or `银联卡`.
+    pub payment: String,
+    /// E.164 member phone (`+8613812345678`) whose 11 national digits the receipt prints after
+    /// `会员手机：`; `None` when no member line is printed. For a visit's purchase it is the
+    /// visit's [`Visit::phone`]; for a walk-in's it is nobody's number (no visit has it).
+    pub member_phone: Option<String>,
+    /// The visit the purchase belongs to; `None` for a walk-in.
+    pub visit: Option<VisitRef>,
+}
+
+/// One item line of a receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseItem {
+    /// Product name as printed.
+    pub name: String,
+    /// Units sold.
+    pub qty: u32,
+    /// Unit price in minor units, as printed.
+    pub unit_minor: i64,
+    /// Line amount in minor units: `qty × unit_minor`.
+    pub amount_minor: i64,
+}
+
+/// A visit of [`Truth::period_visits`], by its key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisitRef {
+    /// The visit's [`Visit::mac`].
+    pub mac: String,
+    /// The visit's [`Visit::start`].
+    pub start: f64,
 }
 
 /// What the two captive-portal login files contain.
@@ -267,6 +356,11 @@ impl Truth {
     /// Visits of one kind (main day).
     pub fn visits_of(&self, kind: VisitKind) -> impl Iterator<Item = &Visit> + '_ {
         self.visits.iter().filter(move |v| v.kind == kind)
+    }
+
+    /// Purchases of the period on day `day` (`YYYY-MM-DD`).
+    pub fn purchases_on<'a>(&'a self, day: &'a str) -> impl Iterator<Item = &'a Purchase> + 'a {
+        self.pos.purchases.iter().filter(move |p| p.day == day)
     }
 
     /// Visits of the period on day `day` (`YYYY-MM-DD`).

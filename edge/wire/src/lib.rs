@@ -1,5 +1,5 @@
-//! Byte formats that store-edge reads from hardware: radiotap, IEEE 802.11, pcap files and
-//! captive-portal login records.
+//! Byte formats that store-edge reads from hardware: radiotap, IEEE 802.11, pcap files,
+//! captive-portal login records and ESC/POS receipt-printer streams ([`escpos`]).
 //!
 //! The crate follows the layout of smoltcp's `wire` module: every binary format has a zero-copy
 //! view (`Header<T>` / `Frame<T>`) whose getters never panic once `check_len` succeeded, and a
@@ -14,6 +14,7 @@ mod error;
 mod mac;
 
 pub mod capture;
+pub mod escpos;
 pub mod fcs;
 pub mod ieee80211;
 pub mod pcap;

@@ -271,6 +271,10 @@ pub struct RawMetrics {
     /// Zone stays shorter than this fold into their neighbours.
     #[serde(default = "d_min_zone_dwell", with = "humantime_serde")]
     pub min_zone_dwell: Duration,
+    /// A receipt with a member phone joins that person's visit covering the receipt time
+    /// widened by this much at both ends.
+    #[serde(default = "d_attribution_grace", with = "humantime_serde")]
+    pub attribution_grace: Duration,
 }
 
 fn ms(ms: i64) -> Duration {
@@ -309,6 +313,9 @@ fn d_zone_stale() -> Duration {
 fn d_min_zone_dwell() -> Duration {
     ms(core_params::DEFAULT_MIN_ZONE_DWELL_MS)
 }
+fn d_attribution_grace() -> Duration {
+    ms(edge_core::pos::DEFAULT_ATTRIBUTION_GRACE_MS)
+}
 
 impl Default for RawMetrics {
     fn default() -> Self {
@@ -324,6 +331,7 @@ impl Default for RawMetrics {
             zone_hysteresis_db: d_hysteresis(),
             zone_stale: d_zone_stale(),
             min_zone_dwell: d_min_zone_dwell(),
+            attribution_grace: d_attribution_grace(),
         }
     }
 }
@@ -338,6 +346,9 @@ pub struct RawSources {
     /// Captive-portal login sources (`[[sources.portal]]`).
     #[serde(default)]
     pub portal: Vec<crate::sources::portal::config::RawPortal>,
+    /// POS receipt printer lines (`[[sources.pos]]`).
+    #[serde(default)]
+    pub pos: Vec<crate::sources::pos::config::RawPos>,
 }
 
 /// The whole file as written.
@@ -405,6 +416,10 @@ pub struct Config {
     pub staff_phones_file: Option<PathBuf>,
     /// Portal sources, validated.
     pub portal: Vec<crate::sources::portal::config::PortalSource>,
+    /// POS sources, validated.
+    pub pos: Vec<crate::sources::pos::config::PosSource>,
+    /// Grace around a visit within which a member's receipt belongs to it, ms.
+    pub attribution_grace_ms: i64,
     /// Storage settings.
     pub storage: Storage,
     /// Metric thresholds.
@@ -511,6 +526,9 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
     metrics
         .validate()
         .map_err(|e| errs.at(format!("metrics.{}", e.field), e.reason))?;
+    if m.attribution_grace > Duration::from_secs(2 * 3600) {
+        return Err(errs.at("metrics.attribution_grace", "must be at most 2h"));
+    }
     let s = &raw.storage;
     if s.commit_interval < Duration::from_millis(50) || s.commit_interval > Duration::from_secs(60)
     {
@@ -556,6 +574,10 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
     for (i, p) in raw.sources.portal.iter().enumerate() {
         portal.push(p.validate(&errs, &format!("sources.portal[{i}]"), &base)?);
     }
+    let mut pos = Vec::new();
+    for (i, p) in raw.sources.pos.iter().enumerate() {
+        pos.push(p.validate(&errs, &format!("sources.pos[{i}]"), &base)?);
+    }
     let mut names: Vec<&str> = Vec::new();
     let all = wifi
         .iter()
@@ -566,6 +588,11 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
                 .iter()
                 .enumerate()
                 .map(|(i, p)| (format!("sources.portal[{i}].name"), p.name.as_str())),
+        )
+        .chain(
+            pos.iter()
+                .enumerate()
+                .map(|(i, p)| (format!("sources.pos[{i}].name"), p.name.as_str())),
         );
     for (key, name) in all {
         if names.contains(&name) {
@@ -624,6 +651,8 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         default_region,
         staff_phones_file,
         portal,
+        pos,
+        attribution_grace_ms: dur_ms(m.attribution_grace),
         storage: Storage {
             data_dir,
             commit_interval: s.commit_interval,
@@ -689,6 +718,55 @@ pcap = "a.pcap"
         assert!(hop.channels.len() > 2);
         assert_eq!(c.wifi[1].channel, Some(6));
         assert_eq!(c.wifi[1].input, WifiInput::Interface("mon1".into()));
+        let till = &c.pos[0];
+        assert_eq!(till.name, "till-1");
+        assert_eq!(till.serial.baud, 38400);
+        assert!(matches!(
+            &till.input,
+            crate::sources::pos::config::PosInput::Serial(p) if p.starts_with("/dev/serial/by-path")
+        ));
+    }
+
+    #[test]
+    fn pos_tables_are_validated_with_their_keys() {
+        let ok = format!(
+            "{MINIMAL}\n[privacy]\n[[sources.pos]]\nprofile = \"pos/xprinter-xp-58iih-gb18030\"\nfile = \"till.bin\"\n"
+        );
+        let c = p(&ok).unwrap();
+        assert_eq!(c.pos[0].name, "pos");
+        assert_eq!(c.pos[0].serial.baud, 9600);
+        assert_eq!(c.attribution_grace_ms, 600_000);
+        assert_eq!(
+            c.pos[0].input,
+            crate::sources::pos::config::PosInput::File("/etc/store-edge/till.bin".into())
+        );
+        let base = "[[sources.pos]]\nprofile = \"pos/xprinter-xp-58iih-gb18030\"\n";
+        let table = [
+            (base.to_string(), "sources.pos[0]"),
+            (format!("{base}file = \"a\"\nport = \"/dev/ttyUSB0\"\n"), "sources.pos[0]"),
+            (format!("{base}listen = \"0.0.0.0:9100\"\n"), "sources.pos[0].forward"),
+            (
+                format!("{base}listen = \"0.0.0.0:9100\"\nforward = \"printer\"\n"),
+                "sources.pos[0].forward",
+            ),
+            (format!("{base}port = \"/dev/ttyUSB0\"\nforward = \"p:9100\"\n"), "sources.pos[0].forward"),
+            (format!("{base}port = \"/dev/ttyUSB0\"\nbaud = 12345\n"), "sources.pos[0].baud"),
+            (format!("{base}port = \"/dev/ttyUSB0\"\nidle_gap = \"1ms\"\n"), "sources.pos[0].idle_gap"),
+            (format!("{base}port = \"/dev/ttyUSB0\"\nspeed = 1\n"), "sources.pos[0].speed"),
+            (
+                "[[sources.pos]]\nprofile = \"pos/no-such-printer\"\nfile = \"a\"\n".to_string(),
+                "sources.pos[0].profile",
+            ),
+            (
+                "[[sources.pos]]\nname = \"entrance\"\nprofile = \"pos/xprinter-xp-58iih-gb18030\"\nfile = \"a\"\n".to_string(),
+                "sources.pos[0].name",
+            ),
+            (format!("[metrics]\nattribution_grace = \"3h\"\n{base}file = \"a\"\n"), "metrics.attribution_grace"),
+        ];
+        for (extra, key) in table {
+            let e = p(&format!("{MINIMAL}\n{extra}")).unwrap_err();
+            assert_eq!(e.key, key, "{extra}: {e}");
+        }
     }
 
     #[test]

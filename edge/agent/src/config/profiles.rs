@@ -40,6 +40,18 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "wifi/comfast-cf-812ac",
         include_str!("../../../../hardware-profiles/wifi/comfast-cf-812ac.toml"),
     ),
+    (
+        "pos/epson-tm-t88v-cp858",
+        include_str!("../../../../hardware-profiles/pos/epson-tm-t88v-cp858.toml"),
+    ),
+    (
+        "pos/xprinter-xp-58iih-gb18030",
+        include_str!("../../../../hardware-profiles/pos/xprinter-xp-58iih-gb18030.toml"),
+    ),
+    (
+        "pos/epson-tm-t82iii-big5",
+        include_str!("../../../../hardware-profiles/pos/epson-tm-t82iii-big5.toml"),
+    ),
 ];
 
 /// A monitor-mode Wi-Fi adapter model.
@@ -70,6 +82,270 @@ pub struct WifiProfile {
     /// Installer notes (antenna, power, quirks).
     #[serde(default)]
     pub notes: String,
+}
+
+/// Serial line settings of a device (what its port is set to; a tap must match them).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SerialSettings {
+    /// Bits per second.
+    pub baud: u32,
+    /// Data bits: 7 or 8.
+    #[serde(default = "default_data_bits")]
+    pub data_bits: u8,
+    /// `"none"`, `"even"` or `"odd"`.
+    #[serde(default = "default_parity")]
+    pub parity: String,
+    /// Stop bits: 1 or 2.
+    #[serde(default = "default_stop_bits")]
+    pub stop_bits: u8,
+    /// `"none"`, `"software"` (XON/XOFF) or `"hardware"` (RTS/CTS, DTR/DSR).
+    #[serde(default = "default_flow")]
+    pub flow_control: String,
+}
+
+fn default_data_bits() -> u8 {
+    8
+}
+fn default_parity() -> String {
+    "none".into()
+}
+fn default_stop_bits() -> u8 {
+    1
+}
+fn default_flow() -> String {
+    "none".into()
+}
+
+/// Baud rates a serial tap may be set to.
+pub const BAUD_RATES: [u32; 9] = [
+    1200, 2400, 4800, 9600, 19200, 38400, 57600, 115_200, 230_400,
+];
+
+impl SerialSettings {
+    /// Checks every field; errors name the key under `prefix`.
+    pub fn check(&self, prefix: &str) -> Result<(), (String, String)> {
+        let key = |k: &str| format!("{prefix}{k}");
+        if !BAUD_RATES.contains(&self.baud) {
+            return Err((
+                key("baud"),
+                format!("{} is not one of {BAUD_RATES:?}", self.baud),
+            ));
+        }
+        if !(7..=8).contains(&self.data_bits) {
+            return Err((key("data_bits"), "must be 7 or 8".into()));
+        }
+        if !["none", "even", "odd"].contains(&self.parity.as_str()) {
+            return Err((
+                key("parity"),
+                format!("{:?}: expected \"none\", \"even\" or \"odd\"", self.parity),
+            ));
+        }
+        if !(1..=2).contains(&self.stop_bits) {
+            return Err((key("stop_bits"), "must be 1 or 2".into()));
+        }
+        if !["none", "software", "hardware"].contains(&self.flow_control.as_str()) {
+            return Err((
+                key("flow_control"),
+                format!(
+                    "{:?}: expected \"none\", \"software\" or \"hardware\"",
+                    self.flow_control
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[decode]` of a POS profile: how the printer's byte stream turns into receipt text.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDecode {
+    /// Text encoding at start and after `ESC @`: `cp437`, `cp850`, `cp858`, `cp866`,
+    /// `windows-1252`, `gb18030` or `big5`.
+    pub encoding: String,
+    /// `ESC t n` code tables of the model: `{ "0" = "cp437", "19" = "cp858" }`.
+    #[serde(default)]
+    pub code_tables: std::collections::BTreeMap<String, String>,
+    /// Encoding of double-byte mode (between `FS &` and `FS .`), `gb18030` or `big5`.
+    #[serde(default)]
+    pub double_byte: Option<String>,
+    /// The printer starts in double-byte mode (Chinese firmware).
+    #[serde(default)]
+    pub starts_double_byte: bool,
+    /// Silence after which a receipt without a cut command ends.
+    #[serde(default = "default_idle_gap", with = "humantime_serde")]
+    pub idle_gap: Duration,
+    /// `ESC @` ends a receipt that already has text (POS software that never cuts).
+    #[serde(default = "default_true")]
+    pub boundary_on_init: bool,
+    /// Opening the cash drawer ends the receipt.
+    #[serde(default)]
+    pub boundary_on_drawer_kick: bool,
+}
+
+fn default_idle_gap() -> Duration {
+    DEFAULT_IDLE_GAP
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Default silence that ends a receipt without a cut: 5 seconds.
+pub const DEFAULT_IDLE_GAP: Duration = Duration::from_secs(5);
+
+/// A POS receipt printer model as written (`hardware-profiles/pos/*.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPosProfile {
+    /// Always `"pos"`.
+    pub kind: String,
+    /// Manufacturer.
+    pub vendor: String,
+    /// Model name as sold.
+    pub model: String,
+    /// Installer notes (port, DIP switches, quirks); for people reading the file.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub notes: String,
+    /// The printer's serial settings.
+    pub serial: SerialSettings,
+    /// Byte stream decoding.
+    pub decode: RawDecode,
+    /// Field extraction rules.
+    pub extract: edge_core::pos::ExtractRulesRaw,
+}
+
+/// A validated POS profile.
+#[derive(Debug, Clone)]
+pub struct PosProfile {
+    /// Profile id or file.
+    pub id: String,
+    /// Manufacturer.
+    pub vendor: String,
+    /// Model.
+    pub model: String,
+    /// Serial settings.
+    pub serial: SerialSettings,
+    /// Decoder settings.
+    pub decoder: edge_wire::escpos::DecoderConfig,
+    /// Receipt-ending silence.
+    pub idle_gap: Duration,
+    /// Compiled extraction rules.
+    pub rules: std::sync::Arc<edge_core::pos::ExtractRules>,
+}
+
+/// Parses and validates a POS profile's text; `id` names it in errors.
+pub fn parse_pos(id: &str, text: &str) -> Result<PosProfile, ProfileError> {
+    use edge_wire::escpos::{DecoderConfig, Encoding};
+    let err = |key: &str, reason: String| ProfileError {
+        profile: id.to_string(),
+        key: key.to_string(),
+        reason,
+    };
+    let de = toml::Deserializer::new(text);
+    let p: RawPosProfile = serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        err(
+            if key == "." { "" } else { &key },
+            e.inner().to_string().trim_end().replace('\n', " "),
+        )
+    })?;
+    if p.kind != "pos" {
+        return Err(err("kind", format!("expected \"pos\", found {:?}", p.kind)));
+    }
+    for (key, v) in [("vendor", &p.vendor), ("model", &p.model)] {
+        if v.trim().is_empty() {
+            return Err(err(key, "must not be empty".into()));
+        }
+    }
+    p.serial
+        .check("serial.")
+        .map_err(|(key, reason)| err(&key, reason))?;
+    let encoding = |key: &str, name: &str| {
+        Encoding::from_name(name).ok_or_else(|| {
+            err(
+                key,
+                format!(
+                    "unknown encoding {name:?} (cp437, cp850, cp858, cp866, windows-1252, gb18030, big5)"
+                ),
+            )
+        })
+    };
+    let d = &p.decode;
+    let mut decoder = DecoderConfig::new(encoding("decode.encoding", &d.encoding)?);
+    for (n, name) in &d.code_tables {
+        let key = format!("decode.code_tables.{n}");
+        let n: u8 = n
+            .parse()
+            .map_err(|_| err(&key, "the table number must be 0–255".into()))?;
+        decoder.code_tables.push((n, encoding(&key, name)?));
+    }
+    if let Some(name) = &d.double_byte {
+        let e = encoding("decode.double_byte", name)?;
+        if !matches!(e, Encoding::Gb18030 | Encoding::Big5) {
+            return Err(err(
+                "decode.double_byte",
+                format!("{name:?} is not a double-byte encoding (gb18030 or big5)"),
+            ));
+        }
+        decoder.double_byte = Some(e);
+    }
+    if d.starts_double_byte && decoder.double_byte.is_none() {
+        return Err(err(
+            "decode.starts_double_byte",
+            "needs decode.double_byte".into(),
+        ));
+    }
+    decoder.starts_double_byte = d.starts_double_byte;
+    decoder.boundary_on_init = d.boundary_on_init;
+    decoder.boundary_on_drawer_kick = d.boundary_on_drawer_kick;
+    if d.idle_gap < Duration::from_millis(200) || d.idle_gap > Duration::from_secs(600) {
+        return Err(err(
+            "decode.idle_gap",
+            "must be between 200ms and 10min".into(),
+        ));
+    }
+    let rules = p
+        .extract
+        .validate()
+        .map_err(|e| err(&format!("extract.{}", e.key()), e.to_string()))?;
+    Ok(PosProfile {
+        id: id.to_string(),
+        vendor: p.vendor,
+        model: p.model,
+        serial: p.serial,
+        decoder,
+        idle_gap: d.idle_gap,
+        rules: std::sync::Arc::new(rules),
+    })
+}
+
+/// Resolves a POS `profile =` value: an embedded id (`pos/epson-tm-t88v-cp858`) or a path to a
+/// `.toml` file (relative to `base`).
+pub fn resolve_pos(value: &str, base: &Path) -> Result<PosProfile, ProfileError> {
+    if let Some((_, text)) = EMBEDDED.iter().find(|(id, _)| *id == value) {
+        return parse_pos(value, text);
+    }
+    if value.ends_with(".toml") {
+        let path = base.join(value);
+        let text = std::fs::read_to_string(&path).map_err(|e| ProfileError {
+            profile: path.display().to_string(),
+            key: String::new(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        return parse_pos(&path.display().to_string(), &text);
+    }
+    let known: Vec<&str> = EMBEDDED
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| id.starts_with("pos/"))
+        .collect();
+    Err(ProfileError {
+        profile: value.to_string(),
+        key: String::new(),
+        reason: format!("unknown POS profile; built-in: {}", known.join(", ")),
+    })
 }
 
 /// A profile problem: which profile, which key, what is wrong.
@@ -205,6 +481,19 @@ pub fn resolve_wifi(value: &str, base: &Path) -> Result<WifiProfile, ProfileErro
     })
 }
 
+/// Validates an embedded profile by the kind its id starts with (`wifi/…`, `pos/…`).
+pub fn check_embedded(id: &str, text: &str) -> Result<(), ProfileError> {
+    match id.split('/').next() {
+        Some("wifi") => parse_wifi(id, text).map(|_| ()),
+        Some("pos") => parse_pos(id, text).map(|_| ()),
+        _ => Err(ProfileError {
+            profile: id.to_string(),
+            key: String::new(),
+            reason: "unknown profile kind".into(),
+        }),
+    }
+}
+
 /// Validates profile files (for `store-edge profiles check`). A file's kind is taken from its
 /// parent directory name.
 pub fn check_file(path: &Path) -> Result<(), ProfileError> {
@@ -227,10 +516,11 @@ pub fn check_file(path: &Path) -> Result<(), ProfileError> {
     match kind.as_deref() {
         // A missing or unparsable `kind` is reported by the Wi-Fi parser with its key.
         Some("wifi") | None => parse_wifi(&id, &text).map(|_| ()),
+        Some("pos") => parse_pos(&id, &text).map(|_| ()),
         Some(other) => Err(ProfileError {
             profile: id,
             key: "kind".to_string(),
-            reason: format!("unknown profile kind {other:?} (supported: \"wifi\")"),
+            reason: format!("unknown profile kind {other:?} (supported: \"wifi\", \"pos\")"),
         }),
     }
 }
@@ -273,7 +563,7 @@ mod tests {
         }
         assert_eq!(files.len(), EMBEDDED.len());
         for (id, text) in EMBEDDED {
-            parse_wifi(id, text).unwrap_or_else(|e| panic!("{e}"));
+            check_embedded(id, text).unwrap_or_else(|e| panic!("{e}"));
         }
     }
 

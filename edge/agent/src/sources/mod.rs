@@ -7,6 +7,7 @@
 //! store has.
 
 pub mod portal;
+pub mod pos;
 pub mod wifi;
 
 use edge_core::person::PersonKey;

@@ -166,6 +166,41 @@ CREATE TABLE login_journal (
 );
 "#,
     ),
+    (
+        6,
+        r#"
+-- POS transactions read from the receipt printer line. Never dropped for the disk budget;
+-- removed only once the cloud acknowledged every revision and retention passed. The member
+-- phone is only a person key.
+CREATE TABLE purchases (
+    purchase_key     TEXT PRIMARY KEY,           -- <source>:<transaction id>
+    source           TEXT NOT NULL,
+    transaction_id   TEXT NOT NULL,
+    time_ms          INTEGER NOT NULL,
+    local_date       TEXT NOT NULL,
+    total_minor      INTEGER NOT NULL,
+    currency         TEXT NOT NULL,
+    items            REAL NOT NULL,              -- units sold
+    person_key       TEXT,
+    attributed_visit TEXT,
+    revision         INTEGER NOT NULL,
+    body             TEXT NOT NULL,              -- JSON, records.proto Purchase
+    created_ms       INTEGER NOT NULL
+);
+CREATE INDEX purchases_by_date ON purchases (local_date);
+CREATE INDEX purchases_by_person ON purchases (person_key, time_ms) WHERE person_key IS NOT NULL;
+
+-- Receipts whose fields the profile's rules could not extract, with phone-like digit runs
+-- masked: kept for the installer to fix the rules, and counted.
+CREATE TABLE unparsed_receipts (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    source       TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    received_ms  INTEGER NOT NULL,
+    text         TEXT NOT NULL
+);
+"#,
+    ),
 ];
 
 /// The schema version this build writes.

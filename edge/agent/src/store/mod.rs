@@ -6,6 +6,7 @@
 //! running twice over the same files never counts anything twice.
 
 pub mod migrations;
+pub mod purchases;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -58,6 +59,9 @@ pub enum StoreError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A stored row does not read back (hand-edited or damaged database).
+    #[error("store: corrupt row: {0}")]
+    Corrupt(String),
     /// The writer thread is gone.
     #[error("store: writer thread has stopped")]
     Closed,
@@ -119,6 +123,8 @@ pub struct Batch {
     pub want_bodies: bool,
     /// Device ↔ person bindings made by portal logins.
     pub bindings: Vec<Binding>,
+    /// Grace around a visit within which a member's receipt belongs to it, ms.
+    pub attribution_grace_ms: i64,
 }
 
 /// A device ↔ person binding of the identity graph, as a login made it.
@@ -149,6 +155,7 @@ impl Batch {
             now_ms: 0,
             want_bodies: false,
             bindings: Vec::new(),
+            attribution_grace_ms: edge_core::pos::DEFAULT_ATTRIBUTION_GRACE_MS,
         }
     }
 }
@@ -171,6 +178,8 @@ pub struct Receipt {
     pub hours_new: u64,
     /// JSON bodies (records.proto `Visit`) of the new visits, when the batch asked for them.
     pub visit_bodies: Vec<String>,
+    /// Waiting purchases the new visits took (new revisions of them).
+    pub purchases_attributed: u64,
 }
 
 /// A webhook login as journaled: keys only.
@@ -209,6 +218,10 @@ enum Cmd {
     Prune(PrunePolicy, SyncSender<Result<PruneReport, StoreError>>),
     Health(i64, String, SyncSender<Result<bool, StoreError>>),
     Journal(JournalEntry, SyncSender<Result<i64, StoreError>>),
+    Pos(
+        Box<purchases::PosBatch>,
+        SyncSender<Result<purchases::PosReceipt, StoreError>>,
+    ),
 }
 
 /// What pruning may remove.
@@ -329,6 +342,12 @@ impl Store {
         self.call(|reply| Cmd::Journal(entry, reply))
     }
 
+    /// Stores a POS source's receipts and cursor; returns once they are on disk
+    /// (`synchronous=FULL`).
+    pub fn pos(&self, batch: purchases::PosBatch) -> Result<purchases::PosReceipt, StoreError> {
+        self.call(|reply| Cmd::Pos(Box::new(batch), reply))
+    }
+
     /// Stops the writer after the queued commands and waits for it (dropping the last handle
     /// does the same).
     #[cfg(test)]
@@ -379,6 +398,9 @@ fn writer(mut conn: Connection, rx: Receiver<Cmd>) {
             }
             Cmd::Journal(entry, reply) => {
                 let _ = reply.send(journal(&mut conn, &entry));
+            }
+            Cmd::Pos(batch, reply) => {
+                let _ = reply.send(purchases::commit(&mut conn, &batch));
             }
             Cmd::Health(taken_ms, body, reply) => {
                 let _ = reply.send(store_health(&mut conn, taken_ms, &body));
@@ -492,6 +514,13 @@ fn delete_records(
     )
     .map_err(e)?;
     tx.execute(
+        "DELETE FROM purchases WHERE purchase_key IN (SELECT record_key FROM doomed WHERE kind = 'purchase')
+           AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'purchase'
+             AND o.record_key = purchases.purchase_key AND o.seq NOT IN (SELECT seq FROM doomed))",
+        [],
+    )
+    .map_err(e)?;
+    tx.execute(
         "DELETE FROM health_snapshots WHERE CAST(taken_ms AS TEXT) IN
            (SELECT record_key FROM doomed WHERE kind = 'health')",
         [],
@@ -527,6 +556,12 @@ fn prune(conn: &mut Connection, policy: PrunePolicy) -> Result<PruneReport, Stor
         [],
     )
     .map_err(e("pruning the login journal"))?;
+    // Unparsed receipts are for diagnosis only: they go with the retention of acked records.
+    conn.execute(
+        "DELETE FROM unparsed_receipts WHERE received_ms < ?1",
+        [policy.acked_before_ms],
+    )
+    .map_err(e("pruning unparsed receipts"))?;
     let acked: i64 = conn
         .query_row("SELECT acked_seq FROM sync_state WHERE id = 1", [], |r| {
             r.get(0)
@@ -813,6 +848,7 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
                 "SELECT device_key FROM device_persons WHERE person_key = ?1 AND first_seen_ms <= ?2",
             )
             .map_err(e("preparing person devices lookup"))?;
+        let mut with_person: Vec<(String, i64, i64)> = Vec::new();
         for v in &b.visits {
             let key = v.natural_key();
             let device_hex = v.device.to_hex();
@@ -883,6 +919,9 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
                 continue;
             }
             r.visits_new += 1;
+            if let Some(p) = cx.person_key {
+                with_person.push((p.to_string(), v.start_ms, v.end_ms));
+            }
             ins_outbox
                 .execute(params!["visit", key, 0, body, b.now_ms])
                 .map_err(e("inserting visit into outbox"))?;
@@ -890,6 +929,8 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
                 r.visit_bodies.push(body);
             }
         }
+        r.purchases_attributed =
+            purchases::attribute_new_visits(&tx, &with_person, b.attribution_grace_ms, b.now_ms)?;
         let mut ins_hour = tx
             .prepare_cached(
                 "INSERT OR IGNORE INTO hourly_aggregates (hour_start_ms, revision, local_date,
@@ -1113,6 +1154,20 @@ impl Reader {
         Ok(Reader { conn })
     }
 
+    /// The POS figures of `local_date`, counting receipts whose time passes `keep`.
+    pub fn pos_day(
+        &self,
+        local_date: &str,
+        keep: &dyn Fn(i64) -> bool,
+    ) -> Result<purchases::PosDay, StoreError> {
+        purchases::day(&self.conn, local_date, keep)
+    }
+
+    /// Whether any purchase is stored.
+    pub fn has_purchases(&self) -> Result<bool, StoreError> {
+        purchases::any(&self.conn)
+    }
+
     /// A meta value.
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.conn
@@ -1204,7 +1259,8 @@ impl Reader {
             .query_row(
                 "SELECT COALESCE(
                     (SELECT max(local_date) FROM visits WHERE class = 'visitor'),
-                    (SELECT max(local_date) FROM visits))",
+                    (SELECT max(local_date) FROM visits),
+                    (SELECT max(local_date) FROM purchases))",
                 [],
                 |r| r.get(0),
             )
@@ -1425,6 +1481,7 @@ mod tests {
                 visits_duplicate: 0,
                 hours_new: 1,
                 visit_bodies: Vec::new(),
+                purchases_attributed: 0,
             }
         );
         let r = store.commit(batch).unwrap();
@@ -1435,6 +1492,7 @@ mod tests {
                 visits_duplicate: 2,
                 hours_new: 0,
                 visit_bodies: Vec::new(),
+                purchases_attributed: 0,
             }
         );
         // A later revision of the same hour is a new record, not an edit.

@@ -98,6 +98,17 @@ pub fn visit_end(v: pb::Visit) -> pb::LiveEvent {
     }
 }
 
+/// A purchase that was committed (the record as stored, attribution as known then).
+pub fn purchase(p: pb::Purchase) -> pb::LiveEvent {
+    pb::LiveEvent {
+        event_id: format!("purchase/{}", p.purchase_key),
+        kind: "purchase".into(),
+        at_ms: p.time_ms,
+        sent_ms: 0,
+        body: Some(pb::live_event::Body::Purchase(p)),
+    }
+}
+
 /// What a subscriber that fell behind is told.
 pub fn lagged(missed: u64) -> pb::LiveEvent {
     pb::LiveEvent {

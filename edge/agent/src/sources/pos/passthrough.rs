@@ -1,0 +1,189 @@
+//! TCP 9100 passthrough for network receipt printers, which cannot be tapped with a Y-cable:
+//! the POS prints to the gateway, the gateway forwards every byte to the real printer (and the
+//! printer's status replies back), and decodes a copy.
+//!
+//! The printer's availability is mirrored, not hidden: when it cannot be reached the POS
+//! connection is closed, so the POS shows the same "printer offline" it would without us. Bytes
+//! are forwarded before they are decoded, so storing receipts never delays printing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::source::PosContext;
+use edge_wire::escpos::{RawReceipt, ReceiptDecoder};
+
+/// How long connecting to the printer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Receipts waiting for the store per connection; when full, the connection waits (the POS
+/// is slowed down, nothing is dropped).
+const RECEIPT_QUEUE: usize = 64;
+
+/// Binds the passthrough's listener (so a bad address fails the start) and serves it until
+/// cancelled.
+pub async fn spawn(
+    ctx: PosContext,
+    listen: std::net::SocketAddr,
+    forward: String,
+    max_connections: usize,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("source {}: cannot listen on {listen}: {e}", ctx.src.name))?;
+    let local = listener.local_addr()?;
+    tracing::info!(source = %ctx.src.name, listen = %local, printer = %forward, "POS passthrough listening");
+    let t = tracker.clone();
+    tracker.spawn(serve(
+        ctx,
+        listener,
+        forward,
+        Arc::new(Semaphore::new(max_connections)),
+        cancel,
+        t,
+    ));
+    Ok(local)
+}
+
+async fn serve(
+    ctx: PosContext,
+    listener: TcpListener,
+    forward: String,
+    slots: Arc<Semaphore>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let (pos, peer) = tokio::select! {
+            _ = cancel.cancelled() => {
+                let ctx = ctx.clone();
+                let _ = tokio::task::spawn_blocking(move || ctx.save_counters()).await;
+                return;
+            }
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    ctx.stats.count("accept_errors", 1);
+                    tracing::warn!(source = %ctx.src.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            ctx.stats.count("connections_refused", 1);
+            tracing::warn!(source = %ctx.src.name, %peer, "too many POS connections; refused");
+            continue;
+        };
+        let (ctx, forward, cancel) = (ctx.clone(), forward.clone(), cancel.clone());
+        let t = tracker.clone();
+        tracker.spawn(async move {
+            connection(ctx, pos, &forward, cancel, &t).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Forwards one POS connection to the printer and decodes what the POS sends.
+async fn connection(
+    ctx: PosContext,
+    mut pos: TcpStream,
+    forward: &str,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) {
+    let printer = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(forward)).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            ctx.stats.count("printer_unreachable", 1);
+            tracing::warn!(source = %ctx.src.name, printer = %forward, error = %e, "printer unreachable; closing the POS connection");
+            let _ = pos.shutdown().await;
+            return;
+        }
+        Err(_) => {
+            ctx.stats.count("printer_unreachable", 1);
+            tracing::warn!(source = %ctx.src.name, printer = %forward, "printer did not answer in time; closing the POS connection");
+            let _ = pos.shutdown().await;
+            return;
+        }
+    };
+    ctx.stats.count("connections", 1);
+    let (mut pos_rd, mut pos_wr) = pos.into_split();
+    let (mut pr_rd, mut pr_wr) = printer.into_split();
+    // Receipts go to a blocking committer, in order; the copy loop never waits on the disk
+    // unless that falls RECEIPT_QUEUE receipts behind.
+    let (tx, mut rx) = mpsc::channel::<RawReceipt>(RECEIPT_QUEUE);
+    let committer = {
+        let ctx = ctx.clone();
+        let cancel = cancel.clone();
+        tracker.spawn_blocking(move || {
+            while let Some(r) = rx.blocking_recv() {
+                let _ = ctx.commit(&[r], None, &cancel);
+            }
+        })
+    };
+    // Printer → POS: status replies (DLE EOT answers, paper-out) go back untouched.
+    let back = tracker.spawn(async move {
+        let _ = tokio::io::copy(&mut pr_rd, &mut pos_wr).await;
+        let _ = pos_wr.shutdown().await;
+    });
+    let mut dec = ReceiptDecoder::new(ctx.src.profile.decoder.clone());
+    let gap = ctx.src.idle_gap;
+    let gap_ms = i64::try_from(gap.as_millis()).unwrap_or(i64::MAX);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut out = Vec::new();
+    loop {
+        let read = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = tokio::time::timeout(gap, pos_rd.read(&mut buf)) => r,
+        };
+        match read {
+            Err(_) => {
+                if let Some(r) = dec.idle(chrono::Utc::now().timestamp_millis(), gap_ms) {
+                    out.push(r);
+                }
+            }
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => {
+                let chunk = buf.get(..n).unwrap_or_default();
+                if let Err(e) = pr_wr.write_all(chunk).await {
+                    ctx.stats.count("printer_write_errors", 1);
+                    tracing::warn!(source = %ctx.src.name, error = %e, "printer connection lost mid-stream");
+                    // Still decode what the POS sent: it believes it printed.
+                }
+                ctx.stats
+                    .frames_read
+                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                dec.push(chunk, chrono::Utc::now().timestamp_millis(), &mut out);
+            }
+            Ok(Err(e)) => {
+                ctx.stats
+                    .read_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(source = %ctx.src.name, error = %e, "POS connection error");
+                break;
+            }
+        }
+        for r in out.drain(..) {
+            if tx.send(r).await.is_err() {
+                break;
+            }
+        }
+    }
+    if let Some(r) = dec.finish() {
+        out.push(r);
+    }
+    for r in out.drain(..) {
+        let _ = tx.send(r).await;
+    }
+    drop(tx);
+    let _ = pr_wr.shutdown().await;
+    let _ = committer.await;
+    back.abort();
+}
