@@ -716,6 +716,22 @@ fn tcp_passthrough_forwards_every_byte_to_the_printer_and_stores_the_receipts() 
         .and_then(|a| a.split_whitespace().next())
         .unwrap()
         .to_string();
+    // The cloud listens for live purchases.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut events = rt.block_on(async {
+        let mut c = edge_proto::v1::sync_client::SyncClient::connect(agent.endpoint.clone())
+            .await
+            .unwrap();
+        c.subscribe(edge_proto::v1::SubscribeRequest {
+            kinds: vec!["purchase".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+    });
     // The till prints: both receipts, then a status query whose answer must come back.
     let mut pos = std::net::TcpStream::connect(&addr).unwrap();
     for chunk in bytes.chunks(100) {
@@ -752,7 +768,24 @@ fn tcp_passthrough_forwards_every_byte_to_the_printer_and_stores_the_receipts() 
     for (p, want) in got.iter().zip(expected["receipts"].as_array().unwrap()) {
         assert_eq!(p["transaction_id"], want["transaction_id"]);
         assert_eq!(p["total_minor"], want["total_minor"]);
+        // Each stored purchase was announced live, once committed.
+        let ev = rt
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), events.message()).await
+            })
+            .expect("a live purchase event")
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.kind, "purchase");
+        match ev.body {
+            Some(edge_proto::v1::live_event::Body::Purchase(lp)) => {
+                assert_eq!(lp.transaction_id, want["transaction_id"].as_str().unwrap());
+                assert_eq!(serde_json::Value::from(lp.total_minor), want["total_minor"]);
+            }
+            other => panic!("not a purchase: {other:?}"),
+        }
     }
+    drop(events);
     // A printer that is off: the till's connection is closed, as without the gateway.
     let off = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let off_addr = off.local_addr().unwrap();
