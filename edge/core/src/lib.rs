@@ -6,6 +6,7 @@
 //! reproducible, so tests are table-driven and the same frames always give the same visits.
 
 pub mod aggregate;
+pub mod counter;
 pub mod key;
 pub mod params;
 pub mod person;
@@ -19,6 +20,10 @@ pub mod time;
 pub mod zones;
 
 pub use aggregate::{Aggregator, HourRecord};
+pub use counter::{
+    day_totals, footfall_by_hour, newest_revisions, Applied, CountInput, CounterError,
+    CounterInterval, CounterTracker, DayCounts,
+};
 pub use key::{DeviceKey, DeviceKeyer, Secret};
 pub use params::{MetricParams, ParamError, DEFINITIONS_VERSION};
 pub use person::{PersonKey, PersonKeyer};

@@ -14,9 +14,12 @@ mod error;
 mod mac;
 
 pub mod capture;
+pub mod counter;
 pub mod escpos;
 pub mod fcs;
 pub mod ieee80211;
+pub mod milesight;
+pub mod modbus;
 pub mod pcap;
 pub mod pcapng;
 pub mod portal;
