@@ -298,12 +298,7 @@ pub async fn run(
             .and_then(|i| u8::try_from(i).ok())
             .context("zone index")?;
         let stats = SourceStats::new(&w.name);
-        let stored: Vec<(String, u64)> = counters
-            .iter()
-            .filter(|(s, _, _)| *s == w.name)
-            .map(|(_, k, v)| (k.clone(), *v))
-            .collect();
-        stats.restore(&stored);
+        restore_counters(&stats, &counters, &w.name);
         let fingerprint = source::input_fingerprint(w);
         // A stream's positions do not survive it: a pipe starts over with every writer.
         let start = match w.input {
@@ -361,12 +356,7 @@ pub async fn run(
 
     for p in &cfg.portal {
         let stats = SourceStats::of_kind(&p.name, "portal");
-        let stored: Vec<(String, u64)> = counters
-            .iter()
-            .filter(|(s, _, _)| *s == p.name)
-            .map(|(_, k, v)| (k.clone(), *v))
-            .collect();
-        stats.restore(&stored);
+        restore_counters(&stats, &counters, &p.name);
         let Some(person_keyer) = persons.clone() else {
             bail!("portal sources need a tenant secret"); // person_keyer() made sure of it
         };
@@ -434,12 +424,7 @@ pub async fn run(
     let mut pos_tasks = Vec::new();
     for p in &cfg.pos {
         let stats = SourceStats::of_kind(&p.name, "pos");
-        let stored: Vec<(String, u64)> = counters
-            .iter()
-            .filter(|(s, _, _)| *s == p.name)
-            .map(|(_, k, v)| (k.clone(), *v))
-            .collect();
-        stats.restore(&stored);
+        restore_counters(&stats, &counters, &p.name);
         let Some(person_keyer) = persons.clone() else {
             bail!("POS sources need a tenant secret"); // person_keyer() made sure of it
         };
@@ -593,6 +578,16 @@ pub async fn run(
             .map(|s| (s.name.clone(), s.values()))
             .collect(),
     })
+}
+
+/// Restores a source's counters from the stored ones (they are cumulative across runs).
+fn restore_counters(stats: &SourceStats, stored: &[(String, String, u64)], source: &str) {
+    let mine: Vec<(String, u64)> = stored
+        .iter()
+        .filter(|(s, _, _)| s == source)
+        .map(|(_, k, v)| (k.clone(), *v))
+        .collect();
+    stats.restore(&mine);
 }
 
 /// The person keyer, when a tenant secret is configured; portal sources and a staff phone list

@@ -243,14 +243,7 @@ pub fn parse_pos(id: &str, text: &str) -> Result<PosProfile, ProfileError> {
         key: key.to_string(),
         reason,
     };
-    let de = toml::Deserializer::new(text);
-    let p: RawPosProfile = serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
-        err(
-            if key == "." { "" } else { &key },
-            e.inner().to_string().trim_end().replace('\n', " "),
-        )
-    })?;
+    let p: RawPosProfile = deserialize(id, text)?;
     if p.kind != "pos" {
         return Err(err("kind", format!("expected \"pos\", found {:?}", p.kind)));
     }
@@ -324,28 +317,8 @@ pub fn parse_pos(id: &str, text: &str) -> Result<PosProfile, ProfileError> {
 /// Resolves a POS `profile =` value: an embedded id (`pos/epson-tm-t88v-cp858`) or a path to a
 /// `.toml` file (relative to `base`).
 pub fn resolve_pos(value: &str, base: &Path) -> Result<PosProfile, ProfileError> {
-    if let Some((_, text)) = EMBEDDED.iter().find(|(id, _)| *id == value) {
-        return parse_pos(value, text);
-    }
-    if value.ends_with(".toml") {
-        let path = base.join(value);
-        let text = std::fs::read_to_string(&path).map_err(|e| ProfileError {
-            profile: path.display().to_string(),
-            key: String::new(),
-            reason: format!("cannot read: {e}"),
-        })?;
-        return parse_pos(&path.display().to_string(), &text);
-    }
-    let known: Vec<&str> = EMBEDDED
-        .iter()
-        .map(|(id, _)| *id)
-        .filter(|id| id.starts_with("pos/"))
-        .collect();
-    Err(ProfileError {
-        profile: value.to_string(),
-        key: String::new(),
-        reason: format!("unknown POS profile; built-in: {}", known.join(", ")),
-    })
+    let (id, text) = lookup(value, base, "pos")?;
+    parse_pos(&id, &text)
 }
 
 /// A profile problem: which profile, which key, what is wrong.
@@ -382,6 +355,45 @@ fn channel_in_band(ch: u16, bands: &[String]) -> bool {
     b24 || b5
 }
 
+/// Deserializes a profile's TOML; errors name the key path.
+fn deserialize<T: serde::de::DeserializeOwned>(id: &str, text: &str) -> Result<T, ProfileError> {
+    serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+        let key = e.path().to_string();
+        ProfileError {
+            profile: id.to_string(),
+            key: if key == "." { String::new() } else { key },
+            reason: e.inner().to_string().trim_end().replace('\n', " "),
+        }
+    })
+}
+
+/// Finds a `profile =` value: an embedded id, or a path to a `.toml` file (relative to
+/// `base`); gives the text and the name errors use.
+fn lookup(value: &str, base: &Path, kind: &str) -> Result<(String, String), ProfileError> {
+    if let Some((_, text)) = EMBEDDED.iter().find(|(id, _)| *id == value) {
+        return Ok((value.to_string(), (*text).to_string()));
+    }
+    if value.ends_with(".toml") {
+        let path = base.join(value);
+        let text = std::fs::read_to_string(&path).map_err(|e| ProfileError {
+            profile: path.display().to_string(),
+            key: String::new(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        return Ok((path.display().to_string(), text));
+    }
+    let known: Vec<&str> = EMBEDDED
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| id.starts_with(&format!("{kind}/")))
+        .collect();
+    Err(ProfileError {
+        profile: value.to_string(),
+        key: String::new(),
+        reason: format!("unknown {kind} profile; built-in: {}", known.join(", ")),
+    })
+}
+
 /// Parses and validates a Wi-Fi profile's text; `id` names it in errors.
 pub fn parse_wifi(id: &str, text: &str) -> Result<WifiProfile, ProfileError> {
     let err = |key: &str, reason: String| ProfileError {
@@ -389,14 +401,7 @@ pub fn parse_wifi(id: &str, text: &str) -> Result<WifiProfile, ProfileError> {
         key: key.to_string(),
         reason,
     };
-    let de = toml::Deserializer::new(text);
-    let p: WifiProfile = serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
-        err(
-            if key == "." { "" } else { &key },
-            e.inner().to_string().trim_end().replace('\n', " "),
-        )
-    })?;
+    let p: WifiProfile = deserialize(id, text)?;
     if p.kind != "wifi" {
         return Err(err(
             "kind",
@@ -461,24 +466,8 @@ pub fn parse_wifi(id: &str, text: &str) -> Result<WifiProfile, ProfileError> {
 /// Resolves a `profile =` value: an embedded id (`wifi/alfa-awus036acm`) or a path to a
 /// `.toml` file (relative to `base`).
 pub fn resolve_wifi(value: &str, base: &Path) -> Result<WifiProfile, ProfileError> {
-    if let Some((_, text)) = EMBEDDED.iter().find(|(id, _)| *id == value) {
-        return parse_wifi(value, text);
-    }
-    if value.ends_with(".toml") {
-        let path = base.join(value);
-        let text = std::fs::read_to_string(&path).map_err(|e| ProfileError {
-            profile: path.display().to_string(),
-            key: String::new(),
-            reason: format!("cannot read: {e}"),
-        })?;
-        return parse_wifi(&path.display().to_string(), &text);
-    }
-    let known: Vec<&str> = EMBEDDED.iter().map(|(id, _)| *id).collect();
-    Err(ProfileError {
-        profile: value.to_string(),
-        key: String::new(),
-        reason: format!("unknown profile; built-in profiles: {}", known.join(", ")),
-    })
+    let (id, text) = lookup(value, base, "wifi")?;
+    parse_wifi(&id, &text)
 }
 
 /// Validates an embedded profile by the kind its id starts with (`wifi/…`, `pos/…`).
