@@ -69,12 +69,26 @@ fn report_json_has_every_field_and_nulls_for_missing_sources() {
     assert!(visitors > 40 && passersby > 40, "{r}");
     let capture = r["capture_rate"].as_f64().unwrap();
     assert!((capture - visitors as f64 / (visitors + passersby) as f64).abs() < 1e-9);
-    // No counter source is configured: footfall and what divides by it are unknown, not
-    // zero. The simulated portal log and POS capture make their metrics known.
-    for k in ["footfall", "conversion", "wifi_detection_ratio"] {
-        assert!(r[k].is_null(), "{k} should be null: {}", r[k]);
-    }
+    // The simulated door counters give footfall, and what divides by it.
     let truth = edge_e2e::read_truth(&dir.path().join("truth.json"));
+    let doors = truth
+        .counter
+        .days
+        .iter()
+        .find(|d| d.day == "2026-11-20")
+        .unwrap();
+    let footfall = r["footfall"].as_u64().unwrap();
+    assert_eq!(footfall, u64::from(doors.footfall), "{r}");
+    let ratio = r["wifi_detection_ratio"].as_f64().unwrap();
+    assert!(
+        (ratio - visitors as f64 / footfall as f64).abs() < 1e-9,
+        "{r}"
+    );
+    let conversion = r["conversion"].as_f64().unwrap();
+    assert!(
+        (conversion - r["transactions"].as_u64().unwrap() as f64 / footfall as f64).abs() < 1e-9,
+        "{r}"
+    );
     let day = truth
         .pos
         .days

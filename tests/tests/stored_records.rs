@@ -113,6 +113,7 @@ fn outbox_records_match_the_proto_and_no_raw_mac_reaches_disk() {
             "visit" => "Visit",
             "hourly" => "HourlyAggregate",
             "purchase" => "Purchase",
+            "counter" => "CounterInterval",
             other => panic!("unknown outbox kind {other}"),
         };
         check(&schema, message, &v, &format!("{kind} {key}"));
@@ -122,6 +123,7 @@ fn outbox_records_match_the_proto_and_no_raw_mac_reaches_disk() {
     assert!(kinds.get("visit").is_some_and(|&n| n > 100));
     assert!(kinds.get("hourly").is_some_and(|&n| n > 10));
     assert!(kinds.get("purchase").is_some_and(|&n| n > 10));
+    assert!(kinds.get("counter").is_some_and(|&n| n > 100));
     drop(st);
     drop(db);
 

@@ -540,6 +540,32 @@ fn pull_client_gets_everything_once_even_when_killed() {
             .filter(|(_, p)| !p.attributed_visit_key.is_empty())
             .count() as u64,
     };
+    // The door counters' intervals, every revision (the report keeps the newest of each).
+    let intervals: Vec<edge_core::counter::CounterInterval> = got
+        .iter()
+        .filter(|v| v["kind"] == "counter")
+        .map(|v| {
+            let c: pb::CounterInterval = serde_json::from_value(v["body"].clone()).unwrap();
+            assert_eq!(u64::from(c.revision), v["revision"].as_u64().unwrap());
+            edge_core::counter::CounterInterval {
+                door: c.door,
+                line: c.line,
+                start_ms: c.start_ms,
+                end_ms: c.end_ms,
+                ins: c.ins,
+                outs: c.outs,
+                revision: c.revision,
+            }
+        })
+        .collect();
+    assert!(!intervals.is_empty(), "the simulated day has door counts");
+    let day = edge_core::counter::day_totals(&intervals, &clock, date);
+    let doors = edge_core::report::DoorCounts {
+        peak_occupancy: day.peak_occupancy,
+        occupancy_at_close: day.occupancy_at_close,
+        by_hour: edge_core::counter::footfall_by_hour(&intervals, &clock, date),
+        window: day,
+    };
     let inputs = ReportInputs {
         date,
         clock,
@@ -548,9 +574,9 @@ fn pull_client_gets_everything_once_even_when_killed() {
             wifi: true,
             portal: true,
             pos: true,
-            ..ConfiguredSources::default()
+            counter: true,
         },
-        footfall: None,
+        doors: Some(doors),
         pos: Some(pos),
         hours: None,
         min_visit_dwell_ms: edge_core::params::DEFAULT_MIN_VISIT_DWELL_MS,

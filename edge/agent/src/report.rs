@@ -9,7 +9,8 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use edge_core::report::{ConfiguredSources, HourWindow, PosTotals, ReportVisit};
+use edge_core::counter;
+use edge_core::report::{ConfiguredSources, DoorCounts, HourWindow, PosTotals, ReportVisit};
 use edge_core::{DayReport, LocalClock, ReportInputs, VisitClass};
 
 use crate::store::Reader;
@@ -54,7 +55,11 @@ pub fn day_report(
         None => match reader.latest_date()? {
             Some(d) => NaiveDate::parse_from_str(&d, "%Y-%m-%d")
                 .with_context(|| format!("stored date {d:?}"))?,
-            None => bail!("no visits stored yet in {}", data_dir.display()),
+            None => match reader.counter_latest_date()? {
+                Some(d) => NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                    .with_context(|| format!("stored date {d:?}"))?,
+                None => bail!("no visits stored yet in {}", data_dir.display()),
+            },
         },
     };
     let rows = reader.visits_on(&date.to_string())?;
@@ -94,12 +99,33 @@ pub fn day_report(
     } else {
         None
     };
+    // Door counts of the date (or window), when a counter is configured or any were stored.
+    let doors = if sources.counter || reader.has_counter_intervals()? {
+        let intervals = reader.counter_intervals_on(&date.to_string())?;
+        let whole = counter::day_totals(&intervals, &clock, date);
+        let in_window: Vec<_> = match hours {
+            Some(w) => intervals
+                .iter()
+                .filter(|iv| w.contains(clock.hour(iv.start_ms)))
+                .cloned()
+                .collect(),
+            None => intervals.clone(),
+        };
+        Some(DoorCounts {
+            window: counter::day_totals(&in_window, &clock, date),
+            peak_occupancy: whole.peak_occupancy,
+            occupancy_at_close: whole.occupancy_at_close,
+            by_hour: counter::footfall_by_hour(&intervals, &clock, date),
+        })
+    } else {
+        None
+    };
     let inputs = ReportInputs {
         date,
         clock,
         visits: &visits,
         sources,
-        footfall: None,
+        doors,
         pos,
         hours,
         min_visit_dwell_ms: reader

@@ -16,6 +16,7 @@ use edge_core::person::{PersonKey, PersonKeyer};
 use edge_core::report::ConfiguredSources;
 use edge_core::{snapshot, DeviceKey, DeviceKeyer, LocalClock, Sessionizer, DEFINITIONS_VERSION};
 use edge_proto::v1 as pb;
+use edge_wire::counter::Dialect;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +25,12 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::pipeline::{self, LiveOut, PipelineSettings, SourceInput, Summary};
 use crate::secrets::Secrets;
+use crate::sources::counter::config::CounterInput;
+use crate::sources::counter::ingest::CounterContext;
+use crate::sources::counter::{
+    file as counter_file, http as counter_http, modbus as counter_modbus, mqtt as counter_mqtt,
+    poll as counter_poll,
+};
 use crate::sources::portal::config::PortalInput;
 use crate::sources::portal::{source as portal_source, webhook};
 use crate::sources::pos::config::PosInput;
@@ -90,6 +97,37 @@ impl RunReport {
                     .find(|(k, _)| k == key)
                     .map_or(0, |(_, v)| *v)
             };
+            // Counter sources: pushes (or polls, or lines) read and what they became.
+            if counters.iter().any(|(k, _)| k == "payloads_read") {
+                let rejected: Vec<String> = counters
+                    .iter()
+                    .filter(|(k, v)| {
+                        *v > 0 && (k.starts_with("rejected_") || k.starts_with("refused_"))
+                    })
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                out.push_str(&format!(
+                    "  source {name}: {} payloads read, {} intervals stored, {} duplicates, {} register resets, rejected: {}\n",
+                    get("payloads_read"),
+                    get("intervals"),
+                    get("duplicates"),
+                    get("resets"),
+                    if rejected.is_empty() {
+                        "none".to_string()
+                    } else {
+                        rejected.join(", ")
+                    }
+                ));
+                continue;
+            }
+            if counters.iter().any(|(k, _)| k == "bytes_read") {
+                out.push_str(&format!(
+                    "  source {name}: {} bytes read, {} receipts\n",
+                    get("bytes_read"),
+                    get("receipts"),
+                ));
+                continue;
+            }
             let portal = counters.iter().any(|(k, _)| k == "records_read");
             if portal {
                 let rejected: Vec<String> = counters
@@ -186,7 +224,8 @@ pub async fn run(
     cancel: CancellationToken,
     tracker: &TaskTracker,
 ) -> anyhow::Result<RunReport> {
-    if cfg.wifi.is_empty() && cfg.portal.is_empty() && cfg.pos.is_empty() {
+    if cfg.wifi.is_empty() && cfg.portal.is_empty() && cfg.pos.is_empty() && cfg.counter.is_empty()
+    {
         bail!(
             "{}: no sources configured (add a [[sources.wifi]] table)",
             cfg.file.display()
@@ -224,6 +263,14 @@ pub async fn run(
             );
         }
     }
+    if opts.once {
+        if let Some(c) = cfg.counter.iter().find(|c| c.is_live()) {
+            bail!(
+                "`--once` replays files, but counter source {:?} reads a live device; drop `--once` to run as a service",
+                c.name
+            );
+        }
+    }
     let secrets = crate::secrets::load(cfg.secrets_file.as_deref())?;
     let secret = secrets.device.clone();
     let persons = person_keyer(cfg, &secrets)?;
@@ -250,7 +297,7 @@ pub async fn run(
         wifi: !cfg.wifi.is_empty(),
         portal: !cfg.portal.is_empty(),
         pos: !cfg.pos.is_empty(),
-        ..ConfiguredSources::default()
+        counter: !cfg.counter.is_empty(),
     };
     let kinds: BTreeMap<&str, &str> = cfg
         .wifi
@@ -258,6 +305,7 @@ pub async fn run(
         .map(|w| (w.name.as_str(), "wifi"))
         .chain(cfg.portal.iter().map(|p| (p.name.as_str(), "portal")))
         .chain(cfg.pos.iter().map(|p| (p.name.as_str(), "pos")))
+        .chain(cfg.counter.iter().map(|c| (c.name.as_str(), "counter")))
         .collect();
     store.set_meta(vec![
         ("store_id".into(), cfg.store_id.clone()),
@@ -481,6 +529,76 @@ pub async fn run(
         stats_all.push(stats);
     }
 
+    // Counter sources commit their intervals themselves, like POS sources: door counts have
+    // no place in the time merge of radio frames.
+    let mut counter_tasks = Vec::new();
+    let mut counter_ctxs = Vec::new();
+    let mut listeners: BTreeMap<std::net::SocketAddr, Vec<(String, Dialect, Arc<CounterContext>)>> =
+        BTreeMap::new();
+    for c in &cfg.counter {
+        let stats = SourceStats::of_kind(&c.name, "counter");
+        restore_counters(&stats, &counters, &c.name);
+        tracing::info!(
+            source = %c.name,
+            door = %c.door,
+            profile = %c.profile.id,
+            counter = %format!("{} {}", c.profile.vendor, c.profile.model),
+            "counter source"
+        );
+        let ctx = CounterContext::new(c.clone(), clock, store.clone(), stats.clone());
+        counter_ctxs.push(ctx.clone());
+        let cancel = cancel.clone();
+        match &c.input {
+            CounterInput::File(path) => {
+                let fp = pos_source::file_fingerprint(path)
+                    .with_context(|| format!("source {}: reading {}", c.name, path.display()))?;
+                let start = cursors
+                    .iter()
+                    .find(|k| k.source == c.name && k.fingerprint == fp)
+                    .map_or(0, |k| k.position);
+                let (path, name) = (path.clone(), c.name.clone());
+                counter_tasks.push(tracker.spawn_blocking(move || {
+                    if let Err(e) = counter_file::replay(&ctx, &path, &fp, start, &cancel) {
+                        tracing::error!(source = %name, error = %format!("{e:#}"), "counter recording replay failed");
+                    }
+                }));
+            }
+            CounterInput::Push { listen, path } => {
+                let Some(dialect) = counter_file::dialect_of(&ctx) else {
+                    bail!("source {}: a push counter needs an HTTP dialect", c.name);
+                };
+                listeners
+                    .entry(*listen)
+                    .or_default()
+                    .push((path.clone(), dialect, ctx));
+            }
+            CounterInput::Poll { url, interval } => {
+                tracker.spawn(counter_poll::run(ctx, url.clone(), *interval, cancel));
+            }
+            CounterInput::Modbus { port, slave, baud } => {
+                let (port, slave, baud) = (port.clone(), *slave, *baud);
+                counter_tasks.push(
+                    tracker.spawn_blocking(move || {
+                        counter_modbus::run(ctx, port, slave, baud, cancel)
+                    }),
+                );
+            }
+            CounterInput::Mqtt { broker, topic } => {
+                tracker.spawn(counter_mqtt::run(
+                    ctx,
+                    broker.clone(),
+                    topic.clone(),
+                    cancel,
+                ));
+            }
+        }
+        stats_all.push(stats);
+    }
+    for (addr, routes) in listeners {
+        let (_, lstats) = counter_http::spawn(addr, routes, cancel.clone(), tracker).await?;
+        stats_all.push(lstats);
+    }
+
     let open_visits = Arc::new(AtomicU64::new(0));
     // As a service, the pull API runs beside the pipeline and acks through the same writer,
     // and the pipeline publishes live events for `Subscribe`.
@@ -557,16 +675,26 @@ pub async fn run(
     // A replay waits for its POS captures; a service keeps its live POS lines until stopped
     // (also when it has no radio sources at all).
     if !opts.once
-        && cfg
+        && (cfg
             .pos
             .iter()
             .any(|p| !matches!(p.input, PosInput::File(_)))
+            || cfg.counter.iter().any(|c| c.is_live()))
     {
         cancel.cancelled().await;
     }
     for t in pos_tasks {
         t.await.context("POS source thread panicked")?;
     }
+    for t in counter_tasks {
+        t.await.context("counter source thread panicked")?;
+    }
+    for ctx in &counter_ctxs {
+        if ctx.src.is_live() {
+            ctx.save_counters();
+        }
+    }
+    drop(counter_ctxs);
     // The writer stops when the last handle (this one, or the pull API's) is dropped.
     drop(store);
     let stored_visits = Reader::open(&cfg.storage.data_dir)?.count("visits")?;

@@ -96,6 +96,14 @@ impl SourceStats {
             v.extend(extra);
             return v;
         }
+        if self.kind == "counter" {
+            let mut v = vec![
+                ("payloads_read".to_string(), get(&self.frames_read)),
+                ("read_errors".to_string(), get(&self.read_errors)),
+            ];
+            v.extend(extra);
+            return v;
+        }
         if self.kind == "portal" {
             let mut v = vec![
                 ("records_read".to_string(), get(&self.frames_read)),
@@ -133,7 +141,9 @@ impl SourceStats {
     pub fn restore(&self, values: &[(String, u64)]) {
         for (name, value) in values {
             let slot = match name.as_str() {
-                "frames_read" | "records_read" | "bytes_read" => Some(&self.frames_read),
+                "frames_read" | "records_read" | "bytes_read" | "payloads_read" => {
+                    Some(&self.frames_read)
+                }
                 "sightings" | "logins" | "receipts" => Some(&self.sightings),
                 "backpressure_dropped" => Some(&self.backpressure_dropped),
                 "read_errors" => Some(&self.read_errors),
@@ -147,7 +157,8 @@ impl SourceStats {
             };
             if let Some(slot) = slot {
                 slot.store(*value, Ordering::Relaxed);
-            } else if name.starts_with("rejected_") || self.kind == "pos" {
+            } else if name.starts_with("rejected_") || self.kind == "pos" || self.kind == "counter"
+            {
                 if let Ok(mut m) = self.extra.lock() {
                     m.insert(name.clone(), *value);
                 }

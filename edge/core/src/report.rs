@@ -64,8 +64,8 @@ pub struct ReportInputs<'a> {
     pub visits: &'a [ReportVisit],
     /// Configured sources.
     pub sources: ConfiguredSources,
-    /// Door entries, when counters are configured.
-    pub footfall: Option<u64>,
+    /// Door counts, when counters are configured.
+    pub doors: Option<DoorCounts>,
     /// Receipt totals, when a POS source is configured.
     pub pos: Option<PosTotals>,
     /// Only visits that started in these local hours of `date` (footfall and sales, when
@@ -74,6 +74,20 @@ pub struct ReportInputs<'a> {
     /// Inside time from which a visit is a visitor's (`metrics.min_visit_dwell`), for visits
     /// merged from a rotating MAC's pieces.
     pub min_visit_dwell_ms: i64,
+}
+
+/// The door counters' figures of the reported date (or window).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DoorCounts {
+    /// Entries and exits of the date or window, per door too
+    /// ([`crate::counter::day_totals`] of the intervals starting in it).
+    pub window: crate::counter::DayCounts,
+    /// Occupancy of the whole day (a window's occupancy does not start at 0).
+    pub peak_occupancy: u64,
+    /// Occupancy after the day's last interval.
+    pub occupancy_at_close: u64,
+    /// (entries, exits) per local hour ([`crate::counter::footfall_by_hour`]).
+    pub by_hour: BTreeMap<u32, (u64, u64)>,
 }
 
 /// The receipts of the reported date (or window).
@@ -193,6 +207,23 @@ pub struct HourReport {
     pub visitors: u64,
     /// Passers-by first seen.
     pub passersby: u64,
+    /// Door entries in the hour (counters configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footfall: Option<u64>,
+    /// Visitors who arrived ÷ door entries of the hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wifi_detection_ratio: Option<f64>,
+}
+
+/// One door's counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoorReport {
+    /// Door name, as configured.
+    pub door: String,
+    /// Entries.
+    pub ins: u64,
+    /// Exits.
+    pub outs: u64,
 }
 
 /// The day report.
@@ -221,6 +252,15 @@ pub struct DayReport {
     pub capture_rate: Option<f64>,
     /// People-counter entries.
     pub footfall: Option<u64>,
+    /// People-counter exits.
+    pub exits: Option<u64>,
+    /// Most people inside at once (entries − exits, floored at 0, over the whole day).
+    pub peak_occupancy: Option<u64>,
+    /// People inside after the day's last counter interval.
+    pub occupancy_at_close: Option<u64>,
+    /// Entries and exits per door.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub doors: Vec<DoorReport>,
     /// Wi-Fi visitors ÷ footfall.
     pub wifi_detection_ratio: Option<f64>,
     /// Receipts.
@@ -235,6 +275,8 @@ pub struct DayReport {
     pub conversion: Option<f64>,
     /// Sales ÷ transactions.
     pub atv: Option<f64>,
+    /// Sales ÷ footfall.
+    pub sales_per_visitor: Option<f64>,
     /// Units sold ÷ transactions.
     pub items_per_basket: Option<f64>,
     /// Receipts attributed to a visit (a member's receipt joined to their visit).
@@ -372,6 +414,14 @@ impl DayReport {
                 .entry(v.path.iter().map(|(z, _)| z.clone()).collect())
                 .or_default() += 1;
         }
+        // Hours in which people came in are listed even when no phone was seen.
+        if let Some(d) = &inp.doors {
+            for (h, (ins, _)) in &d.by_hour {
+                if *ins > 0 && inp.hours.is_none_or(|w| w.contains(*h)) {
+                    hours.entry(*h).or_default();
+                }
+            }
+        }
         for v in all {
             let e = hours.entry(inp.clock.hour(v.start_ms)).or_default();
             match v.class {
@@ -408,6 +458,8 @@ impl DayReport {
         top.truncate(10);
 
         let visitors_opt = wifi.then_some(n_visitors);
+        let doors = inp.doors.as_ref();
+        let footfall = doors.map(|d| d.window.footfall);
         let pos = inp.pos.as_ref();
         let sales_units = pos.map(|p| p.sales_minor as f64 / 10f64.powi(i32::from(p.minor_digits)));
         let connected = (wifi && inp.sources.portal)
@@ -428,13 +480,33 @@ impl DayReport {
             capture_rate: wifi
                 .then(|| ratio(Some(n_visitors), Some(n_visitors + n_passersby)))
                 .flatten(),
-            footfall: inp.footfall,
-            wifi_detection_ratio: ratio(visitors_opt, inp.footfall),
+            footfall,
+            exits: doors.map(|d| d.window.outs),
+            peak_occupancy: doors.map(|d| d.peak_occupancy),
+            occupancy_at_close: doors.map(|d| d.occupancy_at_close),
+            doors: doors
+                .map(|d| {
+                    d.window
+                        .by_door
+                        .iter()
+                        .map(|(door, (ins, outs))| DoorReport {
+                            door: door.clone(),
+                            ins: *ins,
+                            outs: *outs,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            wifi_detection_ratio: ratio(visitors_opt, footfall),
             transactions: pos.map(|p| p.transactions),
             sales: sales_units,
             sales_minor: pos.map(|p| p.sales_minor),
             currency: pos.and_then(|p| p.currency.clone()),
-            conversion: ratio(pos.map(|p| p.transactions), inp.footfall),
+            conversion: ratio(pos.map(|p| p.transactions), footfall),
+            sales_per_visitor: match (sales_units, footfall) {
+                (Some(s), Some(f)) if f > 0 => Some(s / f as f64),
+                _ => None,
+            },
             atv: match (sales_units, pos.map(|p| p.transactions)) {
                 (Some(s), Some(t)) if t > 0 => Some(s / t as f64),
                 _ => None,
@@ -452,10 +524,15 @@ impl DayReport {
             top_paths: top,
             hourly: hours
                 .into_iter()
-                .map(|(hour, (visitors, passersby))| HourReport {
-                    hour,
-                    visitors,
-                    passersby,
+                .map(|(hour, (visitors, passersby))| {
+                    let entries = doors.map(|d| d.by_hour.get(&hour).map_or(0, |h| h.0));
+                    HourReport {
+                        hour,
+                        visitors,
+                        passersby,
+                        footfall: entries,
+                        wifi_detection_ratio: ratio(wifi.then_some(visitors), entries),
+                    }
                 })
                 .collect(),
         }
@@ -495,6 +572,9 @@ impl DayReport {
             ("Connected (portal)", num(self.connected)),
             ("Identified visitors", num(self.identified_visitors)),
             ("Footfall (door)", num(self.footfall)),
+            ("Exits (door)", num(self.exits)),
+            ("Peak occupancy", num(self.peak_occupancy)),
+            ("Occupancy at close", num(self.occupancy_at_close)),
             ("Wi-Fi detection ratio", pct(self.wifi_detection_ratio)),
             ("Transactions", num(self.transactions)),
             (
@@ -516,6 +596,11 @@ impl DayReport {
             ),
             ("Attributed to a visit", num(self.attributed_purchases)),
             ("Conversion", pct(self.conversion)),
+            (
+                "Sales per visitor",
+                self.sales_per_visitor
+                    .map_or("n/a".to_string(), |v| format!("{v:.2}")),
+            ),
         ];
         for (k, v) in rows {
             let _ = writeln!(s, "  {k:<24} {v:>20}");
@@ -549,18 +634,39 @@ impl DayReport {
                 let _ = writeln!(s, "  {:>6}  {}", p.visits, p.path.join(" → "));
             }
         }
+        if !self.doors.is_empty() {
+            let _ = writeln!(s, "\n  {:<16} {:>10} {:>10}", "Door", "Entries", "Exits");
+            for d in &self.doors {
+                let _ = writeln!(s, "  {:<16} {:>10} {:>10}", d.door, d.ins, d.outs);
+            }
+        }
         if !self.hourly.is_empty() {
-            let _ = writeln!(
+            let doors = self.footfall.is_some();
+            let _ = write!(
                 s,
                 "\n  {:<8} {:>10} {:>12}",
                 "Hour", "Visitors", "Passers-by"
             );
+            if doors {
+                let _ = write!(s, " {:>10} {:>10}", "Footfall", "Detected");
+            }
+            s.push('\n');
             for h in &self.hourly {
-                let _ = writeln!(
+                let _ = write!(
                     s,
                     "  {:02}:00    {:>10} {:>12}",
                     h.hour, h.visitors, h.passersby
                 );
+                if doors {
+                    let _ = write!(
+                        s,
+                        " {:>10} {:>10}",
+                        h.footfall.map_or("-".to_string(), |f| f.to_string()),
+                        h.wifi_detection_ratio
+                            .map_or("-".to_string(), |r| format!("{:.0} %", r * 100.0))
+                    );
+                }
+                s.push('\n');
             }
         }
         s
@@ -592,7 +698,7 @@ mod tests {
             clock: LocalClock::new(chrono_tz::UTC),
             visits,
             sources,
-            footfall: None,
+            doors: None,
             pos: None,
             hours: None,
             min_visit_dwell_ms: 5 * 60_000,
@@ -729,6 +835,108 @@ mod tests {
         assert!(json["footfall"].is_null());
         assert_eq!(json["dwell_buckets"]["from_5m_to_30m"], 1);
         assert!(r.render_text("s1").contains("Capture rate"));
+    }
+
+    #[test]
+    fn door_counts_give_footfall_occupancy_detection_and_conversion() {
+        use crate::counter::{day_totals, footfall_by_hour, CounterInterval};
+        let clock = LocalClock::new(chrono_tz::UTC);
+        let date = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        let iv = |door: &str, h: i64, ins: u32, outs: u32, revision: u32| CounterInterval {
+            door: door.into(),
+            line: "l".into(),
+            start_ms: h * 3_600_000,
+            end_ms: h * 3_600_000 + 900_000,
+            ins,
+            outs,
+            revision,
+        };
+        // Hour 10: 6 in (a revision corrects 5 → 4 at the main door), hour 11: 2 in, 7 out.
+        let intervals = vec![
+            iv("main", 10, 5, 0, 0),
+            iv("main", 10, 4, 0, 1),
+            iv("side", 10, 2, 1, 0),
+            iv("main", 11, 2, 7, 0),
+        ];
+        let day = day_totals(&intervals, &clock, date);
+        let doors = DoorCounts {
+            peak_occupancy: day.peak_occupancy,
+            occupancy_at_close: day.occupancy_at_close,
+            by_hour: footfall_by_hour(&intervals, &clock, date),
+            window: day,
+        };
+        let visits = vec![
+            v(VisitClass::Visitor, 10, 10, &["entrance"]),
+            v(VisitClass::Visitor, 10, 40, &["entrance"]),
+            v(VisitClass::Visitor, 11, 40, &["entrance"]),
+            v(VisitClass::Passerby, 11, 1, &["entrance"]),
+        ];
+        let sources = ConfiguredSources {
+            wifi: true,
+            counter: true,
+            pos: true,
+            ..Default::default()
+        };
+        let mut inp = inputs(&visits, sources);
+        inp.doors = Some(doors);
+        inp.pos = Some(PosTotals {
+            transactions: 4,
+            sales_minor: 8000,
+            minor_digits: 2,
+            currency: Some("EUR".into()),
+            items: 8.0,
+            attributed: 1,
+        });
+        let r = DayReport::compute(&inp, &["entrance".into()]);
+        assert_eq!(r.footfall, Some(8));
+        assert_eq!(r.exits, Some(8));
+        // 10:00 nets +5 (both doors start together), 11:00 nets −5: peak 5, closed empty.
+        assert_eq!((r.peak_occupancy, r.occupancy_at_close), (Some(5), Some(0)));
+        assert_eq!(
+            r.doors,
+            vec![
+                DoorReport {
+                    door: "main".into(),
+                    ins: 6,
+                    outs: 7
+                },
+                DoorReport {
+                    door: "side".into(),
+                    ins: 2,
+                    outs: 1
+                },
+            ]
+        );
+        assert_eq!(r.wifi_detection_ratio, Some(3.0 / 8.0));
+        assert_eq!(r.conversion, Some(0.5));
+        assert_eq!(r.sales_per_visitor, Some(10.0));
+        let hours: Vec<(u32, Option<u64>, Option<f64>)> = r
+            .hourly
+            .iter()
+            .map(|h| (h.hour, h.footfall, h.wifi_detection_ratio))
+            .collect();
+        assert_eq!(
+            hours,
+            vec![(10, Some(6), Some(2.0 / 6.0)), (11, Some(2), Some(0.5))]
+        );
+        let text = r.render_text("s1");
+        assert!(
+            text.contains("Peak occupancy") && text.contains("Footfall"),
+            "{text}"
+        );
+        // A window counts the doors of its hours only, the occupancy stays the day's.
+        let mut win = inputs(&visits, sources);
+        let day = day_totals(&intervals[3..], &clock, date);
+        win.doors = Some(DoorCounts {
+            window: day,
+            peak_occupancy: 5,
+            occupancy_at_close: 0,
+            by_hour: footfall_by_hour(&intervals, &clock, date),
+        });
+        win.hours = HourWindow::new(11, 11);
+        let r = DayReport::compute(&win, &["entrance".into()]);
+        assert_eq!((r.footfall, r.visitors), (Some(2), Some(1)));
+        assert_eq!(r.hourly.len(), 1);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Synthetic store days with ground truth: per-sniffer radiotap pcaps, the captive portal's
 //! login logs (`portal-detail`, `portal-binauth.log`), the receipt printer's ESC/POS capture
-//! (`pos-capture.bin`), `truth.json`, `config.toml` and `secrets.toml`, all derived
+//! (`pos-capture.bin`), the two door counters' push feeds (`counter-main.jsonl`,
+//! `counter-side.jsonl`), `truth.json`, `config.toml` and `secrets.toml`, all derived
 //! deterministically from [`SimParams`].
 //!
 //! [`generate`] plans who is in the store when and where (cheap, O(devices)); [`Day::write`]
@@ -15,6 +16,7 @@
 //! [`SimParams::mac_rotation_secs`], probe-only randomized phones also rotate their MAC during
 //! a visit, keeping their probe IEs and their sequence counter.
 
+mod counter;
 mod emit;
 mod models;
 mod params;
@@ -33,18 +35,25 @@ use std::path::{Path, PathBuf};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+pub use counter::{
+    COUNTER_MAIN_FILE, COUNTER_MAIN_NAME, COUNTER_MAIN_PROFILE, COUNTER_SIDE_FILE,
+    COUNTER_SIDE_NAME, COUNTER_SIDE_PROFILE, DUPLICATES, IRISYS_DEVICE, IRISYS_LINE,
+    SIDE_DOOR_SHARE, WINDOW_AFTER_CLOSE_MS, WINDOW_BEFORE_OPEN_MS, XOVIS_AGENT_ID, XOVIS_DEVICE,
+    XOVIS_IN, XOVIS_LOGIC, XOVIS_OUT,
+};
 pub use models::{AP_BSSID, AP_SSID};
 pub use params::{
-    SimParams, DEFAULT_MEMBER_PHONE_SHARE, DEFAULT_PURCHASE_SHARE,
-    DEFAULT_WALKIN_PURCHASES_PER_HOUR, MAX_DAYS, MAX_WALKIN_PURCHASES_PER_HOUR,
-    MIN_MAC_ROTATION_SECS, ZONE_NAMES,
+    SimParams, DEFAULT_MEMBER_PHONE_SHARE, DEFAULT_PURCHASE_SHARE, DEFAULT_UNDETECTED_SHARE,
+    DEFAULT_WALKIN_PURCHASES_PER_HOUR, MAX_DAYS, MAX_UNDETECTED_SHARE,
+    MAX_WALKIN_PURCHASES_PER_HOUR, MIN_MAC_ROTATION_SECS, ZONE_NAMES,
 };
 pub use portal::{BINAUTH_FILE, DETAIL_FILE};
 pub use pos::{POS_CURRENCY, POS_FILE, POS_PROFILE};
 
 use plan::{Plan, Role, SEC};
 use truth::{
-    FileTruth, PathStep, PortalTruth, PosTruth, RepeatClass, Totals, Truth, Visit, VisitKind,
+    CounterTruth, FileTruth, PathStep, PortalTruth, PosTruth, RepeatClass, Totals, Truth, Visit,
+    VisitKind,
 };
 
 /// ChaCha stream numbers: each use of the seed gets its own stream so they never interfere.
@@ -55,6 +64,7 @@ const STREAM_PORTAL: u64 = 3;
 const STREAM_TENANT_SECRET: u64 = 4;
 const STREAM_ROTATION: u64 = 5;
 const STREAM_POS: u64 = 6;
+const STREAM_COUNTER: u64 = 7;
 
 /// Buffer per pcap writer; large enough that the disk sees big sequential writes.
 const WRITE_BUFFER: usize = 1 << 20;
@@ -100,6 +110,10 @@ pub struct Written {
     pub portal_binauth_path: PathBuf,
     /// `pos-capture.bin`: the ESC/POS byte stream of the period's receipts.
     pub pos_path: PathBuf,
+    /// `counter-main.jsonl`: the main door's Xovis pushes, one body per line.
+    pub counter_main_path: PathBuf,
+    /// `counter-side.jsonl`: the side door's Irisys pushes, one body per line.
+    pub counter_side_path: PathBuf,
     /// The truth as written to `truth.json`.
     pub truth: Truth,
 }
@@ -107,7 +121,8 @@ pub struct Written {
 /// Plans a period. Out-of-range parameters are clamped (zones to 1..=8, shares to 0..=1,
 /// open_hour to 0..=23, open_hours to 1..=24, days to 1..=[`MAX_DAYS`], mac_rotation_secs to
 /// at least [`MIN_MAC_ROTATION_SECS`], walkin_purchases_per_hour to
-/// 0..=[`MAX_WALKIN_PURCHASES_PER_HOUR`]); use [`SimParams::validate`] to reject instead.
+/// 0..=[`MAX_WALKIN_PURCHASES_PER_HOUR`], undetected_share to 0..=[`MAX_UNDETECTED_SHARE`]);
+/// use [`SimParams::validate`] to reject instead.
 pub fn generate(params: &SimParams) -> Day {
     let mut params = params.clone();
     params.zones = params.zones.clamp(1, 8);
@@ -123,6 +138,7 @@ pub fn generate(params: &SimParams) -> Day {
             .walkin_purchases_per_hour
             .clamp(0.0, MAX_WALKIN_PURCHASES_PER_HOUR)
     };
+    params.undetected_share = clamp_share(params.undetected_share).min(MAX_UNDETECTED_SHARE);
     params.open_hour = params.open_hour.min(23);
     params.open_hours = params.open_hours.clamp(1, 24);
     params.days = params.period_days();
@@ -185,6 +201,7 @@ impl Day {
         s.push_str(&format!(
             "\n[[sources.pos]]\nname = \"pos\"\nprofile = \"{POS_PROFILE}\"\nfile = \"{POS_FILE}\"\n"
         ));
+        s.push_str(&counter_tables());
         s.push_str(&format!(
             "\n[[sources.portal]]\nformat = \"freeradius-detail\"\npath = \"{DETAIL_FILE}\"\n# a saved log: read it to its end\nfollow = false\n"
         ));
@@ -204,8 +221,9 @@ impl Day {
         )
     }
 
-    /// Writes the pcaps, the portal login files, the POS capture, `truth.json`, `config.toml`
-    /// and `secrets.toml` into `dir` (created if missing; existing files are replaced).
+    /// Writes the pcaps, the portal login files, the POS capture, the counter feeds,
+    /// `truth.json`, `config.toml` and `secrets.toml` into `dir` (created if missing; existing
+    /// files are replaced).
     pub fn write(&self, dir: &Path) -> io::Result<Written> {
         fs::create_dir_all(dir)?;
         let zones = self.zone_names();
@@ -254,7 +272,25 @@ impl Day {
         );
         let pos_truth = pos::write(dir, &pos, self.params.timezone)?;
 
-        let truth = self.truth(&stats, &seen, &portal, portal_truth, pos_truth);
+        // After the receipts, from its own stream: walk-in buyers come through the doors, and
+        // adding the counters changes no other output.
+        let counter = counter::plan(
+            &self.plan,
+            &seen,
+            &pos,
+            &self.params,
+            &mut rng_for(self.params.seed, STREAM_COUNTER),
+        );
+        let counter_truth = counter::write(dir, &counter, self.params.timezone)?;
+
+        let truth = self.truth(
+            &stats,
+            &seen,
+            &portal,
+            portal_truth,
+            pos_truth,
+            counter_truth,
+        );
         let truth_path = dir.join("truth.json");
         let mut w = BufWriter::new(File::create(&truth_path)?);
         serde_json::to_writer_pretty(&mut w, &truth)?;
@@ -284,6 +320,8 @@ impl Day {
             portal_detail_path: dir.join(DETAIL_FILE),
             portal_binauth_path: dir.join(BINAUTH_FILE),
             pos_path: dir.join(POS_FILE),
+            counter_main_path: dir.join(COUNTER_MAIN_FILE),
+            counter_side_path: dir.join(COUNTER_SIDE_FILE),
             truth,
         })
     }
@@ -295,6 +333,7 @@ impl Day {
         portal: &portal::Portal,
         portal_truth: PortalTruth,
         pos_truth: PosTruth,
+        counter_truth: CounterTruth,
     ) -> Truth {
         let zones = self.zone_names();
         let files = zones
@@ -406,8 +445,24 @@ impl Day {
             period_visits,
             portal: portal_truth,
             pos: pos_truth,
+            counter: counter_truth,
         }
     }
+}
+
+/// The two `[[sources.counter]]` tables of `config.toml`, each after a blank line.
+fn counter_tables() -> String {
+    [
+        (COUNTER_MAIN_NAME, COUNTER_MAIN_PROFILE, "main", COUNTER_MAIN_FILE),
+        (COUNTER_SIDE_NAME, COUNTER_SIDE_PROFILE, "side", COUNTER_SIDE_FILE),
+    ]
+    .iter()
+    .map(|(name, profile, door, file)| {
+        format!(
+            "\n[[sources.counter]]\nname = \"{name}\"\nprofile = \"{profile}\"\ndoor = \"{door}\"\nfile = \"{file}\"\n"
+        )
+    })
+    .collect()
 }
 
 /// Writes `bytes` to `path` readable by the owner only (unix), replacing any old file.
@@ -432,6 +487,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
 }
 
+#[cfg(test)]
+mod counter_tests;
 #[cfg(test)]
 mod period_tests;
 #[cfg(test)]

@@ -64,6 +64,12 @@ pub struct SimParams {
     /// day's opening hours (0..=[`MAX_WALKIN_PURCHASES_PER_HOUR`]; default
     /// [`DEFAULT_WALKIN_PURCHASES_PER_HOUR`]).
     pub walkin_purchases_per_hour: f64,
+    /// Share (0..=[`MAX_UNDETECTED_SHARE`]) of each period day's footfall (door entries) made
+    /// by people who carry no phone the Wi-Fi can detect: on a day with `n` detected entrants
+    /// (visitor devices and walk-in buyers), `round(n × share / (1 − share))` such people arrive
+    /// uniformly over the opening hours and stay 3–40 minutes (default
+    /// [`DEFAULT_UNDETECTED_SHARE`]). They only appear in the people-counter feeds.
+    pub undetected_share: f64,
 }
 
 /// Longest period [`SimParams::days`] accepts.
@@ -78,13 +84,18 @@ pub const DEFAULT_MEMBER_PHONE_SHARE: f64 = 0.6;
 pub const DEFAULT_WALKIN_PURCHASES_PER_HOUR: f64 = 2.0;
 /// Largest [`SimParams::walkin_purchases_per_hour`] accepted: one till, one sale every 30 s.
 pub const MAX_WALKIN_PURCHASES_PER_HOUR: f64 = 120.0;
+/// Default [`SimParams::undetected_share`]: 30 % of footfall has no detectable phone.
+pub const DEFAULT_UNDETECTED_SHARE: f64 = 0.3;
+/// Largest [`SimParams::undetected_share`] accepted (a share of 1 would need infinitely many
+/// people per detected one).
+pub const MAX_UNDETECTED_SHARE: f64 = 0.9;
 
 impl SimParams {
     /// Parameters with the defaults: Asia/Shanghai, passers-by = 2 × visitors, 6 staff,
     /// 35 % randomized MACs, 20 % connected, open 10:00 for 12 hours, 3 history days, a
     /// one-day period (30 % returning shoppers if more days are asked for), no MAC rotation,
     /// 35 % of visitors buying, 60 % of logged-in buyers printing their member phone, 2 walk-in
-    /// purchases per opening hour.
+    /// purchases per opening hour, 30 % of footfall without a detectable phone.
     pub fn new(seed: u64, date: NaiveDate, visitors: u32, zones: u8) -> Self {
         SimParams {
             seed,
@@ -105,6 +116,7 @@ impl SimParams {
             purchase_share: DEFAULT_PURCHASE_SHARE,
             member_phone_share: DEFAULT_MEMBER_PHONE_SHARE,
             walkin_purchases_per_hour: DEFAULT_WALKIN_PURCHASES_PER_HOUR,
+            undetected_share: DEFAULT_UNDETECTED_SHARE,
         }
     }
 
@@ -148,6 +160,12 @@ impl SimParams {
         if !(0.0..=MAX_WALKIN_PURCHASES_PER_HOUR).contains(&rate) {
             return Err(format!(
                 "walkin_purchases_per_hour must be within 0..={MAX_WALKIN_PURCHASES_PER_HOUR}, got {rate}"
+            ));
+        }
+        let share = self.undetected_share;
+        if !(0.0..=MAX_UNDETECTED_SHARE).contains(&share) {
+            return Err(format!(
+                "undetected_share must be within 0..={MAX_UNDETECTED_SHARE}, got {share}"
             ));
         }
         Ok(())

@@ -47,7 +47,7 @@ fn default_output_is_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let truth = generate(&small(5)).write(dir.path()).unwrap().truth;
     let expected: [(&str, u64); 8] = [
-        ("config.toml", 0x3ee5_d8c1_953e_6365),
+        ("config.toml", 0x0542_a5cd_bd5f_2905),
         ("portal-binauth.log", 0xd381_a853_03bb_3270),
         ("portal-detail", 0x33b3_af8b_12fa_aac6),
         ("secrets.toml", 0x1869_856c_3e20_0df5),

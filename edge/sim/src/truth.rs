@@ -42,6 +42,181 @@ pub struct Truth {
     /// wrote receipts.
     #[serde(default)]
     pub pos: PosTruth,
+    /// The people-counter door feeds; empty/zero in truth files written before the simulator
+    /// wrote them.
+    #[serde(default)]
+    pub counter: CounterTruth,
+}
+
+/// What the two people-counter feeds contain: every door crossing of the period by the people
+/// who entered the store, as the main door's Xovis sensor and the side door's Irisys counter
+/// pushed them (the simulator's `counter` module documents the files and the dialects).
+///
+/// Who crosses a door: every visitor device's presence of the period (truth kind visitor, and
+/// the short visits of kind passerby that have a `person`: they walked in, if only for a
+/// minute or two) — one person however many MACs the device rotated through; every walk-in
+/// purchase (a [`Purchase`] without `visit`); and people without a detectable phone. Each
+/// enters once when their visit starts and leaves once when it ends, through one door, the
+/// same both ways. Passers-by stay outside. Staff use the staff entrance, which has no
+/// counter, so they are never counted.
+///
+/// Times are local to the store wherever a day or an hour is named. A crossing belongs to the
+/// local day and hour it happens in (which may be the day after its business day when the
+/// store closes after midnight).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CounterTruth {
+    /// The doors: `main` first, then `side`.
+    pub doors: Vec<DoorTruth>,
+    /// Who came in over the whole period (by business day, summed); their sum is `footfall`.
+    pub people: PeopleTruth,
+    /// Entries over the period, both doors: the sum of every door's `ins`.
+    pub footfall: u32,
+    /// Exits over the period, both doors (equal to `footfall`: everyone leaves).
+    pub outs: u32,
+    /// Per local day, oldest first: every day of the period, plus any later day that has
+    /// crossings (a store open past midnight).
+    pub days: Vec<CounterDayTruth>,
+    /// Pushes of the main door written twice (the retransmission is byte-identical to the
+    /// original and comes later in the file): the length of `duplicates`.
+    pub duplicated_pushes: u32,
+    /// The retransmitted pushes, in file order of their originals.
+    pub duplicates: Vec<DuplicateTruth>,
+    /// The side counter's power loss on the first day of the period: its registers restart
+    /// from 0, right after a log 40–70 % (or, if that one is busy, later) into the day's opening
+    /// hours. `None` only if no log from then to closing was followed by a moment without
+    /// crossings (never with realistic traffic).
+    pub reset: Option<ResetTruth>,
+}
+
+/// One door's feed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoorTruth {
+    /// `"main"` or `"side"`, as `door` in the agent's `[[sources.counter]]` table.
+    pub door: String,
+    /// The source name in `config.toml` (`door-main`, `door-side`).
+    pub name: String,
+    /// Hardware profile id in `config.toml` (`counter/xovis-pc2s-v5`, `counter/irisys-vector-4d`).
+    pub profile: String,
+    /// The edge-wire counter dialect of the bodies (`xovis-v5`, `irisys`).
+    pub dialect: String,
+    /// The replay file, relative to the output directory: one push body per line.
+    pub path: String,
+    /// The device as the bodies name it (`serial_number` / `FriendlyDeviceSerial`).
+    pub device: String,
+    /// The counting line the bodies report (Xovis logic `Entrance`; Irisys `Line 1`, from the
+    /// registers `Line 1 In` and `Line 1 Out`).
+    pub line: String,
+    /// Lines (push bodies) in the file, retransmissions included.
+    pub pushes: u32,
+    /// People who came in through this door over the period.
+    pub ins: u32,
+    /// People who went out through this door over the period.
+    pub outs: u32,
+}
+
+/// Who made the period's door entries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeopleTruth {
+    /// Visitor devices of kind visitor in [`Truth::period_visits`] (one each, rotated MACs or
+    /// not).
+    pub visitors: u32,
+    /// Short visits: visits of kind passerby with a `person` in [`Truth::period_visits`].
+    pub short_visits: u32,
+    /// Visitor devices that walked in but sent no clean frame, so they are in no truth visit
+    /// (0 unless the radio lost every frame of a device).
+    pub unseen_visitors: u32,
+    /// Walk-in buyers: purchases without a `visit` (one person each).
+    pub walkins: u32,
+    /// People without a detectable phone ([`crate::SimParams::undetected_share`]).
+    pub undetected: u32,
+}
+
+impl PeopleTruth {
+    /// Everyone who came in: the period's footfall.
+    pub fn total(&self) -> u32 {
+        self.visitors + self.short_visits + self.unseen_visitors + self.walkins + self.undetected
+    }
+}
+
+/// One local day's crossings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterDayTruth {
+    /// Local day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Entries of the day, both doors.
+    pub footfall: u32,
+    /// Exits of the day, both doors.
+    pub outs: u32,
+    /// Per door, `main` then `side`.
+    pub doors: Vec<DoorDayTruth>,
+    /// Entries (both doors) per local hour: 24 numbers, index = hour of the day (`hours[9]`
+    /// counts 09:00–09:59). On a day when clocks go back, the repeated hour's entries are
+    /// added up; on a day when they go forward, the skipped hour stays 0.
+    pub hours: Vec<u32>,
+}
+
+/// One door's crossings on one local day.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoorDayTruth {
+    /// `"main"` or `"side"`.
+    pub door: String,
+    /// Entries.
+    pub ins: u32,
+    /// Exits.
+    pub outs: u32,
+}
+
+/// A push the main door's sensor sent twice.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DuplicateTruth {
+    /// `"main"`.
+    pub door: String,
+    /// Its `package_info.id`.
+    pub sequence_id: u64,
+    /// Line of the original in the file, from 1.
+    pub line: u32,
+    /// Line of the identical retransmission, after `line`.
+    pub repeated_at_line: u32,
+    /// Unix seconds of the interval's start (it ends 60 s later).
+    pub start: f64,
+    /// The interval's in-count (counted once in the truth).
+    pub ins: u32,
+    /// The interval's out-count.
+    pub outs: u32,
+}
+
+/// The side counter's power loss.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResetTruth {
+    /// `"side"`.
+    pub door: String,
+    /// Local day, `YYYY-MM-DD`: the first day of the period.
+    pub day: String,
+    /// The last log before the power loss.
+    pub last_log: RegisterLogTruth,
+    /// Unix seconds (ms precision) the counter lost power, after `last_log` with no crossing
+    /// between the two.
+    pub power_lost: f64,
+    /// Unix seconds it counted again, from 0; nobody crossed while it was off.
+    pub power_back: f64,
+    /// The first log after the restart: its registers are the people counted since
+    /// `power_back` (less than `last_log`'s, unless nobody had crossed before).
+    pub first_log: RegisterLogTruth,
+}
+
+/// One Irisys log entry's registers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegisterLogTruth {
+    /// Its `LogEntryId`.
+    pub log_entry_id: u64,
+    /// Line of its push in the file, from 1.
+    pub line: u32,
+    /// Its `Timestamp`, Unix seconds (whole).
+    pub time: f64,
+    /// Register `Line 1 In`.
+    pub ins: u64,
+    /// Register `Line 1 Out`.
+    pub outs: u64,
 }
 
 /// What the POS receipt capture contains: the ESC/POS byte stream the till sent to its receipt

@@ -5,6 +5,7 @@
 //! a silently ignored setting. Validation resolves relative paths against the config file,
 //! loads hardware profiles and checks every value; errors name the file, the key and the reason.
 
+pub mod counter_profile;
 pub mod profiles;
 
 use std::fmt;
@@ -349,6 +350,9 @@ pub struct RawSources {
     /// POS receipt printer lines (`[[sources.pos]]`).
     #[serde(default)]
     pub pos: Vec<crate::sources::pos::config::RawPos>,
+    /// Door people counters (`[[sources.counter]]`).
+    #[serde(default)]
+    pub counter: Vec<crate::sources::counter::config::RawCounter>,
 }
 
 /// The whole file as written.
@@ -418,6 +422,8 @@ pub struct Config {
     pub portal: Vec<crate::sources::portal::config::PortalSource>,
     /// POS sources, validated.
     pub pos: Vec<crate::sources::pos::config::PosSource>,
+    /// Door counter sources, validated.
+    pub counter: Vec<crate::sources::counter::config::CounterSource>,
     /// Grace around a visit within which a member's receipt belongs to it, ms.
     pub attribution_grace_ms: i64,
     /// Storage settings.
@@ -578,6 +584,23 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
     for (i, p) in raw.sources.pos.iter().enumerate() {
         pos.push(p.validate(&errs, &format!("sources.pos[{i}]"), &base)?);
     }
+    let mut counter = Vec::new();
+    for (i, c) in raw.sources.counter.iter().enumerate() {
+        let src = c.validate(&errs, &format!("sources.counter[{i}]"), &base)?;
+        // Sources sharing a listener are told apart by path.
+        if let crate::sources::counter::config::CounterInput::Push { listen, path } = &src.input {
+            let clash = counter.iter().any(|o: &crate::sources::counter::config::CounterSource| {
+                matches!(&o.input, crate::sources::counter::config::CounterInput::Push { listen: l, path: p } if l == listen && p == path)
+            });
+            if clash {
+                return Err(errs.at(
+                    format!("sources.counter[{i}].path"),
+                    format!("another counter already receives {path} on {listen}: give each source its own `path`"),
+                ));
+            }
+        }
+        counter.push(src);
+    }
     let mut names: Vec<&str> = Vec::new();
     let all = wifi
         .iter()
@@ -593,6 +616,12 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
             pos.iter()
                 .enumerate()
                 .map(|(i, p)| (format!("sources.pos[{i}].name"), p.name.as_str())),
+        )
+        .chain(
+            counter
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("sources.counter[{i}].name"), c.name.as_str())),
         );
     for (key, name) in all {
         if names.contains(&name) {
@@ -652,6 +681,7 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         staff_phones_file,
         portal,
         pos,
+        counter,
         attribution_grace_ms: dur_ms(m.attribution_grace),
         storage: Storage {
             data_dir,
@@ -718,6 +748,8 @@ pcap = "a.pcap"
         assert!(hop.channels.len() > 2);
         assert_eq!(c.wifi[1].channel, Some(6));
         assert_eq!(c.wifi[1].input, WifiInput::Interface("mon1".into()));
+        assert_eq!(c.counter.len(), 2);
+        assert!(c.counter.iter().all(|s| s.is_live()));
         let till = &c.pos[0];
         assert_eq!(till.name, "till-1");
         assert_eq!(till.serial.baud, 38400);
@@ -725,6 +757,99 @@ pcap = "a.pcap"
             &till.input,
             crate::sources::pos::config::PosInput::Serial(p) if p.starts_with("/dev/serial/by-path")
         ));
+    }
+
+    #[test]
+    fn counter_tables_are_validated_with_their_keys() {
+        use crate::sources::counter::config::CounterInput;
+        let ok = format!(
+            "{MINIMAL}\n[[sources.counter]]\nprofile = \"counter/irisys-vector-4d\"\ndoor = \"side\"\nlisten = \"127.0.0.1:8081\"\n\
+             [[sources.counter]]\nprofile = \"counter/xovis-pc2s-v5\"\ndoor = \"main\"\nlisten = \"127.0.0.1:8081\"\nlines = [\"Entrance\"]\n\
+             [[sources.counter]]\nname = \"rec\"\nprofile = \"counter/xovis-pc2s-v5\"\ndoor = \"main\"\nfile = \"main.jsonl\"\n\
+             [[sources.counter]]\nprofile = \"counter/generic-ir-beam-modbus\"\ndoor = \"back\"\nport = \"/dev/ttyUSB1\"\nslave = 7\n\
+             [[sources.counter]]\nprofile = \"counter/axis-people-counter\"\ndoor = \"mall\"\nurl = \"http://192.0.2.9\"\ninterval = \"30s\"\n\
+             [[sources.counter]]\nprofile = \"counter/milesight-vs133\"\ndoor = \"lift\"\nbroker = \"127.0.0.1:1883\"\n"
+        );
+        let c = p(&ok).unwrap();
+        let names: Vec<&str> = c.counter.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "counter-side",
+                "counter-main",
+                "rec",
+                "counter-back",
+                "counter-mall",
+                "counter-lift"
+            ]
+        );
+        assert_eq!(
+            c.counter[0].input,
+            CounterInput::Push {
+                listen: "127.0.0.1:8081".parse().unwrap(),
+                path: "/counter/irisys".into()
+            }
+        );
+        assert!(c.counter[1].counts_line("Entrance") && !c.counter[1].counts_line("Side door"));
+        assert_eq!(
+            c.counter[2].input,
+            CounterInput::File("/etc/store-edge/main.jsonl".into())
+        );
+        assert_eq!(
+            c.counter[3].input,
+            CounterInput::Modbus {
+                port: "/dev/ttyUSB1".into(),
+                slave: 7,
+                baud: 9600
+            }
+        );
+        assert_eq!(
+            c.counter[4].input,
+            CounterInput::Poll {
+                url: "http://192.0.2.9/local/tvpc/.api?live-sum.json".into(),
+                interval: std::time::Duration::from_secs(30)
+            }
+        );
+        assert_eq!(
+            c.counter[5].input,
+            CounterInput::Mqtt {
+                broker: "127.0.0.1:1883".into(),
+                topic: "milesight/uplink/+".into()
+            }
+        );
+        let xovis = "[[sources.counter]]\nprofile = \"counter/xovis-pc2s-v5\"\ndoor = \"main\"\n";
+        let axis =
+            "[[sources.counter]]\nprofile = \"counter/axis-people-counter\"\ndoor = \"main\"\n";
+        let beam =
+            "[[sources.counter]]\nprofile = \"counter/generic-ir-beam-modbus\"\ndoor = \"main\"\n";
+        let table = [
+            (xovis.to_string(), "sources.counter[0].listen"),
+            (format!("{xovis}listen = \"0.0.0.0:8081\"\n"), "sources.counter[0].tokens"),
+            (format!("{xovis}listen = \"localhost\"\n"), "sources.counter[0].listen"),
+            (format!("{xovis}listen = \"127.0.0.1:1\"\npath = \"counter\"\n"), "sources.counter[0].path"),
+            (format!("{xovis}listen = \"127.0.0.1:1\"\nurl = \"http://x\"\n"), "sources.counter[0].url"),
+            (format!("{xovis}file = \"a\"\nlisten = \"127.0.0.1:1\"\n"), "sources.counter[0].listen"),
+            (format!("{xovis}listen = \"127.0.0.1:1\"\nmax_body = 10\n"), "sources.counter[0].max_body"),
+            (format!("{xovis}listen = \"127.0.0.1:1\"\nlines = []\n"), "sources.counter[0].lines"),
+            (format!("{xovis}listen = \"127.0.0.1:1\"\n{xovis}listen = \"127.0.0.1:1\"\n"), "sources.counter[1].path"),
+            (format!("{xovis}listen = \"127.0.0.1:1\"\n{xovis}listen = \"127.0.0.1:2\"\n"), "sources.counter[1].name"),
+            (format!("{xovis}listen = \"127.0.0.1:1\"\n[[sources.counter.tokens]]\nname = \"a\"\ntoken = \"short\"\n"), "sources.counter[0].tokens[0].token"),
+            (format!("{axis}url = \"https://192.0.2.9\"\n"), "sources.counter[0].url"),
+            (format!("{axis}url = \"http://192.0.2.9/x\"\n"), "sources.counter[0].url"),
+            (format!("{axis}url = \"http://u:p@192.0.2.9\"\n"), "sources.counter[0].url"),
+            (format!("{axis}url = \"http://192.0.2.9\"\nusername = \"u\"\n"), "sources.counter[0].password"),
+            (format!("{axis}url = \"http://192.0.2.9\"\ninterval = \"1ms\"\n"), "sources.counter[0].interval"),
+            (format!("{beam}port = \"/dev/ttyUSB0\"\nslave = 0\n"), "sources.counter[0].slave"),
+            (format!("{beam}port = \"/dev/ttyUSB0\"\nbaud = 1234\n"), "sources.counter[0].baud"),
+            (format!("{beam}port = \"/dev/ttyUSB0\"\nbroker = \"h:1\"\n"), "sources.counter[0].broker"),
+            ("[[sources.counter]]\nprofile = \"counter/no-such\"\ndoor = \"m\"\nfile = \"a\"\n".to_string(), "sources.counter[0].profile"),
+            ("[[sources.counter]]\nprofile = \"counter/xovis-pc2s-v5\"\ndoor = \"a:b\"\nfile = \"a\"\n".to_string(), "sources.counter[0].door"),
+            (format!("{xovis}file = \"a\"\ncolour = 1\n"), "sources.counter[0].colour"),
+        ];
+        for (extra, key) in table {
+            let e = p(&format!("{MINIMAL}\n{extra}")).unwrap_err();
+            assert_eq!(e.key, key, "{extra}: {e}");
+        }
     }
 
     #[test]

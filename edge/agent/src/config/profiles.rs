@@ -52,6 +52,46 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "pos/epson-tm-t82iii-big5",
         include_str!("../../../../hardware-profiles/pos/epson-tm-t82iii-big5.toml"),
     ),
+    (
+        "counter/xovis-pc2s-v5",
+        include_str!("../../../../hardware-profiles/counter/xovis-pc2s-v5.toml"),
+    ),
+    (
+        "counter/xovis-pc2-legacy",
+        include_str!("../../../../hardware-profiles/counter/xovis-pc2-legacy.toml"),
+    ),
+    (
+        "counter/brickstream-3d",
+        include_str!("../../../../hardware-profiles/counter/brickstream-3d.toml"),
+    ),
+    (
+        "counter/irisys-vector-4d",
+        include_str!("../../../../hardware-profiles/counter/irisys-vector-4d.toml"),
+    ),
+    (
+        "counter/hikvision-ds-2cd6825g0-event",
+        include_str!("../../../../hardware-profiles/counter/hikvision-ds-2cd6825g0-event.toml"),
+    ),
+    (
+        "counter/hikvision-ds-2cd6825g0-search",
+        include_str!("../../../../hardware-profiles/counter/hikvision-ds-2cd6825g0-search.toml"),
+    ),
+    (
+        "counter/axis-people-counter",
+        include_str!("../../../../hardware-profiles/counter/axis-people-counter.toml"),
+    ),
+    (
+        "counter/milesight-vs133",
+        include_str!("../../../../hardware-profiles/counter/milesight-vs133.toml"),
+    ),
+    (
+        "counter/mqtt-json-interval",
+        include_str!("../../../../hardware-profiles/counter/mqtt-json-interval.toml"),
+    ),
+    (
+        "counter/generic-ir-beam-modbus",
+        include_str!("../../../../hardware-profiles/counter/generic-ir-beam-modbus.toml"),
+    ),
 ];
 
 /// A monitor-mode Wi-Fi adapter model.
@@ -356,7 +396,10 @@ fn channel_in_band(ch: u16, bands: &[String]) -> bool {
 }
 
 /// Deserializes a profile's TOML; errors name the key path.
-fn deserialize<T: serde::de::DeserializeOwned>(id: &str, text: &str) -> Result<T, ProfileError> {
+pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(
+    id: &str,
+    text: &str,
+) -> Result<T, ProfileError> {
     serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
         let key = e.path().to_string();
         ProfileError {
@@ -369,7 +412,11 @@ fn deserialize<T: serde::de::DeserializeOwned>(id: &str, text: &str) -> Result<T
 
 /// Finds a `profile =` value: an embedded id, or a path to a `.toml` file (relative to
 /// `base`); gives the text and the name errors use.
-fn lookup(value: &str, base: &Path, kind: &str) -> Result<(String, String), ProfileError> {
+pub(crate) fn lookup(
+    value: &str,
+    base: &Path,
+    kind: &str,
+) -> Result<(String, String), ProfileError> {
     if let Some((_, text)) = EMBEDDED.iter().find(|(id, _)| *id == value) {
         return Ok((value.to_string(), (*text).to_string()));
     }
@@ -475,6 +522,7 @@ pub fn check_embedded(id: &str, text: &str) -> Result<(), ProfileError> {
     match id.split('/').next() {
         Some("wifi") => parse_wifi(id, text).map(|_| ()),
         Some("pos") => parse_pos(id, text).map(|_| ()),
+        Some("counter") => super::counter_profile::parse_counter(id, text).map(|_| ()),
         _ => Err(ProfileError {
             profile: id.to_string(),
             key: String::new(),
@@ -506,10 +554,13 @@ pub fn check_file(path: &Path) -> Result<(), ProfileError> {
         // A missing or unparsable `kind` is reported by the Wi-Fi parser with its key.
         Some("wifi") | None => parse_wifi(&id, &text).map(|_| ()),
         Some("pos") => parse_pos(&id, &text).map(|_| ()),
+        Some("counter") => super::counter_profile::parse_counter(&id, &text).map(|_| ()),
         Some(other) => Err(ProfileError {
             profile: id,
             key: "kind".to_string(),
-            reason: format!("unknown profile kind {other:?} (supported: \"wifi\", \"pos\")"),
+            reason: format!(
+                "unknown profile kind {other:?} (supported: \"wifi\", \"pos\", \"counter\")"
+            ),
         }),
     }
 }

@@ -6,6 +6,7 @@
 //! its position in the source so the pipeline can commit a cursor that covers exactly what the
 //! store has.
 
+pub mod counter;
 pub mod portal;
 pub mod pos;
 pub mod wifi;

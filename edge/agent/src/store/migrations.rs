@@ -201,6 +201,37 @@ CREATE TABLE unparsed_receipts (
 );
 "#,
     ),
+    (
+        7,
+        r#"
+-- Door counter intervals: the people one counting line of a door saw in [start_ms, end_ms).
+-- A corrected interval is the next revision with full counts; readers keep the newest.
+-- Aggregates: never dropped for the disk budget, removed once acknowledged and past retention.
+CREATE TABLE counter_intervals (
+    interval_key  TEXT NOT NULL,                 -- <door>:<line>:<start_ms>
+    revision      INTEGER NOT NULL,
+    source        TEXT NOT NULL,
+    door          TEXT NOT NULL,
+    line          TEXT NOT NULL,
+    start_ms      INTEGER NOT NULL,
+    end_ms        INTEGER NOT NULL,
+    local_date    TEXT NOT NULL,                 -- store-local date of start_ms
+    ins           INTEGER NOT NULL,
+    outs          INTEGER NOT NULL,
+    created_ms    INTEGER NOT NULL,
+    PRIMARY KEY (interval_key, revision)
+);
+CREATE INDEX counter_intervals_by_date ON counter_intervals (local_date);
+
+-- Per counter source: register baselines, interval keys seen, sequence numbers (JSON),
+-- committed together with the intervals they produced.
+CREATE TABLE counter_state (
+    source      TEXT PRIMARY KEY,
+    state       TEXT NOT NULL,
+    updated_ms  INTEGER NOT NULL
+);
+"#,
+    ),
 ];
 
 /// The schema version this build writes.

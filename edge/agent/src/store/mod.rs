@@ -5,6 +5,7 @@
 //! revision). Replaying input after a crash re-produces the same keys, which are ignored, so
 //! running twice over the same files never counts anything twice.
 
+pub mod counters;
 pub mod migrations;
 pub mod purchases;
 
@@ -222,6 +223,11 @@ enum Cmd {
         Box<purchases::PosBatch>,
         SyncSender<Result<purchases::PosReceipt, StoreError>>,
     ),
+    Counter(
+        Box<counters::CounterBatch>,
+        SyncSender<Result<counters::CounterReceipt, StoreError>>,
+    ),
+    CounterState(String, SyncSender<Result<Option<String>, StoreError>>),
 }
 
 /// What pruning may remove.
@@ -348,6 +354,19 @@ impl Store {
         self.call(|reply| Cmd::Pos(Box::new(batch), reply))
     }
 
+    /// Commits a counter source's intervals with its state, cursor and counters.
+    pub fn counter(
+        &self,
+        batch: counters::CounterBatch,
+    ) -> Result<counters::CounterReceipt, StoreError> {
+        self.call(|reply| Cmd::Counter(Box::new(batch), reply))
+    }
+
+    /// The committed state (JSON) of counter source `source`, if any.
+    pub fn counter_state(&self, source: &str) -> Result<Option<String>, StoreError> {
+        self.call(|reply| Cmd::CounterState(source.to_string(), reply))
+    }
+
     /// Stops the writer after the queued commands and waits for it (dropping the last handle
     /// does the same).
     #[cfg(test)]
@@ -401,6 +420,12 @@ fn writer(mut conn: Connection, rx: Receiver<Cmd>) {
             }
             Cmd::Pos(batch, reply) => {
                 let _ = reply.send(purchases::commit(&mut conn, &batch));
+            }
+            Cmd::Counter(batch, reply) => {
+                let _ = reply.send(counters::commit(&mut conn, &batch));
+            }
+            Cmd::CounterState(source, reply) => {
+                let _ = reply.send(counters::state(&conn, &source));
             }
             Cmd::Health(taken_ms, body, reply) => {
                 let _ = reply.send(store_health(&mut conn, taken_ms, &body));
@@ -517,6 +542,12 @@ fn delete_records(
         "DELETE FROM purchases WHERE purchase_key IN (SELECT record_key FROM doomed WHERE kind = 'purchase')
            AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'purchase'
              AND o.record_key = purchases.purchase_key AND o.seq NOT IN (SELECT seq FROM doomed))",
+        [],
+    )
+    .map_err(e)?;
+    tx.execute(
+        "DELETE FROM counter_intervals WHERE EXISTS (SELECT 1 FROM doomed d WHERE d.kind = 'counter'
+           AND d.record_key = counter_intervals.interval_key AND d.revision = counter_intervals.revision)",
         [],
     )
     .map_err(e)?;
@@ -1166,6 +1197,24 @@ impl Reader {
     /// Whether any purchase is stored.
     pub fn has_purchases(&self) -> Result<bool, StoreError> {
         purchases::any(&self.conn)
+    }
+
+    /// Every stored revision of the counter intervals counting on `local_date`.
+    pub fn counter_intervals_on(
+        &self,
+        local_date: &str,
+    ) -> Result<Vec<edge_core::counter::CounterInterval>, StoreError> {
+        counters::on(&self.conn, local_date)
+    }
+
+    /// The latest store-local date with a counter interval.
+    pub fn counter_latest_date(&self) -> Result<Option<String>, StoreError> {
+        counters::latest_date(&self.conn)
+    }
+
+    /// Whether any counter interval is stored.
+    pub fn has_counter_intervals(&self) -> Result<bool, StoreError> {
+        counters::any(&self.conn)
     }
 
     /// A meta value.

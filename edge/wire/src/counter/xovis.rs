@@ -11,10 +11,15 @@
 //!   counts include the direction labels becomes one interval of the logic's `name` (its `id`
 //!   when the name is missing or empty). `samples` / `samples_expected` are not checked: a
 //!   record with fewer samples than expected still holds the people counted.
-//! - `live_data` carries per-frame tracking events (`frames[].events[]`, category `COUNT`,
-//!   running `counter_value`s) in the firmware we know of. It is read like `logics_data`
-//!   when it has a `logics` member (an agent configured to push logic records as live data);
-//!   otherwise it is listed in [`Push::ignored`] as `"live_data"`.
+//! - `live_data` carries per-frame tracking events (`frames[].events[]`): every event of
+//!   category `COUNT` with `attributes {counter_id, counter_value}` becomes a
+//!   [`Reading::Cumulative`] of line `counter-<counter_id>` at the frame's `time`, `ins` being
+//!   the counter's running value (a Xovis counter counts one direction, so each direction is
+//!   its own line; the installer lists the entering counters as the door's lines). Events of
+//!   other categories and tracked objects are not counts. A `live_data` envelope with a
+//!   `logics` member (an agent configured to push logic records as live data) is read like
+//!   `logics_data`; one without any count event is listed in [`Push::ignored`] as
+//!   `"live_data"`.
 //! - `status_data` and `connection_test` are listed in `ignored`.
 //! - Any other key is [`CounterError::UnknownEnvelope`]; an empty array is
 //!   [`CounterError::Empty`].
@@ -93,6 +98,11 @@ fn envelope(
         };
         match ignore {
             None => logics_data(r, body, &kp, ctx, push)?,
+            Some("live_data") => {
+                if !live_data(r, body, &kp, ctx, push)? {
+                    push.ignored.push("live_data");
+                }
+            }
             Some(label) => {
                 // Best effort: an ignored envelope names the device only if it says so cleanly.
                 if push.device.is_empty() {
@@ -108,6 +118,78 @@ fn envelope(
         }
     }
     Ok(())
+}
+
+/// Reads the count events of a `live_data` envelope; false when it holds none (the envelope
+/// is then listed as ignored, and its sequence number and device are not taken).
+fn live_data(
+    r: Reader,
+    body: &Value,
+    p: &Path<'_>,
+    ctx: &ParseContext,
+    push: &mut Push,
+) -> Result<bool, CounterError> {
+    let m = r.obj(body, p)?;
+    let mut readings = Vec::new();
+    if let Some(frames) = r.opt(m, "frames") {
+        let fp = p.key("frames");
+        for (i, frame) in r.array(frames, &fp)?.iter().enumerate() {
+            let ip = fp.index(i);
+            let fm = r.obj(frame, &ip)?;
+            let Some(events) = r.opt(fm, "events") else {
+                continue;
+            };
+            let ep = ip.key("events");
+            for (j, event) in r.array(events, &ep)?.iter().enumerate() {
+                let jp = ep.index(j);
+                let em = r.obj(event, &jp)?;
+                let category = match r.opt(em, "category") {
+                    Some(c) => r.str(c, &jp.key("category"))?,
+                    None => continue,
+                };
+                if category != "COUNT" {
+                    continue;
+                }
+                let ap = jp.key("attributes");
+                let am = r.obj(r.req(em, "attributes", &jp)?, &ap)?;
+                let id = uint(r, r.req(am, "counter_id", &ap)?, &ap.key("counter_id"))?;
+                let value = r.count(r.req(am, "counter_value", &ap)?, &ap.key("counter_value"))?;
+                let at = r.time(
+                    r.req(fm, "time", &ip)?,
+                    &ip.key("time"),
+                    ctx.utc_offset_s,
+                    true,
+                )?;
+                readings.push(Reading::Cumulative {
+                    line: format!("counter-{id}"),
+                    at_ms: at,
+                    ins: Some(value),
+                    outs: None,
+                });
+            }
+        }
+    }
+    if readings.is_empty() {
+        return Ok(false);
+    }
+    if let Some(pi) = r.opt(m, "package_info") {
+        let pp = p.key("package_info");
+        let pm = r.obj(pi, &pp)?;
+        let id = uint(r, r.req(pm, "id", &pp)?, &pp.key("id"))?;
+        let agent = match r.opt(pm, "agent_id") {
+            Some(a) => uint(r, a, &pp.key("agent_id"))?,
+            None => 0,
+        };
+        push.sequence = Some((agent, id));
+    }
+    if push.device.is_empty() {
+        if let Some(info) = r.opt(m, "sensor_info") {
+            let ip = p.key("sensor_info");
+            push.device = r.first_name(r.obj(info, &ip)?, &["serial_number", "name"], &ip)?;
+        }
+    }
+    push.readings.extend(readings);
+    Ok(true)
 }
 
 /// A `package_info` or `agent_id` number: a non-negative integer.
