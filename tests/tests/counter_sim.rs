@@ -28,6 +28,15 @@ fn simulated_days_give_the_true_footfall() {
 
     for day in &c.days {
         let r = report_json(&data, &day.day);
+        println!(
+            "{}: footfall {} (truth {}), doors {}, detection ratio {}, conversion {}",
+            day.day,
+            r["footfall"],
+            day.footfall,
+            r["doors"],
+            r["wifi_detection_ratio"],
+            r["conversion"]
+        );
         assert_eq!(
             r["footfall"].as_u64(),
             Some(u64::from(day.footfall)),

@@ -802,3 +802,107 @@ pub fn resolve_counter(
     let (id, text) = super::profiles::lookup(value, base, "counter")?;
     parse_counter(&id, &text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PUSH: &str = "kind = \"counter\"\nvendor = \"V\"\nmodel = \"M\"\ntransport = \"http-push\"\ndialect = \"xovis-v5\"\n[push]\npath = \"/c\"\n";
+    const BEAM: &str =
+        include_str!("../../../../hardware-profiles/counter/generic-ir-beam-modbus.toml");
+
+    /// Every refusal names the key: unknown dialects and transports, tables that do not
+    /// belong to the transport, bad register maps and JSON paths.
+    #[test]
+    fn bad_counter_profiles_name_the_key() {
+        assert!(parse_counter("t", PUSH).is_ok());
+        let table = [
+            (PUSH.replace("xovis-v5", "xovis-v9"), "dialect"),
+            (PUSH.replace("xovis-v5", "axis-live-sum"), "dialect"),
+            (PUSH.replace("http-push", "carrier-pigeon"), "transport"),
+            (PUSH.replace("kind = \"counter\"", "kind = \"pos\""), "kind"),
+            (PUSH.replace("path = \"/c\"", "path = \"c\""), "push.path"),
+            (format!("{PUSH}[poll]\npath = \"/x\"\n"), "poll"),
+            (PUSH.replace("[push]\npath = \"/c\"\n", ""), "push"),
+            (
+                format!("{PUSH}[direction]\nin = \"fw\"\nout = \"fw\"\n"),
+                "direction",
+            ),
+            (format!("{PUSH}colour = 1\n"), "push.colour"),
+            (
+                BEAM.replace("function = 3", "function = 6"),
+                "modbus.function",
+            ),
+            (BEAM.replace("slave = 1", "slave = 0"), "modbus.slave"),
+            (
+                BEAM.replace("quantity = 4", "quantity = 3"),
+                "modbus.outs.offset",
+            ),
+            (
+                BEAM.replace("quantity = 4", "quantity = 126"),
+                "modbus.quantity",
+            ),
+            (
+                BEAM.replace(
+                    "type = \"u32\"\nword_order = \"high-first\"\n\n[modbus.outs]",
+                    "type = \"u64\"\nword_order = \"high-first\"\n\n[modbus.outs]",
+                ),
+                "modbus.ins.type",
+            ),
+            (
+                BEAM.replace("addressing = 0", "addressing = 1"),
+                "modbus.start",
+            ),
+            (
+                BEAM.replace("timeout = \"500ms\"", "timeout = \"1ms\""),
+                "modbus.timeout",
+            ),
+            (
+                BEAM.replace("baud = 9600", "baud = 9601"),
+                "modbus.serial.baud",
+            ),
+            (
+                BEAM.replace("dialect = \"registers\"", "dialect = \"json\""),
+                "dialect",
+            ),
+        ];
+        for (text, key) in table {
+            let e = parse_counter("t", &text).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+        }
+        let mqtt = "kind = \"counter\"\nvendor = \"V\"\nmodel = \"M\"\ntransport = \"mqtt\"\ndialect = \"json\"\n[mqtt]\ntopic = \"c/#\"\n[mqtt.fields]\n";
+        let table = [
+            ("ins = \"a..b\"\ncumulative = true\n", "mqtt.fields.ins"),
+            (
+                "ins = \"a\"\nstart = \"s\"\ncumulative = true\n",
+                "mqtt.fields.start",
+            ),
+            ("ins = \"a\"\nstart = \"s\"\n", "mqtt.fields.time"),
+            ("ins = \"a\"\n", "mqtt.fields"),
+        ];
+        for (fields, key) in table {
+            let e = parse_counter("t", &format!("{mqtt}{fields}")).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+        }
+        let ok = parse_counter(
+            "t",
+            &format!("{mqtt}ins = \"counts.0.in\"\ncumulative = true\n"),
+        );
+        assert!(ok.is_ok());
+        // 1-based addressing moves the register map down by one.
+        let one_based = BEAM
+            .replace("addressing = 0", "addressing = 1")
+            .replace("start = 0", "start = 1")
+            .replace("offset = 0", "offset = 1")
+            .replace("offset = 2", "offset = 3");
+        let p = parse_counter("t", &one_based).unwrap();
+        let CounterTransport::Modbus(m) = p.transport else {
+            panic!("not modbus")
+        };
+        assert_eq!(
+            (m.start, m.ins.offset, m.outs.map(|f| f.offset)),
+            (0, 0, Some(2))
+        );
+        assert_eq!(m.wrap, Some(1 << 32));
+    }
+}

@@ -586,7 +586,8 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
     }
     let mut counter = Vec::new();
     for (i, c) in raw.sources.counter.iter().enumerate() {
-        let src = c.validate(&errs, &format!("sources.counter[{i}]"), &base)?;
+        let mut src = c.validate(&errs, &format!("sources.counter[{i}]"), &base)?;
+        src.gateway_id = raw.store.gateway_id.clone();
         // Sources sharing a listener are told apart by path.
         if let crate::sources::counter::config::CounterInput::Push { listen, path } = &src.input {
             let clash = counter.iter().any(|o: &crate::sources::counter::config::CounterSource| {

@@ -153,6 +153,9 @@ pub struct CounterSource {
     pub max_body: usize,
     /// Poll / MQTT credentials.
     pub credentials: Option<Credentials>,
+    /// The gateway's id (`[store] gateway_id`): MQTT client ids carry it, so two gateways'
+    /// sources of the same name on one broker do not take each other's session.
+    pub gateway_id: String,
 }
 
 impl CounterSource {
@@ -443,6 +446,7 @@ impl RawCounter {
             users,
             max_body,
             credentials,
+            gateway_id: String::new(),
         })
     }
 }

@@ -407,6 +407,7 @@ mod tests {
             users: Vec::new(),
             max_body: wire::MAX_BODY,
             credentials: None,
+            gateway_id: "gw-1".into(),
         }
     }
 

@@ -495,7 +495,8 @@ struct Job {
     redelivered: bool,
 }
 
-/// The MQTT client id of source `name`: `store-edge-<name>`, characters other than ASCII
+/// The MQTT client id of source `name` (`<gateway>-<source>`): `store-edge-<name>`,
+/// characters other than ASCII
 /// letters, digits, `-` and `_` replaced by `-`, at most 64 bytes. (MQTT 3.1.1 only promises
 /// 23; mosquitto, EMQX and HiveMQ take longer ids.)
 fn client_id(name: &str) -> String {
@@ -555,7 +556,8 @@ pub async fn run(
         tracing::error!(source = %name, broker = %broker, "MQTT broker is not host:port");
         return;
     };
-    let mut opts = MqttOptions::new(client_id(&name), host, port);
+    let id = client_id(&format!("{}-{name}", ctx.src.gateway_id));
+    let mut opts = MqttOptions::new(id, host, port);
     opts.set_keep_alive(KEEP_ALIVE)
         .set_clean_session(false)
         .set_manual_acks(true)
@@ -775,6 +777,7 @@ mod tests {
             users: Vec::new(),
             max_body: wire::MAX_BODY,
             credentials: None,
+            gateway_id: "gw-1".into(),
         };
         let ctx = CounterContext::new(
             src,
