@@ -18,7 +18,7 @@ mod text;
 pub use builder::ReceiptBuilder;
 pub use command::{ctl, Command, MAX_PAYLOAD};
 pub use receipt::{
-    Boundary, DecoderConfig, DecoderStats, RawReceipt, ReceiptDecoder, ReceiptIssues,
+    fuzz_check, Boundary, DecoderConfig, DecoderStats, RawReceipt, ReceiptDecoder, ReceiptIssues,
     DEFAULT_MAX_RECEIPT_BYTES, EPSON_CODE_TABLES,
 };
 pub use text::Encoding;

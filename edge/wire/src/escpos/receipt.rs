@@ -695,6 +695,67 @@ impl ReceiptDecoder {
     }
 }
 
+/// The decoder configuration a fuzz case picks with its second byte.
+fn fuzz_config(sel: u8) -> DecoderConfig {
+    match sel % 4 {
+        0 => DecoderConfig::chinese(Encoding::Gb18030),
+        1 => DecoderConfig {
+            double_byte: Some(Encoding::Big5),
+            ..DecoderConfig::new(Encoding::Cp437)
+        },
+        2 => DecoderConfig {
+            code_tables: EPSON_CODE_TABLES.to_vec(),
+            boundary_on_drawer_kick: true,
+            ..DecoderConfig::new(Encoding::Cp858)
+        },
+        _ => DecoderConfig {
+            max_receipt_bytes: 64,
+            ..DecoderConfig::new(Encoding::Windows1252)
+        },
+    }
+}
+
+/// The checks of the `escpos` fuzz target, also run by the unit tests on its seeds: the first
+/// input byte picks the chunk size (1–255), the second one of four printer configurations,
+/// the rest is the stream. Receipts' offsets tile the stream in order and stay inside what was
+/// fed; the decoder's counters agree with what it returned.
+#[doc(hidden)]
+#[allow(clippy::indexing_slicing)] // a fuzz check: a panic is its finding
+pub fn fuzz_check(input: &[u8]) {
+    let [chunk, sel, data @ ..] = input else {
+        return;
+    };
+    let cfg = fuzz_config(*sel);
+    let chunk = usize::from(*chunk).max(1);
+    let mut d = ReceiptDecoder::new(cfg.clone());
+    let mut out = Vec::new();
+    let mut fed = 0u64;
+    let mut t = 0i64;
+    for part in data.chunks(chunk) {
+        fed += part.len() as u64;
+        t += 10;
+        d.push(part, t, &mut out);
+        assert_eq!(d.offset(), fed);
+        assert!(d.committed_offset() <= fed);
+        if t % 70 == 0 {
+            out.extend(d.idle(t + 1_000, 500));
+        }
+    }
+    out.extend(d.finish());
+    assert_eq!(d.committed_offset(), fed);
+    let mut last_end = 0;
+    for r in &out {
+        assert!(last_end <= r.start_offset && r.start_offset < r.end_offset);
+        assert!(r.end_offset <= fed);
+        assert!(r.first_ms <= r.last_ms);
+        assert!(!r.lines.is_empty() || !r.qr.is_empty() || !r.barcodes.is_empty());
+        last_end = r.end_offset;
+    }
+    let s = d.stats();
+    assert_eq!(s.receipts, out.len() as u64);
+    assert_eq!(s.bytes, fed);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1116,66 +1177,10 @@ mod tests {
         assert_eq!(out[0].lines.len(), 100);
     }
 
-    /// Bytes of a fuzz case: first byte chunk size, second the configuration.
-    pub(crate) fn fuzz_config(sel: u8) -> DecoderConfig {
-        match sel % 4 {
-            0 => DecoderConfig::chinese(Encoding::Gb18030),
-            1 => DecoderConfig {
-                double_byte: Some(Encoding::Big5),
-                ..DecoderConfig::new(Encoding::Cp437)
-            },
-            2 => DecoderConfig {
-                code_tables: EPSON_CODE_TABLES.to_vec(),
-                boundary_on_drawer_kick: true,
-                ..DecoderConfig::new(Encoding::Cp858)
-            },
-            _ => DecoderConfig {
-                max_receipt_bytes: 64,
-                ..DecoderConfig::new(Encoding::Windows1252)
-            },
-        }
-    }
-
-    /// The checks of the `escpos` fuzz target (`fuzz/fuzz_targets/escpos.rs` mirrors them).
-    pub(crate) fn fuzz_one(input: &[u8]) {
-        let [chunk, sel, data @ ..] = input else {
-            return;
-        };
-        let cfg = fuzz_config(*sel);
-        let chunk = usize::from(*chunk).max(1);
-        let mut d = ReceiptDecoder::new(cfg.clone());
-        let mut out = Vec::new();
-        let mut fed = 0u64;
-        let mut t = 0i64;
-        for part in data.chunks(chunk) {
-            fed += part.len() as u64;
-            t += 10;
-            d.push(part, t, &mut out);
-            assert_eq!(d.offset(), fed);
-            assert!(d.committed_offset() <= fed);
-            if t % 70 == 0 {
-                out.extend(d.idle(t + 1_000, 500));
-            }
-        }
-        out.extend(d.finish());
-        assert_eq!(d.committed_offset(), fed);
-        let mut last_end = 0;
-        for r in &out {
-            assert!(last_end <= r.start_offset && r.start_offset < r.end_offset);
-            assert!(r.end_offset <= fed);
-            assert!(r.first_ms <= r.last_ms);
-            assert!(!r.lines.is_empty() || !r.qr.is_empty() || !r.barcodes.is_empty());
-            last_end = r.end_offset;
-        }
-        let s = d.stats();
-        assert_eq!(s.receipts, out.len() as u64);
-        assert_eq!(s.bytes, fed);
-    }
-
     #[test]
     fn fuzz_target_body_on_seeds() {
         for seed in fuzz_seeds() {
-            fuzz_one(&seed.1);
+            super::fuzz_check(&seed.1);
         }
     }
 
@@ -1183,7 +1188,7 @@ mod tests {
     fn fuzz_seeds() -> Vec<(String, Vec<u8>)> {
         let mut seeds = Vec::new();
         for sel in 0..4u8 {
-            let cfg = fuzz_config(sel);
+            let cfg = super::fuzz_config(sel);
             let mut b = ReceiptBuilder::for_config(&cfg);
             b.init().align(1).bold(true);
             b.line("STORE 42").unwrap();
@@ -1331,13 +1336,13 @@ mod tests {
             sizes in prop::collection::vec(1usize..40, 1..8),
             sel in any::<u8>(),
         ) {
-            let cfg = fuzz_config(sel);
+            let cfg = super::fuzz_config(sel);
             let (whole, _) = decode_all(&cfg, &data);
             let chunked = decode_chunked(&cfg, &data, &sizes);
             prop_assert_eq!(&chunked, &whole);
             let mut input = vec![sizes[0] as u8, sel];
             input.extend_from_slice(&data);
-            fuzz_one(&input);
+            super::fuzz_check(&input);
         }
 
         /// A valid stream decodes to what was built, split at any single point or in random
