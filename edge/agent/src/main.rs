@@ -2,6 +2,7 @@
 //! the shutdown sequence; everything else lives in the modules below.
 
 mod config;
+mod mgmt;
 mod pipeline;
 mod pull;
 mod report;
@@ -183,17 +184,32 @@ fn parse_hours(s: &str) -> Result<edge_core::report::HourWindow, String> {
         .ok_or_else(|| format!("{s:?} is not an hour (0-23) or a range of hours like 10-13"))
 }
 
+/// Logs to stderr through a filter that `set-log-level` (MQTT management) can replace at run
+/// time.
 fn init_logging(filter: Option<&str>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::EnvFilter;
     let filter = filter
-        .map(tracing_subscriber::EnvFilter::new)
-        .or_else(|| tracing_subscriber::EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
+        .map(EnvFilter::new)
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_target(false),
+        )
         .init();
+    mgmt::commands::install_log_reloader(Box::new(move |spec: &str| {
+        let f = EnvFilter::try_new(spec).map_err(|e| format!("not a log filter: {e}"))?;
+        handle
+            .reload(f)
+            .map_err(|e| format!("cannot change the log filter: {e}"))
+    }));
 }
 
 fn main() -> ExitCode {

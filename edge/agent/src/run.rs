@@ -637,6 +637,10 @@ pub async fn run(
         hub: hub.clone(),
         started_ms: chrono::Utc::now().timestamp_millis(),
     };
+    // Management over MQTT runs beside a service, whether or not the pull API does.
+    if let (false, Some(m)) = (opts.once, &cfg.mqtt) {
+        crate::mgmt::spawn(cfg, m, health.clone(), cancel.clone(), tracker)?;
+    }
     if service {
         crate::sync::spawn(
             &cfg.sync,
@@ -770,16 +774,19 @@ fn persons_by_device(bindings: Vec<(String, String)>) -> HashMap<DeviceKey, Stri
 
 /// What a health snapshot is made of.
 #[derive(Clone)]
-struct HealthInputs {
-    data_dir: std::path::PathBuf,
-    sources: Vec<Arc<SourceStats>>,
+pub(crate) struct HealthInputs {
+    pub(crate) data_dir: std::path::PathBuf,
+    pub(crate) sources: Vec<Arc<SourceStats>>,
     open_visits: Arc<AtomicU64>,
     hub: Arc<LiveHub>,
-    started_ms: i64,
+    pub(crate) started_ms: i64,
 }
 
 /// Builds the gateway's health snapshot (records.proto `HealthSnapshot`) as of now.
-fn health_snapshot(h: &HealthInputs, taken_ms: i64) -> anyhow::Result<pb::HealthSnapshot> {
+pub(crate) fn health_snapshot(
+    h: &HealthInputs,
+    taken_ms: i64,
+) -> anyhow::Result<pb::HealthSnapshot> {
     let r = Reader::open(&h.data_dir)?;
     let st = r.outbox_state()?;
     let count = |(name, value): (String, u64)| pb::Count { name, value };

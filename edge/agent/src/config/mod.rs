@@ -376,6 +376,9 @@ pub struct RawConfig {
     /// `[sync]`: the pull API.
     #[serde(default)]
     pub sync: crate::sync::config::RawSync,
+    /// `[mqtt]`: management over the fleet broker (absent: no MQTT management).
+    #[serde(default)]
+    pub mqtt: Option<crate::mgmt::config::RawMqtt>,
 }
 
 /// Validated `[storage]`.
@@ -434,6 +437,8 @@ pub struct Config {
     pub wifi: Vec<WifiSource>,
     /// The pull API.
     pub sync: crate::sync::config::SyncConfig,
+    /// Management over MQTT, when configured.
+    pub mqtt: Option<crate::mgmt::config::MqttConfig>,
 }
 
 impl Config {
@@ -671,6 +676,10 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         ));
     }
     let sync = raw.sync.validate(&errs, &base)?;
+    let mqtt = match &raw.mqtt {
+        Some(m) => Some(m.validate(&errs, &base, &raw.store.gateway_id)?),
+        None => None,
+    };
     Ok(Config {
         file: path.to_path_buf(),
         store_id: raw.store.store_id,
@@ -696,6 +705,7 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         metrics,
         wifi,
         sync,
+        mqtt,
     })
 }
 
@@ -850,6 +860,39 @@ pcap = "a.pcap"
         for (extra, key) in table {
             let e = p(&format!("{MINIMAL}\n{extra}")).unwrap_err();
             assert_eq!(e.key, key, "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn mqtt_tables_are_validated_with_their_keys() {
+        assert!(p(MINIMAL).unwrap().mqtt.is_none());
+        let c = p(&format!(
+            "{MINIMAL}\n[mqtt]\nbroker = \"127.0.0.1:1883\"\nkeep_alive = \"2s\"\ntelemetry_interval = \"5s\"\nlow_disk_bytes = 1000\n"
+        ))
+        .unwrap();
+        let m = c.mqtt.unwrap();
+        assert_eq!((m.host.as_str(), m.port), ("127.0.0.1", 1883));
+        assert_eq!(m.client_id, "store-edge-gw-1");
+        assert_eq!(m.keep_alive, Duration::from_secs(2));
+        assert_eq!(m.telemetry_interval, Duration::from_secs(5));
+        assert_eq!(m.low_disk_bytes, 1000);
+        let table = [
+            // serde names the table, and the message the field.
+            ("[mqtt]\n", "mqtt"),
+            ("[mqtt]\nbroker = \"broker.example.net:1883\"\n", "mqtt.broker"),
+            ("[mqtt]\nbroker = \"127.0.0.1:1883\"\nkeepalive = \"2s\"\n", "mqtt.keepalive"),
+            ("[mqtt]\nbroker = \"127.0.0.1:1883\"\nkeep_alive = \"0s\"\n", "mqtt.keep_alive"),
+            ("[mqtt]\nbroker = \"127.0.0.1:1883\"\nlow_disk_bytes = \"1GB\"\n", "mqtt.low_disk_bytes"),
+            ("[mqtt]\nbroker = \"127.0.0.1:1883\"\nusername = \"u\"\n", "mqtt.password"),
+            ("[mqtt]\nbroker = \"127.0.0.1:1883\"\npassword_file = \"pw\"\nusername = \"u\"\n", "mqtt.password_file"),
+            ("[mqtt]\nbroker = \"127.0.0.1:1883\"\n[mqtt.tls]\nca_file = \"ca.pem\"\n", "mqtt.tls.ca_file"),
+            ("[mqtt]\nbroker = \"127.0.0.1:1883\"\n[mqtt.tls]\nca_file = \"ca.pem\"\nkey = \"k\"\n", "mqtt.tls.key"),
+            ("[mqtt]\nbroker = \"127.0.0.1:1883\"\nopening_hours = \"9 to 5\"\n", "mqtt.opening_hours"),
+        ];
+        for (extra, key) in table {
+            let e = p(&format!("{MINIMAL}\n{extra}")).unwrap_err();
+            assert_eq!(e.key, key, "{extra}: {e}");
+            assert!(e.to_string().contains("/etc/store-edge/config.toml"), "{e}");
         }
     }
 

@@ -5,6 +5,7 @@
 //! revision). Replaying input after a crash re-produces the same keys, which are ignored, so
 //! running twice over the same files never counts anything twice.
 
+pub mod activity;
 pub mod counters;
 pub mod migrations;
 pub mod purchases;
@@ -1210,6 +1211,11 @@ impl Reader {
     /// The latest store-local date with a counter interval.
     pub fn counter_latest_date(&self) -> Result<Option<String>, StoreError> {
         counters::latest_date(&self.conn)
+    }
+
+    /// The newest receipt time and counter interval ends.
+    pub fn activity(&self) -> Result<activity::Activity, StoreError> {
+        activity::latest(&self.conn)
     }
 
     /// Whether any counter interval is stored.
