@@ -163,6 +163,42 @@ pub const BAUD_RATES: [u32; 9] = [
 ];
 
 impl SerialSettings {
+    /// Opens `port` with these line settings at `baud`; reads return after `timeout` without
+    /// data. (Settings were checked at validation; anything else falls back to 8N1, no flow
+    /// control.)
+    pub fn open(
+        &self,
+        port: &Path,
+        baud: u32,
+        timeout: Duration,
+    ) -> serialport::Result<serialport::TTYPort> {
+        let data_bits = match self.data_bits {
+            7 => serialport::DataBits::Seven,
+            _ => serialport::DataBits::Eight,
+        };
+        let parity = match self.parity.as_str() {
+            "even" => serialport::Parity::Even,
+            "odd" => serialport::Parity::Odd,
+            _ => serialport::Parity::None,
+        };
+        let stop_bits = match self.stop_bits {
+            2 => serialport::StopBits::Two,
+            _ => serialport::StopBits::One,
+        };
+        let flow = match self.flow_control.as_str() {
+            "software" => serialport::FlowControl::Software,
+            "hardware" => serialport::FlowControl::Hardware,
+            _ => serialport::FlowControl::None,
+        };
+        serialport::new(port.to_string_lossy(), baud)
+            .data_bits(data_bits)
+            .parity(parity)
+            .stop_bits(stop_bits)
+            .flow_control(flow)
+            .timeout(timeout)
+            .open_native()
+    }
+
     /// Checks every field; errors name the key under `prefix`.
     pub fn check(&self, prefix: &str) -> Result<(), (String, String)> {
         let key = |k: &str| format!("{prefix}{k}");

@@ -102,22 +102,11 @@ pub(super) fn commit(
         .map_err(e("writing a counter source's state"))?;
     }
     if let Some(c) = &b.cursor {
-        tx.execute(
-            "INSERT INTO source_checkpoints (source, fingerprint, position, updated_ms)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (source) DO UPDATE SET fingerprint = excluded.fingerprint,
-               position = excluded.position, updated_ms = excluded.updated_ms",
-            params![c.source, c.fingerprint, c.position as i64, b.now_ms],
-        )
-        .map_err(e("writing a counter cursor"))?;
+        super::write_cursor(&tx, c, b.now_ms).map_err(e("writing a counter cursor"))?;
     }
     for (name, value) in &b.counters {
-        tx.execute(
-            "INSERT INTO counters (source, name, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (source, name) DO UPDATE SET value = excluded.value",
-            params![b.source, name, *value as i64],
-        )
-        .map_err(e("writing counter source counters"))?;
+        super::write_counter(&tx, &b.source, name, *value)
+            .map_err(e("writing counter source counters"))?;
     }
     tx.commit().map_err(e("committing counter intervals"))?;
     Ok(r)

@@ -201,6 +201,35 @@ pub struct JournalEntry {
     pub event: String,
 }
 
+/// Writes (inserts or moves) a source's cursor inside `tx`.
+pub(crate) fn write_cursor(
+    tx: &rusqlite::Transaction<'_>,
+    c: &Cursor,
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT INTO source_checkpoints (source, fingerprint, position, updated_ms)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (source) DO UPDATE SET fingerprint = excluded.fingerprint,
+           position = excluded.position, updated_ms = excluded.updated_ms",
+        params![c.source, c.fingerprint, c.position as i64, now_ms],
+    )
+}
+
+/// Writes a source's counter `name` (absolute value) inside `tx`.
+pub(crate) fn write_counter(
+    tx: &rusqlite::Transaction<'_>,
+    source: &str,
+    name: &str,
+    value: u64,
+) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT INTO counters (source, name, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (source, name) DO UPDATE SET value = excluded.value",
+        params![source, name, value as i64],
+    )
+}
+
 /// Time since the previous visit of the same person or device, as records.proto names it.
 pub fn repeat_class(previous_end_ms: Option<i64>, start_ms: i64) -> &'static str {
     const DAY: i64 = 86_400_000;
@@ -1006,23 +1035,11 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
         )
         .map_err(e("writing core snapshot"))?;
         for c in &cp.cursors {
-            tx.execute(
-                "INSERT INTO source_checkpoints (source, fingerprint, position, updated_ms)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (source) DO UPDATE SET fingerprint = excluded.fingerprint,
-                   position = excluded.position, updated_ms = excluded.updated_ms",
-                params![c.source, c.fingerprint, c.position as i64, b.now_ms],
-            )
-            .map_err(e("writing source cursor"))?;
+            write_cursor(&tx, c, b.now_ms).map_err(e("writing source cursor"))?;
         }
     }
     for (source, name, value) in &b.counters {
-        tx.execute(
-            "INSERT INTO counters (source, name, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (source, name) DO UPDATE SET value = excluded.value",
-            params![source, name, *value as i64],
-        )
-        .map_err(e("writing counters"))?;
+        write_counter(&tx, source, name, *value).map_err(e("writing counters"))?;
     }
     tx.commit().map_err(e("committing"))?;
     Ok(r)

@@ -226,22 +226,10 @@ fn commit_inner(conn: &mut Connection, b: &PosBatch) -> Result<PosReceipt, Store
         .map_err(e("keeping an unparsed receipt"))?;
     }
     if let Some(c) = &b.cursor {
-        tx.execute(
-            "INSERT INTO source_checkpoints (source, fingerprint, position, updated_ms)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (source) DO UPDATE SET fingerprint = excluded.fingerprint,
-               position = excluded.position, updated_ms = excluded.updated_ms",
-            params![c.source, c.fingerprint, c.position as i64, b.now_ms],
-        )
-        .map_err(e("writing a POS cursor"))?;
+        super::write_cursor(&tx, c, b.now_ms).map_err(e("writing a POS cursor"))?;
     }
     for (name, value) in &b.counters {
-        tx.execute(
-            "INSERT INTO counters (source, name, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (source, name) DO UPDATE SET value = excluded.value",
-            params![b.source, name, *value as i64],
-        )
-        .map_err(e("writing POS counters"))?;
+        super::write_counter(&tx, &b.source, name, *value).map_err(e("writing POS counters"))?;
     }
     tx.commit().map_err(e("committing receipts"))?;
     Ok(r)

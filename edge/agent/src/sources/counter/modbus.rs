@@ -18,7 +18,7 @@
 //! replies received. An exception or a missed poll never produces a count.
 
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -340,49 +340,10 @@ pub fn poll_once(
     Ok(Poll::Missed(failure))
 }
 
+use crate::sources::pos::source::sleep_or_cancel;
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-/// Sleeps up to `d`, returning early (true) when cancelled.
-fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
-    let until = Instant::now() + d;
-    while Instant::now() < until {
-        if cancel.is_cancelled() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
-    }
-    cancel.is_cancelled()
-}
-
-/// Opens `port` with the profile's line settings and `baud`.
-fn open(port: &Path, s: &SerialSettings, baud: u32) -> serialport::Result<serialport::TTYPort> {
-    let data_bits = match s.data_bits {
-        7 => serialport::DataBits::Seven,
-        _ => serialport::DataBits::Eight,
-    };
-    let parity = match s.parity.as_str() {
-        "even" => serialport::Parity::Even,
-        "odd" => serialport::Parity::Odd,
-        _ => serialport::Parity::None,
-    };
-    let stop_bits = match s.stop_bits {
-        2 => serialport::StopBits::Two,
-        _ => serialport::StopBits::One,
-    };
-    let flow = match s.flow_control.as_str() {
-        "software" => serialport::FlowControl::Software,
-        "hardware" => serialport::FlowControl::Hardware,
-        _ => serialport::FlowControl::None,
-    };
-    serialport::new(port.to_string_lossy(), baud)
-        .data_bits(data_bits)
-        .parity(parity)
-        .stop_bits(stop_bits)
-        .flow_control(flow)
-        .timeout(READ_SLICE)
-        .open_native()
 }
 
 /// Logs when polls start and stop failing (not every failed poll) and keeps the counters
@@ -491,7 +452,7 @@ pub fn run(
     let mut opened_before = false;
     let mut open_failing = false;
     'outer: while !cancel.is_cancelled() {
-        let mut tty = match open(&port, &profile.serial, baud) {
+        let mut tty = match profile.serial.open(&port, baud, READ_SLICE) {
             Ok(t) => t,
             Err(e) => {
                 stats.count("open_failures", 1);
@@ -577,7 +538,7 @@ mod tests {
     ));
 
     fn beam() -> CounterProfile {
-        resolve_counter("counter/generic-ir-beam-modbus", Path::new(".")).unwrap()
+        resolve_counter("counter/generic-ir-beam-modbus", std::path::Path::new(".")).unwrap()
     }
 
     fn modbus(p: &CounterProfile) -> &ModbusProfile {

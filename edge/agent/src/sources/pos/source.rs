@@ -349,37 +349,8 @@ pub fn replay_file(
     Ok(())
 }
 
-fn open_serial(ctx: &PosContext, port: &Path) -> serialport::Result<serialport::TTYPort> {
-    let s = &ctx.src.serial;
-    let data_bits = match s.data_bits {
-        7 => serialport::DataBits::Seven,
-        _ => serialport::DataBits::Eight,
-    };
-    let parity = match s.parity.as_str() {
-        "even" => serialport::Parity::Even,
-        "odd" => serialport::Parity::Odd,
-        _ => serialport::Parity::None,
-    };
-    let stop_bits = match s.stop_bits {
-        2 => serialport::StopBits::Two,
-        _ => serialport::StopBits::One,
-    };
-    let flow = match s.flow_control.as_str() {
-        "software" => serialport::FlowControl::Software,
-        "hardware" => serialport::FlowControl::Hardware,
-        _ => serialport::FlowControl::None,
-    };
-    serialport::new(port.to_string_lossy(), s.baud)
-        .data_bits(data_bits)
-        .parity(parity)
-        .stop_bits(stop_bits)
-        .flow_control(flow)
-        .timeout(SERIAL_POLL)
-        .open_native()
-}
-
-/// Sleeps up to `d`, returning early (true) when cancelled.
-fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
+/// Sleeps up to `d`, returning early (true) when cancelled. (Blocking source threads.)
+pub(crate) fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
     let until = Instant::now() + d;
     while Instant::now() < until {
         if cancel.is_cancelled() {
@@ -402,7 +373,7 @@ pub fn read_serial(ctx: &PosContext, port: &Path, cancel: &CancellationToken) {
     let mut connected_once = false;
     let stats = &ctx.stats;
     'outer: while !cancel.is_cancelled() {
-        let mut tty = match open_serial(ctx, port) {
+        let mut tty = match ctx.src.serial.open(port, ctx.src.serial.baud, SERIAL_POLL) {
             Ok(t) => t,
             Err(e) => {
                 stats.count("open_failures", 1);
