@@ -16,6 +16,8 @@ use edge_sim::truth::Truth;
 use rusqlite::{Connection, OpenFlags};
 use serde::Deserialize;
 
+pub mod mosquitto;
+
 /// The device-key rotation horizon of the default config (30 days).
 pub const DEFAULT_ROTATION_MS: i64 = 30 * 86_400_000;
 

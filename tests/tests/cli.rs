@@ -260,3 +260,77 @@ fn profiles_check_accepts_the_repo_profiles_and_names_bad_keys() {
     let err = stderr(&out);
     assert!(err.contains("channels") && err.contains("999"), "{err}");
 }
+
+/// `run --check` on an installer's config: every source's state over a short window; exit 1
+/// naming the sources that are down (a counter whose device refuses connections), exit 0 when
+/// every source is up or idle (a push counter nobody pushed to yet).
+#[test]
+fn run_check_names_the_sources_that_are_down() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("secrets.toml"),
+        "device_key_secret = \"11111111111111111111111111111111\"\n",
+    )
+    .unwrap();
+    // A port nobody listens on: bound, then released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = "[store]\nstore_id = \"s\"\ngateway_id = \"gw\"\ntimezone = \"UTC\"\n\
+                [privacy]\nsecrets_file = \"secrets.toml\"\n[storage]\ndata_dir = \"data\"\n\
+                [sync]\nlisten = \"127.0.0.1:0\"\n\
+                [[sources.counter]]\nname = \"door-main\"\nprofile = \"counter/xovis-pc2s-v5\"\n\
+                door = \"main\"\nlisten = \"127.0.0.1:0\"\n";
+    let good = d.path().join("good.toml");
+    std::fs::write(&good, base).unwrap();
+    let out = store_edge(&[
+        "run",
+        "--config",
+        path_str(&good),
+        "--check",
+        "--check-for",
+        "2s",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("door-main") && l.contains("idle")),
+        "{text}"
+    );
+    let bad = d.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "{base}[[sources.counter]]\nname = \"door-side\"\nprofile = \"counter/axis-people-counter\"\n\
+             door = \"side\"\nurl = \"http://127.0.0.1:{closed}\"\ninterval = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let out = store_edge(&[
+        "run",
+        "--config",
+        path_str(&bad),
+        "--check",
+        "--check-for",
+        "3s",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success(), "{text}");
+    let side = text
+        .lines()
+        .find(|l| l.starts_with("door-side"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        side.contains("failing") && side.contains("poll_errors_connect"),
+        "{side}"
+    );
+    assert!(
+        stderr(&out).contains("1 source(s) down: door-side"),
+        "{}",
+        stderr(&out)
+    );
+    edge_e2e::assert_no_panic(&out);
+}

@@ -18,11 +18,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use edge_e2e::mosquitto::{free_port, Broker};
 use edge_e2e::{counter, open_db, Agent};
 
 const MAIN: &str = "door-main";
@@ -31,83 +31,6 @@ const MAIN_TOPIC: &str = "milesight/uplink/gw-main";
 const OTHER_GATEWAY_TOPIC: &str = "milesight/uplink/gw-other";
 const SIDE_TOPIC: &str = "counters/bridge-1/interval";
 const UNRELATED_TOPIC: &str = "counters/bridge-1/status";
-
-/// The broker binary: `/usr/sbin/mosquitto` (Debian), else `mosquitto` on the PATH.
-fn mosquitto_bin() -> PathBuf {
-    let sbin = Path::new("/usr/sbin/mosquitto");
-    if sbin.exists() {
-        return sbin.to_path_buf();
-    }
-    PathBuf::from("mosquitto")
-}
-
-/// A Mosquitto broker on a loopback port; killed when dropped.
-struct Broker {
-    child: Child,
-}
-
-impl Broker {
-    /// Starts Mosquitto listening on 127.0.0.1:`port` (anonymous, no persistence) and waits
-    /// until it accepts connections.
-    fn start(dir: &Path, port: u16) -> Broker {
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 log_dest stderr\n"
-            ),
-        )
-        .unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("mosquitto.log"))
-            .unwrap();
-        let child = Command::new(mosquitto_bin())
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("starting mosquitto ({e}): install it (scripts/test.sh does)")
-            });
-        let mut broker = Broker { child };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = broker.child.try_wait() {
-                panic!(
-                    "mosquitto exited ({status}): {}",
-                    std::fs::read_to_string(dir.join("mosquitto.log")).unwrap_or_default()
-                );
-            }
-            assert!(Instant::now() < deadline, "mosquitto did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        broker
-    }
-
-    /// Kills the broker (SIGKILL: a crash, not a clean stop) and waits for it.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// An MQTT packet: fixed header byte, remaining length (variable-length integer), body.
 fn packet(header: u8, body: &[u8]) -> Vec<u8> {

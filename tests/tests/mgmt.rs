@@ -11,15 +11,13 @@
 // Test code: a panic with its message is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use edge_e2e::mosquitto::{free_port, Broker, Msg, Watcher};
 use edge_e2e::Agent;
-use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 
 const STORE: &str = "mgmt-store";
@@ -27,247 +25,6 @@ const GATEWAY: &str = "gw-1";
 const ROOT: &str = "storeedge/mgmt-store/gw-1/";
 const KEEP_ALIVE_S: u64 = 2;
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// The broker binary: `/usr/sbin/mosquitto` (Debian), else `mosquitto` on the PATH.
-fn mosquitto_bin() -> PathBuf {
-    let sbin = Path::new("/usr/sbin/mosquitto");
-    if sbin.exists() {
-        return sbin.to_path_buf();
-    }
-    PathBuf::from("mosquitto")
-}
-
-/// A Mosquitto broker on a loopback port (anonymous, no persistence); killed when dropped.
-struct Broker {
-    child: Child,
-}
-
-impl Broker {
-    /// Anonymous and plaintext on 127.0.0.1:`port`.
-    fn start(dir: &Path, port: u16) -> Broker {
-        Broker::with_config(
-            dir,
-            &format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
-            port,
-        )
-    }
-
-    /// With the listeners of `listeners`, waiting for `port` to accept connections.
-    fn with_config(dir: &Path, listeners: &str, port: u16) -> Broker {
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!("persistence false\nlog_dest stderr\n{listeners}"),
-        )
-        .unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("mosquitto.log"))
-            .unwrap();
-        let child = Command::new(mosquitto_bin())
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("starting mosquitto ({e}): install it (scripts/test.sh does)")
-            });
-        let mut broker = Broker { child };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = broker.child.try_wait() {
-                panic!(
-                    "mosquitto exited ({status}): {}",
-                    std::fs::read_to_string(dir.join("mosquitto.log")).unwrap_or_default()
-                );
-            }
-            assert!(Instant::now() < deadline, "mosquitto did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        broker
-    }
-
-    /// SIGKILL: a crash, not a clean stop.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One message the watcher received. `retain` is only set on what a new subscription
-/// delivers from the broker's store (MQTT 3.1.1 clears it on live deliveries).
-#[derive(Debug, Clone)]
-struct Msg {
-    topic: String,
-    payload: Vec<u8>,
-    retain: bool,
-    at: Instant,
-}
-
-impl Msg {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.payload).unwrap_or(Value::Null)
-    }
-}
-
-/// A test-side MQTT client subscribed to `storeedge/#`, keeping every message it receives
-/// (it resubscribes after each reconnection).
-struct Watcher {
-    client: Client,
-    msgs: Arc<Mutex<Vec<Msg>>>,
-    subscribed: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Watcher {
-    fn start(port: u16, id: &str) -> Watcher {
-        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
-        opts.set_keep_alive(Duration::from_secs(5))
-            .set_max_packet_size(1 << 20, 1 << 20);
-        let (client, mut conn) = Client::new(opts, 64);
-        let (msgs, subscribed, stop) = (
-            Arc::new(Mutex::new(Vec::new())),
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let (m, s, st, c) = (
-            msgs.clone(),
-            subscribed.clone(),
-            stop.clone(),
-            client.clone(),
-        );
-        std::thread::spawn(move || {
-            for ev in conn.iter() {
-                if st.load(Ordering::Relaxed) {
-                    break;
-                }
-                match ev {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        let _ = c.try_subscribe("storeedge/#", QoS::AtLeastOnce);
-                    }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        s.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => m.lock().unwrap().push(Msg {
-                        topic: p.topic.clone(),
-                        payload: p.payload.to_vec(),
-                        retain: p.retain,
-                        at: Instant::now(),
-                    }),
-                    Ok(_) => {}
-                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
-                }
-            }
-        });
-        let w = Watcher {
-            client,
-            msgs,
-            subscribed,
-            stop,
-        };
-        w.wait_subscribed(1);
-        w
-    }
-
-    fn wait_subscribed(&self, n: usize) {
-        let deadline = Instant::now() + LIMIT;
-        while self.subscribed.load(Ordering::Relaxed) < n {
-            assert!(Instant::now() < deadline, "the watcher did not subscribe");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn all(&self) -> Vec<Msg> {
-        self.msgs.lock().unwrap().clone()
-    }
-
-    /// Messages on `ROOT` + `topic` so far.
-    fn on(&self, topic: &str) -> Vec<Msg> {
-        let t = format!("{ROOT}{topic}");
-        self.all().into_iter().filter(|m| m.topic == t).collect()
-    }
-
-    /// Waits for the first message on `ROOT` + `topic` (from the `skip`th on) whose JSON
-    /// passes `ok`.
-    fn wait_for(&self, topic: &str, skip: usize, what: &str, ok: impl Fn(&Value) -> bool) -> Msg {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            if let Some(m) = self
-                .on(topic)
-                .into_iter()
-                .skip(skip)
-                .find(|m| ok(&m.json()))
-            {
-                return m;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what} on {topic}; got:\n{}",
-                self.all()
-                    .iter()
-                    .map(|m| format!("{} {}", m.topic, String::from_utf8_lossy(&m.payload)))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn publish(&self, topic: &str, payload: &[u8]) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload.to_vec())
-            .unwrap();
-    }
-
-    /// Sends command `name` with `body` and waits for a new reply carrying its `id`.
-    fn command(&self, name: &str, body: Value) -> Value {
-        let id = body["id"].clone();
-        let reply_topic = format!("cmd/{name}/reply");
-        let before = self
-            .on(&reply_topic)
-            .iter()
-            .filter(|m| m.json()["id"] == id)
-            .count();
-        self.publish(&format!("{ROOT}cmd/{name}"), body.to_string().as_bytes());
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            let replies: Vec<Value> = self
-                .on(&reply_topic)
-                .iter()
-                .map(Msg::json)
-                .filter(|r| r["id"] == id)
-                .collect();
-            if replies.len() > before {
-                return replies[before].clone();
-            }
-            assert!(Instant::now() < deadline, "no reply to {name} {body}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.client.try_disconnect();
-    }
-}
 
 /// Writes a counter-only gateway config (`extra_sources` added) with `[mqtt]` at `broker`
 /// (`mqtt_extra` may end with `[mqtt.tls]`).
@@ -328,7 +85,7 @@ fn status_commands_and_telemetry_through_mosquitto() {
     wait_log(&agent, "management MQTT subscribed", LIMIT);
 
     // A subscriber that comes later still sees the gateway online: the status is retained.
-    let w = Watcher::start(port, "mgmt-test-watcher");
+    let w = Watcher::start(port, "mgmt-test-watcher", ROOT);
     let status = w.wait_for("status", 0, "the retained status", online);
     assert!(status.retain, "status is retained");
     let s = status.json();
@@ -428,7 +185,7 @@ fn status_commands_and_telemetry_through_mosquitto() {
     let err = |name: &str, payload: &[u8]| {
         let topic = format!("cmd/{name}/reply");
         let n = w.on(&topic).len();
-        w.publish(&format!("{ROOT}cmd/{name}"), payload);
+        w.publish(&format!("{ROOT}cmd/{name}"), false, payload);
         w.wait_for(&topic, n, "an error reply", |v| v["ok"] == json!(false))
             .json()
     };
@@ -451,17 +208,23 @@ fn status_commands_and_telemetry_through_mosquitto() {
     );
     let r = w.command("set-log-level", json!({"id": "l-1", "level": "loud"}));
     assert_eq!(r["reason"], "bad_request", "{r}");
-    for name in ["flush", "reload"] {
-        let r = w.command(name, json!({"id": format!("{name}-1")}));
-        assert_eq!(
-            (r["ok"].clone(), r["error"].clone()),
-            (json!(false), json!("not supported yet")),
-            "{r}"
-        );
-    }
+    // The pipeline seals what it can now; a reload of an unchanged file changes nothing.
+    let r = w.command("flush", json!({"id": "flush-1"}));
+    assert_eq!(
+        (r["ok"].clone(), r["result"]["checkpoint"].clone()),
+        (json!(true), json!(true)),
+        "{r}"
+    );
+    let r = w.command("reload", json!({"id": "reload-1"}));
+    assert_eq!(
+        (r["result"]["result"].clone(), r["result"]["scope"].clone()),
+        (json!("applied"), json!("none")),
+        "{r}"
+    );
     // Another gateway's command topic: not this agent's business, never answered.
     w.publish(
         "storeedge/mgmt-store/gw-2/cmd/ping",
+        false,
         br#"{"id": "other-1"}"#,
     );
     w.command("ping", json!({"id": "p-after-other"}));
@@ -492,7 +255,7 @@ fn status_commands_and_telemetry_through_mosquitto() {
     let n = w.on("telemetry").len();
     let t = w
         .wait_for("telemetry", n, "telemetry with the counters", |v| {
-            v["mgmt"]["commands_unsupported"] == json!(2)
+            v["mgmt"]["mqtt_rejected_bad_request"] == json!(1)
         })
         .json();
     let m = &t["mgmt"];
@@ -514,7 +277,7 @@ fn status_commands_and_telemetry_through_mosquitto() {
     wait_log(&agent, "management MQTT connection failed", LIMIT);
     let restarted = Instant::now();
     let _broker = Broker::start(d, port);
-    let fresh = Watcher::start(port, "mgmt-test-watcher-2");
+    let fresh = Watcher::start(port, "mgmt-test-watcher-2", ROOT);
     let s = fresh.wait_for("status", 0, "the status after the broker restart", online);
     println!(
         "status republished {:.1} s after the broker restarted",
@@ -539,7 +302,7 @@ fn status_commands_and_telemetry_through_mosquitto() {
     wait_log(&agent, "offline_published=true", Duration::from_secs(1));
     no_panic(&agent);
     // And it stays there for whoever looks next.
-    let last = Watcher::start(port, "mgmt-test-watcher-3");
+    let last = Watcher::start(port, "mgmt-test-watcher-3", ROOT);
     let s = last.wait_for("status", 0, "the retained offline status", |_| true);
     assert!(s.retain);
     assert_eq!(
@@ -557,7 +320,7 @@ fn kill_9_and_a_frozen_agent_leave_the_last_will() {
     let config = write_config(d, &format!("127.0.0.1:{port}"), "", "");
     let agent = Agent::start_live(&config);
     wait_log(&agent, "management MQTT subscribed", LIMIT);
-    let w = Watcher::start(port, "mgmt-lwt-watcher");
+    let w = Watcher::start(port, "mgmt-lwt-watcher", ROOT);
     w.wait_for("status", 0, "online", online);
 
     // A frozen agent (SIGSTOP) keeps its TCP connection open but sends nothing: only the
@@ -604,7 +367,7 @@ fn kill_9_and_a_frozen_agent_leave_the_last_will() {
         latency < Duration::from_millis(1500 * KEEP_ALIVE_S),
         "the Last Will took {latency:?}"
     );
-    let fresh = Watcher::start(port, "mgmt-lwt-watcher-2");
+    let fresh = Watcher::start(port, "mgmt-lwt-watcher-2", ROOT);
     let s = fresh.wait_for("status", 0, "the retained Last Will", |_| true);
     assert!(s.retain);
     assert_eq!(s.json()["online"], false);
@@ -661,7 +424,7 @@ fn alerts_are_raised_once_and_cleared() {
              door = \"lift\"\nbroker = \"127.0.0.1:{dead}\"\n"
         ),
     );
-    let w = Watcher::start(port, "mgmt-alert-watcher");
+    let w = Watcher::start(port, "mgmt-alert-watcher", ROOT);
     let mut agent = Agent::start_live(&config);
     let http = listener_port(&agent);
     let event = |name: &'static str, source: Option<&'static str>| {
@@ -815,7 +578,7 @@ fn tls_with_a_client_certificate_and_a_password() {
     let mut agent = Agent::start_live(&config);
     wait_log(&agent, "tls=true", LIMIT);
     wait_log(&agent, "management MQTT subscribed", LIMIT);
-    let w = Watcher::start(plain_port, "mgmt-tls-watcher");
+    let w = Watcher::start(plain_port, "mgmt-tls-watcher", ROOT);
     let s = w.wait_for("status", 0, "the status over TLS", online);
     assert!(s.retain);
     let r = w.command("ping", json!({"id": "tls-1"}));

@@ -3,6 +3,7 @@
 
 mod config;
 mod mgmt;
+mod notify;
 mod pipeline;
 mod pull;
 mod report;
@@ -11,6 +12,7 @@ mod secrets;
 mod sources;
 mod stats;
 mod store;
+mod supervise;
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -66,8 +68,16 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
         /// Replay the configured capture files, commit everything and exit.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "check")]
         once: bool,
+        /// Start every source of the config in force, watch them for `--check-for`, print
+        /// each one's state and exit (1 if one is down). Stop the service first: the check
+        /// opens the same store, devices and ports.
+        #[arg(long)]
+        check: bool,
+        /// How long `--check` watches.
+        #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+        check_for: std::time::Duration,
     },
     /// Write a synthetic store day: one pcap per zone, truth.json, config.toml, secrets.toml.
     Simulate {
@@ -238,7 +248,13 @@ fn main() -> ExitCode {
 async fn dispatch(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Demo { exit, dir } => demo(exit, dir).await,
-        Command::Run { config, once } => run_cmd(&config, once).await,
+        Command::Run {
+            config,
+            check: true,
+            check_for,
+            ..
+        } => check_cmd(&config, check_for).await,
+        Command::Run { config, once, .. } => run_cmd(&config, once).await,
         Command::Simulate {
             out,
             seed,
@@ -354,9 +370,7 @@ async fn simulate(p: &edge_sim::SimParams, out: &Path) -> anyhow::Result<PathBuf
 /// Runs the agent on a config; `--once` returns when the files are drained, otherwise the
 /// agent runs until Ctrl-C / SIGTERM.
 async fn run_cmd(config_path: &Path, once: bool) -> anyhow::Result<()> {
-    let cfg = config::load(config_path)?;
     let cancel = CancellationToken::new();
-    let tracker = TaskTracker::new();
     let signal = {
         let cancel = cancel.clone();
         tokio::spawn(async move {
@@ -365,23 +379,65 @@ async fn run_cmd(config_path: &Path, once: bool) -> anyhow::Result<()> {
             cancel.cancel();
         })
     };
+    if !once {
+        // As a service: the config in force, pushes and reloads, until stopped.
+        let result = supervise::serve(config_path, cancel.clone()).await;
+        signal.abort();
+        return result;
+    }
+    let cfg = config::load(config_path)?;
+    let tracker = TaskTracker::new();
     let opts = run::RunOptions {
         once,
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     let result = run::run(&cfg, opts, cancel.clone(), &tracker).await;
-    match &result {
-        Ok(r) => eprint!("{}", r.render()),
-        Err(_) => cancel.cancel(),
-    }
-    if !once && result.is_ok() && !cancel.is_cancelled() {
-        tracing::info!("sources drained; agent idle until Ctrl-C");
-        cancel.cancelled().await;
+    if let Ok(r) = &result {
+        eprint!("{}", r.render());
     }
     cancel.cancel();
     run::drain(&tracker, SHUTDOWN_DEADLINE).await;
     signal.abort();
     result.map(|_| ())
+}
+
+/// `run --check`: each source's state over a short window, as a table on stdout.
+async fn check_cmd(config_path: &Path, window: std::time::Duration) -> anyhow::Result<()> {
+    eprintln!(
+        "store-edge: starting every source of {} and watching them for {window:?}",
+        config_path.display()
+    );
+    let checked = supervise::check(config_path, window).await?;
+    let width = checked
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    println!(
+        "{:width$}  {:8}  {:8}  over the check",
+        "source", "kind", "state"
+    );
+    for c in &checked {
+        println!(
+            "{:width$}  {:8}  {:8}  {}",
+            c.name,
+            c.kind,
+            c.state.label(),
+            c.detail
+        );
+    }
+    let down: Vec<&str> = checked
+        .iter()
+        .filter(|c| c.state.is_down())
+        .map(|c| c.name.as_str())
+        .collect();
+    if down.is_empty() {
+        println!("every source is up or idle (idle: nothing arrived yet, e.g. a push counter)");
+        Ok(())
+    } else {
+        anyhow::bail!("{} source(s) down: {}", down.len(), down.join(", "))
+    }
 }
 
 async fn demo(exit: bool, dir: Option<PathBuf>) -> anyhow::Result<()> {

@@ -159,6 +159,80 @@ pub struct PipelineSettings {
     pub attribution_grace_ms: i64,
     /// Live events out (a service with the pull API); `None` for a replay.
     pub live: Option<LiveOut>,
+    /// `flush` requests (the management command), answered by the pipeline thread.
+    pub flush: Arc<FlushGate>,
+}
+
+/// What one `flush` sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flushed {
+    /// Visits that closed and were stored.
+    pub visits: u64,
+    /// Hourly records stored.
+    pub hours: u64,
+}
+
+#[derive(Debug, Default)]
+struct FlushState {
+    requested: u64,
+    done: u64,
+    last: Flushed,
+    closed: bool,
+}
+
+/// Hands `flush` requests to the pipeline thread and its answers back: the thread looks at it
+/// every commit check, advances the core to the sources' watermark, commits with a checkpoint
+/// and answers. Once the pipeline has stopped (every source drained) nothing is open, and a
+/// request is answered at once with nothing sealed.
+#[derive(Debug, Default)]
+pub struct FlushGate {
+    state: std::sync::Mutex<FlushState>,
+    answered: std::sync::Condvar,
+}
+
+impl FlushGate {
+    /// Asks for a flush and blocks until it is done or `limit` passed (`None`).
+    pub fn request(&self, limit: Duration) -> Option<Flushed> {
+        let deadline = Instant::now() + limit;
+        let mut st = self.state.lock().ok()?;
+        if st.closed {
+            return Some(Flushed::default());
+        }
+        st.requested += 1;
+        let ticket = st.requested;
+        loop {
+            if st.done >= ticket {
+                return Some(st.last);
+            }
+            if st.closed {
+                return Some(Flushed::default());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            st = self.answered.wait_timeout(st, left).ok()?.0;
+        }
+    }
+
+    /// The newest request not answered yet.
+    fn pending(&self) -> Option<u64> {
+        let st = self.state.lock().ok()?;
+        (st.requested > st.done).then_some(st.requested)
+    }
+
+    fn answer(&self, ticket: u64, flushed: Flushed) {
+        if let Ok(mut st) = self.state.lock() {
+            st.done = st.done.max(ticket);
+            st.last = flushed;
+        }
+        self.answered.notify_all();
+    }
+
+    /// The pipeline stopped: requests are answered with nothing sealed.
+    pub fn close(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.closed = true;
+        }
+        self.answered.notify_all();
+    }
 }
 
 /// What a pipeline run did.
@@ -278,6 +352,27 @@ impl Committer<'_> {
             self.last_checkpoint = Instant::now();
         }
         Ok(())
+    }
+
+    /// Answers a pending `flush`: closes what the sources' watermark allows and commits it
+    /// with a checkpoint.
+    fn flush_if_asked(&mut self, core: &mut Sessionizer, lanes: &[Lane]) -> anyhow::Result<()> {
+        let Some(ticket) = self.settings.flush.pending() else {
+            return Ok(());
+        };
+        if let Some(wm) = lanes.iter().filter(|l| !l.ended).map(|l| l.watermark).min() {
+            core.advance(wm);
+        }
+        let (visits, hours) = (self.summary.visits_new, self.summary.hours_new);
+        let result = self.commit(core, lanes, true);
+        self.settings.flush.answer(
+            ticket,
+            Flushed {
+                visits: self.summary.visits_new - visits,
+                hours: self.summary.hours_new - hours,
+            },
+        );
+        result
     }
 
     fn apply(&mut self, batch: Batch) -> anyhow::Result<()> {
@@ -448,6 +543,7 @@ pub fn run(
             if c.last_commit.elapsed() >= settings.commit_interval {
                 c.commit(&mut core, &lanes, false)?;
             }
+            c.flush_if_asked(&mut core, &lanes)?;
             continue;
         }
         let Some((_, i)) = head else {
@@ -504,6 +600,7 @@ pub fn run(
             if c.last_commit.elapsed() >= settings.commit_interval {
                 c.commit(&mut core, &lanes, false)?;
             }
+            c.flush_if_asked(&mut core, &lanes)?;
         }
     }
     let ended = !c.summary.cancelled;
@@ -511,6 +608,7 @@ pub fn run(
         core.flush();
     }
     c.commit(&mut core, &lanes, true)?;
+    settings.flush.close();
     let stats = core.stats();
     c.summary.frames = frames;
     c.summary.peak_open = stats.peak_open;

@@ -5,7 +5,7 @@
 //! migrated) first, the core snapshot and the cursors committed with it are read back, and only
 //! then do sources start, each from its own committed cursor.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
@@ -224,6 +224,545 @@ pub async fn run(
     cancel: CancellationToken,
     tracker: &TaskTracker,
 ) -> anyhow::Result<RunReport> {
+    start(cfg, opts, cancel, tracker).await?.finish().await
+}
+
+/// The stats of every running source, shared by health snapshots and management; a source
+/// restarted alone swaps its entry.
+pub(crate) type SourceList = Arc<std::sync::Mutex<Vec<Arc<SourceStats>>>>;
+
+/// What the POS and counter sources (which commit by themselves) need from their run; kept so
+/// one of them can be restarted alone.
+#[derive(Clone)]
+struct SideEnv {
+    store: Arc<store::Store>,
+    clock: LocalClock,
+    persons: Option<Arc<PersonKeyer>>,
+    hub: Arc<LiveHub>,
+    once: bool,
+    /// The run's token; each group runs on a child of it.
+    cancel: CancellationToken,
+}
+
+/// Sources started and stopped together: one POS or counter source, or the push counters
+/// that share a listening address.
+struct SideGroup {
+    key: String,
+    names: Vec<String>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    /// Replays and serial readers: awaited at the end of a run.
+    joins: Vec<tokio::task::JoinHandle<()>>,
+    counters: Vec<Arc<CounterContext>>,
+    stats: Vec<Arc<SourceStats>>,
+    live: bool,
+}
+
+/// How long a restarted group gets to stop.
+const GROUP_STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+impl SideGroup {
+    /// Stops the group and waits for its tasks (with a deadline); live counters keep their
+    /// counters.
+    async fn stop(self) {
+        self.cancel.cancel();
+        for j in self.joins {
+            if tokio::time::timeout(GROUP_STOP_DEADLINE, j).await.is_err() {
+                tracing::warn!(group = %self.key, "a source task did not stop in time");
+            }
+        }
+        drain(&self.tracker, GROUP_STOP_DEADLINE).await;
+        let counters = self.counters;
+        let _ = tokio::task::spawn_blocking(move || {
+            for ctx in counters.iter().filter(|c| c.src.is_live()) {
+                ctx.save_counters();
+            }
+        })
+        .await;
+    }
+}
+
+/// The group a side source belongs to.
+fn pos_group(name: &str) -> String {
+    format!("pos:{name}")
+}
+
+fn counter_group(c: &crate::sources::counter::config::CounterSource) -> String {
+    match &c.input {
+        CounterInput::Push { listen, .. } => format!("listen:{listen}"),
+        _ => format!("counter:{}", c.name),
+    }
+}
+
+/// The side-source groups of `cfg`: key → source names.
+fn side_groups(cfg: &Config) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in &cfg.pos {
+        out.entry(pos_group(&p.name))
+            .or_default()
+            .push(p.name.clone());
+    }
+    for c in &cfg.counter {
+        out.entry(counter_group(c))
+            .or_default()
+            .push(c.name.clone());
+    }
+    out
+}
+
+/// Starts the side-source groups of `cfg` whose keys are in `keys`.
+async fn spawn_side(
+    cfg: &Config,
+    keys: &BTreeSet<String>,
+    env: &SideEnv,
+) -> anyhow::Result<Vec<SideGroup>> {
+    let reader = Reader::open(&cfg.storage.data_dir).context("reading the store's cursors")?;
+    let cursors = reader.cursors()?;
+    let counters = reader.counters()?;
+    drop(reader);
+    let mut groups: Vec<SideGroup> = Vec::new();
+    let new_group = |key: String| SideGroup {
+        key,
+        names: Vec::new(),
+        cancel: env.cancel.child_token(),
+        tracker: TaskTracker::new(),
+        joins: Vec::new(),
+        counters: Vec::new(),
+        stats: Vec::new(),
+        live: false,
+    };
+    let result = spawn_side_into(cfg, keys, env, &cursors, &counters, &mut groups, new_group).await;
+    if let Err(e) = result {
+        // Nothing half-started stays behind: a rollback restarts the old sources.
+        for g in groups {
+            g.stop().await;
+        }
+        return Err(e);
+    }
+    Ok(groups)
+}
+
+async fn spawn_side_into(
+    cfg: &Config,
+    keys: &BTreeSet<String>,
+    env: &SideEnv,
+    cursors: &[store::Cursor],
+    counters: &[(String, String, u64)],
+    groups: &mut Vec<SideGroup>,
+    new_group: impl Fn(String) -> SideGroup,
+) -> anyhow::Result<()> {
+    for p in &cfg.pos {
+        let key = pos_group(&p.name);
+        if !keys.contains(&key) {
+            continue;
+        }
+        let mut g = new_group(key);
+        g.names.push(p.name.clone());
+        g.live = !matches!(p.input, PosInput::File(_));
+        let stats = SourceStats::of_kind(&p.name, "pos");
+        restore_counters(&stats, counters, &p.name);
+        g.stats.push(stats.clone());
+        let Some(person_keyer) = env.persons.clone() else {
+            bail!("POS sources need a tenant secret"); // person_keyer() made sure of it
+        };
+        tracing::info!(
+            source = %p.name,
+            profile = %p.profile.id,
+            printer = %format!("{} {}", p.profile.vendor, p.profile.model),
+            "POS source"
+        );
+        let ctx = PosContext {
+            src: p.clone(),
+            persons: person_keyer,
+            region: cfg.default_region,
+            clock: env.clock,
+            store: env.store.clone(),
+            stats: stats.clone(),
+            grace_ms: cfg.attribution_grace_ms,
+            hub: (!env.once && cfg.sync.enabled).then(|| env.hub.clone()),
+        };
+        let cancel = g.cancel.clone();
+        match &p.input {
+            PosInput::File(path) => {
+                let fp = pos_source::file_fingerprint(path)
+                    .with_context(|| format!("source {}: reading {}", p.name, path.display()))?;
+                let start = cursors
+                    .iter()
+                    .find(|c| c.source == p.name && c.fingerprint == fp)
+                    .map_or(0, |c| c.position);
+                let path = path.clone();
+                let name = p.name.clone();
+                g.joins.push(g.tracker.spawn_blocking(move || {
+                    if let Err(e) = pos_source::replay_file(&ctx, &path, &fp, start, &cancel) {
+                        tracing::error!(source = %name, error = %format!("{e:#}"), "POS capture replay failed");
+                    }
+                }));
+            }
+            PosInput::Serial(port) => {
+                let port = port.clone();
+                g.joins.push(
+                    g.tracker
+                        .spawn_blocking(move || pos_source::read_serial(&ctx, &port, &cancel)),
+                );
+            }
+            PosInput::Passthrough { listen, forward } => {
+                let spawned = passthrough::spawn(
+                    ctx,
+                    *listen,
+                    forward.clone(),
+                    p.max_connections,
+                    cancel,
+                    &g.tracker,
+                )
+                .await;
+                if let Err(e) = spawned {
+                    groups.push(g);
+                    return Err(e);
+                }
+            }
+        }
+        groups.push(g);
+    }
+
+    // Counter sources commit their intervals themselves, like POS sources: door counts have
+    // no place in the time merge of radio frames.
+    let mut listeners: BTreeMap<std::net::SocketAddr, Vec<(String, Dialect, Arc<CounterContext>)>> =
+        BTreeMap::new();
+    let mut listener_groups: BTreeMap<std::net::SocketAddr, SideGroup> = BTreeMap::new();
+    for c in &cfg.counter {
+        let key = counter_group(c);
+        if !keys.contains(&key) {
+            continue;
+        }
+        let stats = SourceStats::of_kind(&c.name, "counter");
+        restore_counters(&stats, counters, &c.name);
+        tracing::info!(
+            source = %c.name,
+            door = %c.door,
+            profile = %c.profile.id,
+            counter = %format!("{} {}", c.profile.vendor, c.profile.model),
+            "counter source"
+        );
+        let ctx = CounterContext::new(c.clone(), env.clock, env.store.clone(), stats.clone());
+        if let CounterInput::Push { listen, path } = &c.input {
+            let g = listener_groups
+                .entry(*listen)
+                .or_insert_with(|| new_group(key.clone()));
+            g.names.push(c.name.clone());
+            g.live = true;
+            g.stats.push(stats);
+            g.counters.push(ctx.clone());
+            let Some(dialect) = counter_file::dialect_of(&ctx) else {
+                bail!("source {}: a push counter needs an HTTP dialect", c.name);
+            };
+            listeners
+                .entry(*listen)
+                .or_default()
+                .push((path.clone(), dialect, ctx));
+            continue;
+        }
+        let mut g = new_group(key);
+        g.names.push(c.name.clone());
+        g.live = c.is_live();
+        g.stats.push(stats);
+        g.counters.push(ctx.clone());
+        let cancel = g.cancel.clone();
+        match &c.input {
+            CounterInput::File(path) => {
+                let fp = pos_source::file_fingerprint(path)
+                    .with_context(|| format!("source {}: reading {}", c.name, path.display()))?;
+                let start = cursors
+                    .iter()
+                    .find(|k| k.source == c.name && k.fingerprint == fp)
+                    .map_or(0, |k| k.position);
+                let (path, name) = (path.clone(), c.name.clone());
+                g.joins.push(g.tracker.spawn_blocking(move || {
+                    if let Err(e) = counter_file::replay(&ctx, &path, &fp, start, &cancel) {
+                        tracing::error!(source = %name, error = %format!("{e:#}"), "counter recording replay failed");
+                    }
+                }));
+            }
+            CounterInput::Push { .. } => {}
+            CounterInput::Poll { url, interval } => {
+                g.tracker
+                    .spawn(counter_poll::run(ctx, url.clone(), *interval, cancel));
+            }
+            CounterInput::Modbus { port, slave, baud } => {
+                let (port, slave, baud) = (port.clone(), *slave, *baud);
+                g.joins.push(
+                    g.tracker.spawn_blocking(move || {
+                        counter_modbus::run(ctx, port, slave, baud, cancel)
+                    }),
+                );
+            }
+            CounterInput::Mqtt { broker, topic } => {
+                g.tracker.spawn(counter_mqtt::run(
+                    ctx,
+                    broker.clone(),
+                    topic.clone(),
+                    cancel,
+                ));
+            }
+        }
+        groups.push(g);
+    }
+    for (addr, routes) in listeners {
+        let Some(mut g) = listener_groups.remove(&addr) else {
+            continue;
+        };
+        match counter_http::spawn(addr, routes, g.cancel.clone(), &g.tracker).await {
+            Ok((_, lstats)) => {
+                g.stats.push(lstats);
+                groups.push(g);
+            }
+            Err(e) => {
+                let names = g.names.join(", ");
+                groups.push(g);
+                return Err(e.context(format!("push counter source(s) {names}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records what the store needs to know about the configured sources.
+fn write_meta(cfg: &Config, store: &store::Store) -> anyhow::Result<()> {
+    let configured = ConfiguredSources {
+        wifi: !cfg.wifi.is_empty(),
+        portal: !cfg.portal.is_empty(),
+        pos: !cfg.pos.is_empty(),
+        counter: !cfg.counter.is_empty(),
+    };
+    let kinds: BTreeMap<&str, &str> = cfg
+        .wifi
+        .iter()
+        .map(|w| (w.name.as_str(), "wifi"))
+        .chain(cfg.portal.iter().map(|p| (p.name.as_str(), "portal")))
+        .chain(cfg.pos.iter().map(|p| (p.name.as_str(), "pos")))
+        .chain(cfg.counter.iter().map(|c| (c.name.as_str(), "counter")))
+        .collect();
+    store.set_meta(vec![
+        ("sources".into(), serde_json::to_string(&configured)?),
+        ("source_kinds".into(), serde_json::to_string(&kinds)?),
+    ])?;
+    if let Some(p) = cfg.pos.first() {
+        store.set_meta(vec![(
+            "pos_minor_digits".into(),
+            p.profile.rules.minor_digits().to_string(),
+        )])?;
+    }
+    Ok(())
+}
+
+/// What a restart of side sources did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SideChange {
+    /// Sources started (new or changed), by name.
+    pub started: Vec<String>,
+    /// Sources stopped and not started again (removed).
+    pub stopped: Vec<String>,
+}
+
+/// A started run: its sources, pipeline and services, until [`Running::finish`].
+pub struct Running {
+    cfg: Config,
+    opts: RunOptions,
+    env: SideEnv,
+    side: Vec<SideGroup>,
+    core_stats: Vec<Arc<SourceStats>>,
+    sources: SourceList,
+    pipeline: Option<tokio::task::JoinHandle<anyhow::Result<Summary>>>,
+    summary: Option<anyhow::Result<Summary>>,
+    health: HealthInputs,
+    flush: Arc<pipeline::FlushGate>,
+}
+
+impl Running {
+    /// The config it runs.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// What health snapshots and management read.
+    pub(crate) fn health(&self) -> HealthInputs {
+        self.health.clone()
+    }
+
+    /// Where `flush` requests go.
+    pub fn flush_gate(&self) -> Arc<pipeline::FlushGate> {
+        self.flush.clone()
+    }
+
+    /// The counters of source `name`, if it runs.
+    pub fn stats_of(&self, name: &str) -> Option<Arc<SourceStats>> {
+        self.core_stats
+            .iter()
+            .chain(self.side.iter().flat_map(|g| g.stats.iter()))
+            .find(|s| s.name == name)
+            .cloned()
+    }
+
+    /// Whether the pipeline still runs.
+    pub fn pipeline_running(&self) -> bool {
+        self.pipeline.is_some()
+    }
+
+    /// Waits for the pipeline to end (its sources drained, or the run cancelled); an error
+    /// when it failed. Never resolves once it has ended.
+    pub async fn pipeline_ended(&mut self) -> anyhow::Result<()> {
+        let Some(h) = self.pipeline.as_mut() else {
+            return std::future::pending().await;
+        };
+        let r = h.await.context("pipeline thread panicked").and_then(|r| r);
+        self.pipeline = None;
+        let failed = r.as_ref().err().map(|e| anyhow::anyhow!("{e:#}"));
+        self.summary = Some(r);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn publish_sources(&self) {
+        let all: Vec<Arc<SourceStats>> = self
+            .core_stats
+            .iter()
+            .chain(self.side.iter().flat_map(|g| g.stats.iter()))
+            .cloned()
+            .collect();
+        if let Ok(mut s) = self.sources.lock() {
+            *s = all;
+        }
+    }
+
+    /// Restarts the POS and counter sources named in `changed` (added, changed or removed in
+    /// `new`), and those that share a listener with them, on `new`; everything else keeps
+    /// running. `new` must differ from the running config in those sources only.
+    pub async fn restart_side(
+        &mut self,
+        new: &Config,
+        changed: &BTreeSet<String>,
+    ) -> anyhow::Result<SideChange> {
+        let old_groups: BTreeMap<String, Vec<String>> = self
+            .side
+            .iter()
+            .map(|g| (g.key.clone(), g.names.clone()))
+            .collect();
+        let new_groups = side_groups(new);
+        // Grow the set to whole groups, old and new, until it is closed: a source joining a
+        // listener restarts the listener's other sources too.
+        let mut names = changed.clone();
+        loop {
+            let before = names.len();
+            for members in old_groups.values().chain(new_groups.values()) {
+                if members.iter().any(|n| names.contains(n)) {
+                    names.extend(members.iter().cloned());
+                }
+            }
+            if names.len() == before {
+                break;
+            }
+        }
+        let touches = |members: &Vec<String>| members.iter().any(|n| names.contains(n));
+        let stop_keys: BTreeSet<String> = old_groups
+            .iter()
+            .filter(|(_, m)| touches(m))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let start_keys: BTreeSet<String> = new_groups
+            .iter()
+            .filter(|(_, m)| touches(m))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let (stopping, keep): (Vec<SideGroup>, Vec<SideGroup>) = std::mem::take(&mut self.side)
+            .into_iter()
+            .partition(|g| stop_keys.contains(&g.key));
+        self.side = keep;
+        let mut stopped: BTreeSet<String> = BTreeSet::new();
+        for g in stopping {
+            stopped.extend(g.names.iter().cloned());
+            tracing::info!(sources = ?g.names, "stopping sources for a config change");
+            g.stop().await;
+        }
+        self.publish_sources();
+        let started_groups = spawn_side(new, &start_keys, &self.env).await?;
+        let mut started: Vec<String> = started_groups
+            .iter()
+            .flat_map(|g| g.names.iter().cloned())
+            .collect();
+        started.sort();
+        self.side.extend(started_groups);
+        self.cfg.pos = new.pos.clone();
+        self.cfg.counter = new.counter.clone();
+        self.publish_sources();
+        let store = self.env.store.clone();
+        let cfg = self.cfg.clone();
+        tokio::task::spawn_blocking(move || write_meta(&cfg, &store))
+            .await
+            .context("meta thread panicked")??;
+        for n in &started {
+            stopped.remove(n);
+        }
+        Ok(SideChange {
+            started,
+            stopped: stopped.into_iter().collect(),
+        })
+    }
+
+    /// Waits for the run to end: the pipeline, then (as a service) the cancel token, then the
+    /// POS and counter sources.
+    pub async fn finish(mut self) -> anyhow::Result<RunReport> {
+        if self.pipeline.is_some() {
+            // The error, if any, is kept in `summary`.
+            let _ = self.pipeline_ended().await;
+        }
+        self.flush.close();
+        let summary = self
+            .summary
+            .take()
+            .unwrap_or_else(|| Err(anyhow::anyhow!("the pipeline never ran")))?;
+        // A replay waits for its POS captures; a service keeps its live POS lines until
+        // stopped (also when it has no radio sources at all).
+        if !self.opts.once && self.side.iter().any(|g| g.live) {
+            self.env.cancel.cancelled().await;
+        }
+        let mut panicked = false;
+        for g in &mut self.side {
+            for j in std::mem::take(&mut g.joins) {
+                panicked |= j.await.is_err();
+            }
+        }
+        for g in std::mem::take(&mut self.side) {
+            g.stop().await;
+        }
+        if panicked {
+            bail!("a POS or counter source thread panicked");
+        }
+        let sources = self
+            .sources
+            .lock()
+            .map(|s| s.iter().map(|s| (s.name.clone(), s.values())).collect())
+            .unwrap_or_default();
+        let data_dir = self.cfg.storage.data_dir.clone();
+        // The writer stops when the last handle (this one, or the pull API's) is dropped.
+        drop(self);
+        let stored_visits = Reader::open(&data_dir)?.count("visits")?;
+        Ok(RunReport {
+            stored_visits,
+            summary,
+            sources,
+        })
+    }
+}
+
+/// Starts the agent on `cfg`: opens the store, restores the checkpoint, starts the sources,
+/// the pipeline and (as a service) the pull API; [`Running::finish`] waits for it to end.
+pub async fn start(
+    cfg: &Config,
+    opts: RunOptions,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) -> anyhow::Result<Running> {
     if cfg.wifi.is_empty() && cfg.portal.is_empty() && cfg.pos.is_empty() && cfg.counter.is_empty()
     {
         bail!(
@@ -293,43 +832,22 @@ pub async fn run(
     drop(reader);
 
     let zones = cfg.zones();
-    let configured = ConfiguredSources {
-        wifi: !cfg.wifi.is_empty(),
-        portal: !cfg.portal.is_empty(),
-        pos: !cfg.pos.is_empty(),
-        counter: !cfg.counter.is_empty(),
-    };
-    let kinds: BTreeMap<&str, &str> = cfg
-        .wifi
-        .iter()
-        .map(|w| (w.name.as_str(), "wifi"))
-        .chain(cfg.portal.iter().map(|p| (p.name.as_str(), "portal")))
-        .chain(cfg.pos.iter().map(|p| (p.name.as_str(), "pos")))
-        .chain(cfg.counter.iter().map(|c| (c.name.as_str(), "counter")))
-        .collect();
     store.set_meta(vec![
         ("store_id".into(), cfg.store_id.clone()),
         ("gateway_id".into(), cfg.gateway_id.clone()),
         ("timezone".into(), cfg.timezone.name().to_string()),
         ("zones".into(), serde_json::to_string(&zones)?),
-        ("sources".into(), serde_json::to_string(&configured)?),
         (
             "definitions_version".into(),
             DEFINITIONS_VERSION.to_string(),
         ),
         ("device_key_version".into(), secret.version().to_string()),
-        ("source_kinds".into(), serde_json::to_string(&kinds)?),
         (
             "min_visit_dwell_ms".into(),
             cfg.metrics.min_visit_dwell_ms.to_string(),
         ),
     ])?;
-    if let Some(p) = cfg.pos.first() {
-        store.set_meta(vec![(
-            "pos_minor_digits".into(),
-            p.profile.rules.minor_digits().to_string(),
-        )])?;
-    }
+    write_meta(cfg, &store)?;
 
     let rotation_ms = i64::try_from(cfg.device_key_rotation.as_millis()).unwrap_or(i64::MAX);
     let keyer = DeviceKeyer::new(&secret, rotation_ms, KEY_CACHE);
@@ -467,142 +985,26 @@ pub async fn run(
     }
 
     let hub = LiveHub::new(LIVE_QUEUE);
-    // POS sources commit their receipts themselves (receipts are never dropped, and have no
-    // place in the time merge of radio frames); a visit closing later attributes them.
-    let mut pos_tasks = Vec::new();
-    for p in &cfg.pos {
-        let stats = SourceStats::of_kind(&p.name, "pos");
-        restore_counters(&stats, &counters, &p.name);
-        let Some(person_keyer) = persons.clone() else {
-            bail!("POS sources need a tenant secret"); // person_keyer() made sure of it
-        };
-        tracing::info!(
-            source = %p.name,
-            profile = %p.profile.id,
-            printer = %format!("{} {}", p.profile.vendor, p.profile.model),
-            "POS source"
-        );
-        let ctx = PosContext {
-            src: p.clone(),
-            persons: person_keyer,
-            region: cfg.default_region,
-            clock,
-            store: store.clone(),
-            stats: stats.clone(),
-            grace_ms: cfg.attribution_grace_ms,
-            hub: (!opts.once && cfg.sync.enabled).then(|| hub.clone()),
-        };
-        match &p.input {
-            PosInput::File(path) => {
-                let fp = pos_source::file_fingerprint(path)
-                    .with_context(|| format!("source {}: reading {}", p.name, path.display()))?;
-                let start = cursors
-                    .iter()
-                    .find(|c| c.source == p.name && c.fingerprint == fp)
-                    .map_or(0, |c| c.position);
-                let (path, cancel) = (path.clone(), cancel.clone());
-                let name = p.name.clone();
-                pos_tasks.push(tracker.spawn_blocking(move || {
-                    if let Err(e) = pos_source::replay_file(&ctx, &path, &fp, start, &cancel) {
-                        tracing::error!(source = %name, error = %format!("{e:#}"), "POS capture replay failed");
-                    }
-                }));
-            }
-            PosInput::Serial(port) => {
-                let (port, cancel) = (port.clone(), cancel.clone());
-                pos_tasks.push(
-                    tracker.spawn_blocking(move || pos_source::read_serial(&ctx, &port, &cancel)),
-                );
-            }
-            PosInput::Passthrough { listen, forward } => {
-                passthrough::spawn(
-                    ctx,
-                    *listen,
-                    forward.clone(),
-                    p.max_connections,
-                    cancel.clone(),
-                    tracker,
-                )
-                .await?;
-            }
-        }
-        stats_all.push(stats);
-    }
-
-    // Counter sources commit their intervals themselves, like POS sources: door counts have
-    // no place in the time merge of radio frames.
-    let mut counter_tasks = Vec::new();
-    let mut counter_ctxs = Vec::new();
-    let mut listeners: BTreeMap<std::net::SocketAddr, Vec<(String, Dialect, Arc<CounterContext>)>> =
-        BTreeMap::new();
-    for c in &cfg.counter {
-        let stats = SourceStats::of_kind(&c.name, "counter");
-        restore_counters(&stats, &counters, &c.name);
-        tracing::info!(
-            source = %c.name,
-            door = %c.door,
-            profile = %c.profile.id,
-            counter = %format!("{} {}", c.profile.vendor, c.profile.model),
-            "counter source"
-        );
-        let ctx = CounterContext::new(c.clone(), clock, store.clone(), stats.clone());
-        counter_ctxs.push(ctx.clone());
-        let cancel = cancel.clone();
-        match &c.input {
-            CounterInput::File(path) => {
-                let fp = pos_source::file_fingerprint(path)
-                    .with_context(|| format!("source {}: reading {}", c.name, path.display()))?;
-                let start = cursors
-                    .iter()
-                    .find(|k| k.source == c.name && k.fingerprint == fp)
-                    .map_or(0, |k| k.position);
-                let (path, name) = (path.clone(), c.name.clone());
-                counter_tasks.push(tracker.spawn_blocking(move || {
-                    if let Err(e) = counter_file::replay(&ctx, &path, &fp, start, &cancel) {
-                        tracing::error!(source = %name, error = %format!("{e:#}"), "counter recording replay failed");
-                    }
-                }));
-            }
-            CounterInput::Push { listen, path } => {
-                let Some(dialect) = counter_file::dialect_of(&ctx) else {
-                    bail!("source {}: a push counter needs an HTTP dialect", c.name);
-                };
-                listeners
-                    .entry(*listen)
-                    .or_default()
-                    .push((path.clone(), dialect, ctx));
-            }
-            CounterInput::Poll { url, interval } => {
-                tracker.spawn(counter_poll::run(ctx, url.clone(), *interval, cancel));
-            }
-            CounterInput::Modbus { port, slave, baud } => {
-                let (port, slave, baud) = (port.clone(), *slave, *baud);
-                counter_tasks.push(
-                    tracker.spawn_blocking(move || {
-                        counter_modbus::run(ctx, port, slave, baud, cancel)
-                    }),
-                );
-            }
-            CounterInput::Mqtt { broker, topic } => {
-                tracker.spawn(counter_mqtt::run(
-                    ctx,
-                    broker.clone(),
-                    topic.clone(),
-                    cancel,
-                ));
-            }
-        }
-        stats_all.push(stats);
-    }
-    for (addr, routes) in listeners {
-        let (_, lstats) = counter_http::spawn(addr, routes, cancel.clone(), tracker).await?;
-        stats_all.push(lstats);
-    }
+    // POS and counter sources commit by themselves (receipts and door counts are never
+    // dropped, and have no place in the time merge of radio frames); a visit closing later
+    // attributes receipts.
+    let env = SideEnv {
+        store: store.clone(),
+        clock,
+        persons: persons.clone(),
+        hub: hub.clone(),
+        once: opts.once,
+        cancel: cancel.clone(),
+    };
+    let all_side: BTreeSet<String> = side_groups(cfg).into_keys().collect();
+    let side = spawn_side(cfg, &all_side, &env).await?;
+    let sources: SourceList = Arc::new(std::sync::Mutex::new(Vec::new()));
 
     let open_visits = Arc::new(AtomicU64::new(0));
     // As a service, the pull API runs beside the pipeline and acks through the same writer,
     // and the pipeline publishes live events for `Subscribe`.
     let service = !opts.once && cfg.sync.enabled;
+    let flush = Arc::new(pipeline::FlushGate::default());
     let settings = PipelineSettings {
         zones,
         clock,
@@ -618,6 +1020,7 @@ pub async fn run(
             hub: hub.clone(),
             persons: persons_by_device(bindings),
         }),
+        flush: flush.clone(),
     };
     let progress = if opts.progress {
         let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
@@ -632,15 +1035,11 @@ pub async fn run(
     };
     let health = HealthInputs {
         data_dir: data_dir.clone(),
-        sources: stats_all.clone(),
+        sources: sources.clone(),
         open_visits,
         hub: hub.clone(),
         started_ms: chrono::Utc::now().timestamp_millis(),
     };
-    // Management over MQTT runs beside a service, whether or not the pull API does.
-    if let (false, Some(m)) = (opts.once, &cfg.mqtt) {
-        crate::mgmt::spawn(cfg, m, health.clone(), cancel.clone(), tracker)?;
-    }
     if service {
         crate::sync::spawn(
             &cfg.sync,
@@ -663,53 +1062,30 @@ pub async fn run(
     if service {
         tracker.spawn(health_loop(
             store.clone(),
-            health,
+            health.clone(),
             cfg.sync.health_interval,
             cancel.clone(),
         ));
     }
     let pcancel = cancel.clone();
     let pstore = store.clone();
-    let summary = tracker
-        .spawn_blocking(move || {
-            pipeline::run(core, keyer, inputs, &pstore, &settings, &pcancel, &progress)
-        })
-        .await
-        .context("pipeline thread panicked")??;
-    // A replay waits for its POS captures; a service keeps its live POS lines until stopped
-    // (also when it has no radio sources at all).
-    if !opts.once
-        && (cfg
-            .pos
-            .iter()
-            .any(|p| !matches!(p.input, PosInput::File(_)))
-            || cfg.counter.iter().any(|c| c.is_live()))
-    {
-        cancel.cancelled().await;
-    }
-    for t in pos_tasks {
-        t.await.context("POS source thread panicked")?;
-    }
-    for t in counter_tasks {
-        t.await.context("counter source thread panicked")?;
-    }
-    for ctx in &counter_ctxs {
-        if ctx.src.is_live() {
-            ctx.save_counters();
-        }
-    }
-    drop(counter_ctxs);
-    // The writer stops when the last handle (this one, or the pull API's) is dropped.
-    drop(store);
-    let stored_visits = Reader::open(&cfg.storage.data_dir)?.count("visits")?;
-    Ok(RunReport {
-        stored_visits,
-        summary,
-        sources: stats_all
-            .iter()
-            .map(|s| (s.name.clone(), s.values()))
-            .collect(),
-    })
+    let pipeline = tracker.spawn_blocking(move || {
+        pipeline::run(core, keyer, inputs, &pstore, &settings, &pcancel, &progress)
+    });
+    let running = Running {
+        cfg: cfg.clone(),
+        opts,
+        env,
+        side,
+        core_stats: stats_all,
+        sources,
+        pipeline: Some(pipeline),
+        summary: None,
+        health,
+        flush,
+    };
+    running.publish_sources();
+    Ok(running)
 }
 
 /// Restores a source's counters from the stored ones (they are cumulative across runs).
@@ -776,10 +1152,17 @@ fn persons_by_device(bindings: Vec<(String, String)>) -> HashMap<DeviceKey, Stri
 #[derive(Clone)]
 pub(crate) struct HealthInputs {
     pub(crate) data_dir: std::path::PathBuf,
-    pub(crate) sources: Vec<Arc<SourceStats>>,
+    pub(crate) sources: SourceList,
     open_visits: Arc<AtomicU64>,
     hub: Arc<LiveHub>,
     pub(crate) started_ms: i64,
+}
+
+impl HealthInputs {
+    /// The running sources' counters.
+    pub(crate) fn sources(&self) -> Vec<Arc<SourceStats>> {
+        self.sources.lock().map(|s| s.clone()).unwrap_or_default()
+    }
 }
 
 /// Builds the gateway's health snapshot (records.proto `HealthSnapshot`) as of now.
@@ -795,7 +1178,7 @@ pub(crate) fn health_snapshot(
         version: env!("CARGO_PKG_VERSION").to_string(),
         started_ms: h.started_ms,
         sources: h
-            .sources
+            .sources()
             .iter()
             .map(|s| pb::SourceCounters {
                 name: s.name.clone(),

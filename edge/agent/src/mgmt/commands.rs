@@ -16,7 +16,15 @@
 //! | `rebirth` | – | republishes the retained status; `republished: true` |
 //! | `sources` | – | `sources`: name, kind, state and counters of each source |
 //! | `set-log-level` | `level` (`trace`…`error`; `debug` and `trace` apply to the agent's own logs, other crates stay at `info`) or `filter` (any `EnvFilter` directive) | `filter` applied |
-//! | `reload`, `flush` | – | not supported yet (`not_supported`) |
+//! | `reload` | – | applies the config in force read again from disk (the fleet config last applied, else the `--config` file), like a push: `result`, `scope`, `restarted`, `version` … (see `supervise`) |
+//! | `flush` | – | seals what can be sealed now: visits closed and hours complete at the sources' watermark are committed with a checkpoint; `visits`, `hours`, `checkpoint` |
+//!
+//! `reload` and `flush` take time: their reply is sent when they are done; a repeat of their
+//! id meanwhile is not executed again, and is answered once with the others.
+//!
+//! # `config/desired`
+//! `{"version": <1…2^53>, "config": "<the TOML text of a whole config file>"}`, at most
+//! [`MAX_CONFIG`] bytes; see [`desired`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::OnceLock;
@@ -25,6 +33,8 @@ use serde_json::{json, Map, Value};
 
 /// Largest request payload read.
 pub const MAX_PAYLOAD: usize = 64 * 1024;
+/// Largest `config/desired` payload read.
+pub const MAX_CONFIG: usize = 128 * 1024;
 /// Longest request id.
 pub const MAX_ID: usize = 128;
 /// Longest `set-log-level` filter.
@@ -71,41 +81,38 @@ pub struct Request {
     pub fields: Map<String, Value>,
 }
 
-/// Reads a request payload. On error, the id too when it could be read.
-pub fn parse(payload: &[u8]) -> Result<Request, (Option<String>, Rejection)> {
-    if payload.len() > MAX_PAYLOAD {
-        return Err((
-            None,
-            Rejection::new(
-                "too_large",
-                format!(
-                    "{} bytes; requests are at most {MAX_PAYLOAD} bytes",
-                    payload.len()
-                ),
-            ),
+/// Reads a payload of at most `max` bytes that must be a JSON object (`what` names it).
+fn json_object(payload: &[u8], max: usize, what: &str) -> Result<Map<String, Value>, Rejection> {
+    if payload.len() > max {
+        return Err(Rejection::new(
+            "too_large",
+            format!("{} bytes; {what} is at most {max} bytes", payload.len()),
         ));
     }
     let value: Value = serde_json::from_slice(payload).map_err(|e| {
-        (
-            None,
-            Rejection::new(
-                "malformed_json",
-                // serde_json's message may quote the input; only its position is kept.
-                format!(
-                    "not JSON ({:?} error at line {}, column {})",
-                    e.classify(),
-                    e.line(),
-                    e.column()
-                ),
+        Rejection::new(
+            "malformed_json",
+            // serde_json's message may quote the input; only its position is kept.
+            format!(
+                "not JSON ({:?} error at line {}, column {})",
+                e.classify(),
+                e.line(),
+                e.column()
             ),
         )
     })?;
-    let Value::Object(fields) = value else {
-        return Err((
-            None,
-            Rejection::new("malformed_json", "a request is a JSON object"),
-        ));
-    };
+    match value {
+        Value::Object(fields) => Ok(fields),
+        _ => Err(Rejection::new(
+            "malformed_json",
+            format!("{what} is a JSON object"),
+        )),
+    }
+}
+
+/// Reads a request payload. On error, the id too when it could be read.
+pub fn parse(payload: &[u8]) -> Result<Request, (Option<String>, Rejection)> {
+    let fields = json_object(payload, MAX_PAYLOAD, "a request").map_err(|r| (None, r))?;
     let id = match fields.get("id") {
         Some(Value::String(id)) if !id.is_empty() && id.chars().count() <= MAX_ID => id.clone(),
         Some(Value::String(_)) => {
@@ -125,6 +132,35 @@ pub fn parse(payload: &[u8]) -> Result<Request, (Option<String>, Rejection)> {
     Ok(Request { id, fields })
 }
 
+/// A `config/desired` payload: its version and config text. On error, the version too when
+/// it could be read.
+pub fn desired(payload: &[u8]) -> Result<(u64, String), (Option<u64>, Rejection)> {
+    let fields = json_object(payload, MAX_CONFIG, "a pushed config").map_err(|r| (None, r))?;
+    // JSON numbers are only exact up to 2^53.
+    let version = match fields.get("version").and_then(Value::as_u64) {
+        Some(v) if (1..=(1u64 << 53)).contains(&v) => v,
+        _ => {
+            return Err((
+                None,
+                Rejection::new(
+                    "missing_version",
+                    "`version` must be a whole number from 1 to 2^53",
+                ),
+            ))
+        }
+    };
+    match fields.get("config") {
+        Some(Value::String(text)) => Ok((version, text.clone())),
+        _ => Err((
+            Some(version),
+            Rejection::new(
+                "missing_config",
+                "`config` must be the TOML text of a whole config file",
+            ),
+        )),
+    }
+}
+
 /// A command to execute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -136,8 +172,10 @@ pub enum Command {
     Sources,
     /// Change the log filter.
     SetLogLevel(String),
-    /// A command this build does not carry out yet.
-    Unsupported(&'static str),
+    /// Apply the config in force again from disk.
+    Reload,
+    /// Seal what can be sealed now.
+    Flush,
 }
 
 /// The command `name` asks for with `req`.
@@ -146,8 +184,8 @@ pub fn command(name: &str, req: &Request) -> Result<Command, Rejection> {
         "ping" => Ok(Command::Ping),
         "rebirth" => Ok(Command::Rebirth),
         "sources" => Ok(Command::Sources),
-        "reload" => Ok(Command::Unsupported("reload")),
-        "flush" => Ok(Command::Unsupported("flush")),
+        "reload" => Ok(Command::Reload),
+        "flush" => Ok(Command::Flush),
         "set-log-level" => {
             let level = req.fields.get("level");
             let filter = req.fields.get("filter");
@@ -310,17 +348,57 @@ mod tests {
     }
 
     #[test]
+    fn desired_configs_are_checked() {
+        let code = |p: &[u8]| desired(p).map(|(v, _)| v).map_err(|(v, r)| (v, r.reason));
+        assert_eq!(
+            desired(br#"{"version": 7, "config": "[store]"}"#),
+            Ok((7, "[store]".to_string()))
+        );
+        let cases: &[(&[u8], Result<u64, (Option<u64>, &str)>)] = &[
+            (b"not json", Err((None, "malformed_json"))),
+            (b"[1]", Err((None, "malformed_json"))),
+            (br#"{"config": ""}"#, Err((None, "missing_version"))),
+            (
+                br#"{"version": 0, "config": ""}"#,
+                Err((None, "missing_version")),
+            ),
+            (
+                br#"{"version": -1, "config": ""}"#,
+                Err((None, "missing_version")),
+            ),
+            (
+                br#"{"version": "2", "config": ""}"#,
+                Err((None, "missing_version")),
+            ),
+            (
+                br#"{"version": 1.5, "config": ""}"#,
+                Err((None, "missing_version")),
+            ),
+            (br#"{"version": 3}"#, Err((Some(3), "missing_config"))),
+            (
+                br#"{"version": 3, "config": {"store": {}}}"#,
+                Err((Some(3), "missing_config")),
+            ),
+        ];
+        for (payload, want) in cases {
+            assert_eq!(&code(payload), want, "{}", String::from_utf8_lossy(payload));
+        }
+        let big = format!(
+            "{{\"version\": 2, \"config\": \"{}\"}}",
+            "#".repeat(MAX_CONFIG)
+        );
+        assert_eq!(code(big.as_bytes()), Err((None, "too_large")));
+    }
+
+    #[test]
     fn commands_and_their_fields() {
         let req = |text: &str| parse(text.as_bytes()).unwrap();
         let plain = req(r#"{"id": "1"}"#);
         assert_eq!(command("ping", &plain), Ok(Command::Ping));
         assert_eq!(command("rebirth", &plain), Ok(Command::Rebirth));
         assert_eq!(command("sources", &plain), Ok(Command::Sources));
-        assert_eq!(command("flush", &plain), Ok(Command::Unsupported("flush")));
-        assert_eq!(
-            command("reload", &plain),
-            Ok(Command::Unsupported("reload"))
-        );
+        assert_eq!(command("flush", &plain), Ok(Command::Flush));
+        assert_eq!(command("reload", &plain), Ok(Command::Reload));
         assert_eq!(
             command("set-log-level", &req(r#"{"id": "1", "level": "DEBUG"}"#)),
             Ok(Command::SetLogLevel("info,store_edge=debug".into()))

@@ -18,6 +18,7 @@
 //! low_disk_bytes = 500000000
 //! counter_silence = "1h"
 //! opening_hours = "09:00-21:30"
+//! apply_timeout = "30s"
 //! [mqtt.tls]
 //! ca_file = "/etc/store-edge/fleet-ca.pem"
 //! ```
@@ -50,6 +51,12 @@ pub const DEFAULT_LOW_DISK_BYTES: u64 = 500_000_000;
 pub const DEFAULT_COUNTER_SILENCE: Duration = Duration::from_secs(3600);
 /// Shortest counter silence accepted.
 pub const MIN_COUNTER_SILENCE: Duration = Duration::from_secs(1);
+/// Default time the sources a pushed config changed get to start before the apply is judged
+/// (and rolled back if one of them failed).
+pub const DEFAULT_APPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Shortest and longest apply timeouts accepted.
+pub const APPLY_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(600));
 /// Longest client id accepted (MQTT 3.1.1 only promises 23 bytes; mosquitto, EMQX and HiveMQ
 /// take longer ones).
 pub const MAX_CLIENT_ID: usize = 64;
@@ -100,6 +107,10 @@ pub struct RawMqtt {
     /// `counter_silent` is only raised within them. Absent: always.
     #[serde(default)]
     pub opening_hours: Option<String>,
+    /// How long the sources a pushed config (`config/desired`) starts or changes get to come
+    /// up; one that only failed by then rolls the push back to the previous config.
+    #[serde(default = "default_apply_timeout", with = "humantime_serde")]
+    pub apply_timeout: Duration,
 }
 
 /// `[mqtt.tls]`.
@@ -127,6 +138,9 @@ fn default_low_disk_bytes() -> u64 {
 }
 fn default_counter_silence() -> Duration {
     DEFAULT_COUNTER_SILENCE
+}
+fn default_apply_timeout() -> Duration {
+    DEFAULT_APPLY_TIMEOUT
 }
 
 /// Broker credentials.
@@ -267,6 +281,8 @@ pub struct MqttConfig {
     pub counter_silence: Duration,
     /// Opening hours of the counter silence alert.
     pub opening_hours: Option<OpeningHours>,
+    /// How long changed sources get to start before a pushed config is judged.
+    pub apply_timeout: Duration,
 }
 
 impl MqttConfig {
@@ -456,6 +472,10 @@ impl RawMqtt {
         if self.counter_silence < MIN_COUNTER_SILENCE {
             return Err(errs.at("mqtt.counter_silence", "must be at least 1s"));
         }
+        if self.apply_timeout < APPLY_TIMEOUT_RANGE.0 || self.apply_timeout > APPLY_TIMEOUT_RANGE.1
+        {
+            return Err(errs.at("mqtt.apply_timeout", "must be from 1s to 10m"));
+        }
         let opening_hours = match &self.opening_hours {
             None => None,
             Some(s) => Some(OpeningHours::parse(s).ok_or_else(|| {
@@ -478,6 +498,7 @@ impl RawMqtt {
             low_disk_bytes: self.low_disk_bytes,
             counter_silence: self.counter_silence,
             opening_hours,
+            apply_timeout: self.apply_timeout,
         })
     }
 }
@@ -506,6 +527,7 @@ mod tests {
         assert_eq!(c.telemetry_interval, DEFAULT_TELEMETRY_INTERVAL);
         assert_eq!(c.low_disk_bytes, DEFAULT_LOW_DISK_BYTES);
         assert_eq!(c.counter_silence, DEFAULT_COUNTER_SILENCE);
+        assert_eq!(c.apply_timeout, DEFAULT_APPLY_TIMEOUT);
         assert!(c.tls.is_none() && c.credentials.is_none() && c.opening_hours.is_none());
         for loopback in ["localhost:1883", "[::1]:1883", "127.0.0.9:1"] {
             check(&format!("broker = \"{loopback}\"")).unwrap();
@@ -578,6 +600,11 @@ mod tests {
                 "broker = \"h:1\"\ntelemetry_interval = \"10ms\"",
                 "mqtt.telemetry_interval",
                 "1s",
+            ),
+            (
+                "broker = \"h:1\"\napply_timeout = \"0s\"",
+                "mqtt.apply_timeout",
+                "1s to 10m",
             ),
             (
                 "broker = \"h:1\"\ncounter_silence = \"0s\"",

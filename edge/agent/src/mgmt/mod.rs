@@ -13,6 +13,12 @@
 //! - `telemetry` every `telemetry_interval` and `events` for alerts (QoS 1, not retained): see
 //!   [`telemetry`].
 //! - `cmd/<name>` → `cmd/<name>/reply` (QoS 1): see [`commands`].
+//! - `config/desired` (subscribed; the fleet usually retains it) → `config/reported`
+//!   (retained, QoS 1): `{"version", "result": "applied" | "rejected" | "rolled_back",
+//!   "running_version", "scope", "restarted", "stopped", "error", "reason", "at_ms"}`; how a
+//!   config is applied is in [`crate::supervise`]. A version at or below the running one, and
+//!   the exact repeat of a refused one, publish nothing (counted `config_ignored_stale`,
+//!   `config_ignored_repeat`).
 //!
 //! # The connection
 //! One task owns the rumqttc event loop and does nothing but poll it: after every `ConnAck` it
@@ -36,15 +42,16 @@
 //! Management counters (in telemetry's `mgmt`): `mqtt_connects`, `mqtt_errors`,
 //! `mqtt_messages`, `mqtt_subscribe_refused`, `mqtt_publish_dropped`, `mqtt_rejected_<reason>`
 //! (`too_large`, `malformed_json`, `missing_id`, `unknown_command`, `bad_request`, `busy`,
-//! `foreign_topic`, `bad_topic`), `commands_executed`, `commands_repeated`,
-//! `commands_unsupported`, `telemetry_skipped_offline`.
+//! `foreign_topic`, `bad_topic`, `missing_version`, `missing_config`), `commands_executed`,
+//! `commands_repeated`, `telemetry_skipped_offline`, `config_applied`, `config_rejected`,
+//! `config_rolled_back`, `config_ignored_<why>`.
 
 pub mod commands;
 pub mod config;
 pub mod status;
 pub mod telemetry;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,17 +61,16 @@ use rumqttc::{
     Transport,
 };
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::commands::{Command, Rejection, ReplyCache};
 use self::config::MqttConfig;
 use self::status::{status_json, Offline, SourceState, SourceStatus, StatusInfo};
-use self::telemetry::{CounterWatch, Monitor, MonitorSettings, Sample, SourceCounters};
+use self::telemetry::{Monitor, MonitorSettings, Sample, SourceCounters};
 use crate::config::Config;
-use crate::run::HealthInputs;
-use crate::sources::wifi::config::WifiInput;
+use crate::supervise::{Apply, ApplyRequest, Live, Outcome};
 
 /// Requests (publishes, the subscription) waiting for the event loop.
 pub const REQUESTS: usize = 256;
@@ -84,6 +90,10 @@ const MAX_OUTGOING_PACKET: usize = 1 << 20;
 const STOP_GRACE: Duration = Duration::from_secs(3);
 /// Longest command name answered (the reply topic repeats it).
 const MAX_COMMAND_NAME: usize = 64;
+/// Longest a `flush` waits for the pipeline.
+const FLUSH_LIMIT: Duration = Duration::from_secs(30);
+/// Replies and outcomes of long requests on their way back to the worker.
+const DONE_QUEUE: usize = 16;
 
 /// The topics of one gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +124,16 @@ impl Topics {
         format!("{}events", self.root)
     }
 
+    /// Configs pushed by the fleet.
+    pub fn desired(&self) -> String {
+        format!("{}config/desired", self.root)
+    }
+
+    /// What became of them (retained).
+    pub fn reported(&self) -> String {
+        format!("{}config/reported", self.root)
+    }
+
     /// The subscription for commands.
     pub fn commands(&self) -> String {
         format!("{}cmd/+", self.root)
@@ -136,6 +156,8 @@ impl Topics {
 struct Shared {
     topics: Topics,
     info: StatusInfo,
+    live: Arc<Live>,
+    apply: mpsc::Sender<Apply>,
     connected: AtomicBool,
     sources: Mutex<Vec<SourceStatus>>,
     counters: Mutex<BTreeMap<String, u64>>,
@@ -158,8 +180,12 @@ impl Shared {
 
     fn status(&self, offline: Option<Offline>) -> String {
         let sources = self.sources();
+        let info = StatusInfo {
+            config_version: self.live.get().config_version,
+            ..self.info.clone()
+        };
         status_json(
-            &self.info,
+            &info,
             offline,
             Some(&sources),
             Some(chrono::Utc::now().timestamp_millis()),
@@ -179,19 +205,30 @@ impl Shared {
     }
 }
 
+/// What management reaches of the service.
+pub struct Hooks {
+    /// The running service, as it changes.
+    pub live: Arc<Live>,
+    /// Where configs and `reload` go.
+    pub apply: mpsc::Sender<Apply>,
+    /// Process start, UTC ms.
+    pub started_ms: i64,
+}
+
 /// Starts the management task for `cfg` (with `[mqtt]` = `m`) on `tracker`.
 pub fn spawn(
     cfg: &Config,
     m: &MqttConfig,
-    health: HealthInputs,
+    hooks: Hooks,
     cancel: CancellationToken,
     tracker: &TaskTracker,
 ) -> anyhow::Result<()> {
     let topics = Topics::new(&cfg.store_id, &cfg.gateway_id);
+    let now = hooks.live.get();
     let info = StatusInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
-        started_ms: health.started_ms,
-        config_version: None,
+        started_ms: hooks.started_ms,
+        config_version: now.config_version,
         store_id: cfg.store_id.clone(),
         gateway_id: cfg.gateway_id.clone(),
     };
@@ -216,8 +253,11 @@ pub fn spawn(
             Arc::new(cc),
         )));
     }
-    let baseline: Vec<SourceCounters> = health
-        .sources
+    let baseline: Vec<SourceCounters> = now
+        .health
+        .as_ref()
+        .map(|h| h.sources())
+        .unwrap_or_default()
         .iter()
         .map(|s| SourceCounters {
             name: s.name.clone(),
@@ -234,31 +274,20 @@ pub fn spawn(
         })
         .collect();
     let settings = MonitorSettings {
-        started_ms: health.started_ms,
+        started_ms: hooks.started_ms,
         low_disk_bytes: m.low_disk_bytes,
         counter_silence_ms: i64::try_from(m.counter_silence.as_millis()).unwrap_or(i64::MAX),
         opening_hours: m.opening_hours,
         timezone: cfg.timezone,
-        live_radios: cfg
-            .wifi
-            .iter()
-            .filter(|w| matches!(w.input, WifiInput::Interface(_)))
-            .map(|w| w.name.clone())
-            .collect(),
-        live_counters: cfg
-            .counter
-            .iter()
-            .filter(|c| c.is_live())
-            .map(|c| CounterWatch {
-                name: c.name.clone(),
-                door: c.door.clone(),
-            })
-            .collect(),
+        live_radios: now.live_radios.clone(),
+        live_counters: now.live_counters.clone(),
     };
     let monitor = Monitor::new(settings, baseline, chrono::Utc::now().timestamp_millis());
     let shared = Arc::new(Shared {
         topics,
         info,
+        live: hooks.live,
+        apply: hooks.apply,
         connected: AtomicBool::new(false),
         sources: Mutex::new(initial),
         counters: Mutex::new(BTreeMap::new()),
@@ -269,7 +298,6 @@ pub fn spawn(
         opts,
         m.broker(),
         monitor,
-        health,
         m.telemetry_interval,
         cancel,
     ));
@@ -283,7 +311,6 @@ async fn run(
     opts: MqttOptions,
     broker: String,
     monitor: Monitor,
-    health: HealthInputs,
     every: Duration,
     cancel: CancellationToken,
 ) {
@@ -294,7 +321,6 @@ async fn run(
         client.clone(),
         rx,
         monitor,
-        health,
         every,
         cancel.clone(),
     ));
@@ -313,8 +339,10 @@ async fn run(
                 failures = 0;
                 tracing::info!(broker = %broker, "management MQTT connected");
                 // Queued for the event loop, never awaited here: this task must keep polling.
-                if let Err(e) = client.try_subscribe(shared.topics.commands(), QoS::AtLeastOnce) {
-                    tracing::warn!(error = %e, "cannot queue the management subscription");
+                for topic in [shared.topics.commands(), shared.topics.desired()] {
+                    if let Err(e) = client.try_subscribe(topic, QoS::AtLeastOnce) {
+                        tracing::warn!(error = %e, "cannot queue a management subscription");
+                    }
                 }
                 shared.publish(&client, shared.topics.status(), true, shared.status(None));
             }
@@ -325,9 +353,9 @@ async fn run(
                     .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
                 {
                     shared.count("mqtt_subscribe_refused");
-                    tracing::warn!(topic = %shared.topics.commands(), "the MQTT broker refused the command subscription (check the user's ACL)");
+                    tracing::warn!(root = %shared.topics.root, "the MQTT broker refused a management subscription (check the user's ACL for cmd/+ and config/desired)");
                 } else {
-                    tracing::info!(topic = %shared.topics.commands(), "management MQTT subscribed");
+                    tracing::info!(root = %shared.topics.root, "management MQTT subscribed");
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -393,39 +421,87 @@ async fn run(
     tracing::info!(offline_published = said_goodbye, "management MQTT stopped");
 }
 
-/// The worker: executes commands and publishes telemetry and alerts.
+/// A long request finished (its reply, or a config's outcome), back to the worker.
+enum Done {
+    /// A command's reply.
+    Reply {
+        name: &'static str,
+        id: String,
+        reply: String,
+    },
+    /// What became of a pushed config.
+    Reported(Outcome),
+}
+
+/// The worker: executes commands, hands configs to the supervisor, and publishes telemetry
+/// and alerts.
 async fn work(
     shared: Arc<Shared>,
     client: AsyncClient,
     mut rx: mpsc::Receiver<Publish>,
     mut monitor: Monitor,
-    health: HealthInputs,
     every: Duration,
     cancel: CancellationToken,
 ) {
     let mut cache = ReplyCache::new(commands::REPLY_CACHE);
+    // Requests still being carried out, by (command, id): a repeat is answered when they end.
+    let mut pending: BTreeSet<(&'static str, String)> = BTreeSet::new();
+    let (done_tx, mut done_rx) = mpsc::channel::<Done>(DONE_QUEUE);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             m = rx.recv() => match m {
-                Some(p) => handle(&shared, &client, &mut cache, &health, &p),
+                Some(p) => {
+                    let mut w = Worker { shared: &shared, client: &client, cache: &mut cache, pending: &mut pending, done: &done_tx };
+                    w.handle(&p);
+                }
                 None => return,
             },
-            _ = tick.tick() => tick_once(&shared, &client, &mut monitor, &health).await,
+            Some(d) = done_rx.recv() => match d {
+                Done::Reply { name, id, reply } => {
+                    pending.remove(&(name, id.clone()));
+                    cache.insert(name, &id, reply.clone());
+                    shared.publish(&client, shared.topics.reply(name), false, reply);
+                }
+                Done::Reported(outcome) => report(&shared, &client, &outcome),
+            },
+            _ = tick.tick() => tick_once(&shared, &client, &mut monitor).await,
         }
     }
 }
 
+/// Publishes what became of a config (retained), counts it, and republishes the status when
+/// the running version changed.
+fn report(shared: &Shared, client: &AsyncClient, outcome: &Outcome) {
+    if outcome.result == "ignored" {
+        shared.count(&format!(
+            "config_ignored_{}",
+            outcome.error.unwrap_or("other")
+        ));
+        tracing::info!(version = ?outcome.version, why = outcome.error.unwrap_or(""), "pushed config ignored");
+        return;
+    }
+    shared.count(&format!("config_{}", outcome.result));
+    let mut doc = serde_json::to_value(outcome).unwrap_or_else(|_| json!({}));
+    if let Value::Object(m) = &mut doc {
+        m.insert("at_ms".into(), json!(chrono::Utc::now().timestamp_millis()));
+    }
+    shared.publish(client, shared.topics.reported(), true, doc.to_string());
+    if outcome.result == "applied" {
+        shared.publish(client, shared.topics.status(), true, shared.status(None));
+    }
+}
+
 /// One telemetry tick: sample, judge, publish.
-async fn tick_once(
-    shared: &Shared,
-    client: &AsyncClient,
-    monitor: &mut Monitor,
-    health: &HealthInputs,
-) {
-    let h = health.clone();
+async fn tick_once(shared: &Shared, client: &AsyncClient, monitor: &mut Monitor) {
+    let live = shared.live.get();
+    let Some(h) = live.health else {
+        // Between two runs of an apply: nothing to sample.
+        return;
+    };
+    monitor.watch(live.live_radios, live.live_counters);
     let sampled = tokio::task::spawn_blocking(move || -> anyhow::Result<Sample> {
         let now = chrono::Utc::now().timestamp_millis();
         let snap = crate::run::health_snapshot(&h, now)?;
@@ -472,127 +548,266 @@ async fn tick_once(
     }
 }
 
-/// Answers one incoming message.
-fn handle(
-    shared: &Shared,
-    client: &AsyncClient,
-    cache: &mut ReplyCache,
-    health: &HealthInputs,
-    p: &Publish,
-) {
-    let Some(name) = shared.topics.command_name(&p.topic) else {
-        // Not subscribed to, so a broker bug or a wide ACL: never acted on.
-        shared.count("mqtt_rejected_foreign_topic");
-        tracing::debug!(
-            bytes = p.payload.len(),
-            "ignored a message outside this gateway's command topics"
-        );
-        return;
-    };
-    if name.is_empty() || name.len() > MAX_COMMAND_NAME {
-        shared.count("mqtt_rejected_bad_topic");
-        return;
-    }
-    let reply_topic = shared.topics.reply(name);
-    // Logs name only the commands there are: a topic is anyone's text.
-    let shown = commands::COMMANDS
-        .iter()
-        .find(|c| **c == name)
-        .copied()
-        .unwrap_or("(unknown)");
-    let req = match commands::parse(&p.payload) {
-        Ok(r) => r,
-        Err((id, rej)) => {
-            shared.count(&format!("mqtt_rejected_{}", rej.reason));
-            tracing::warn!(
-                command = shown,
-                reason = rej.reason,
-                "management request rejected"
+/// What a command does.
+enum Executed {
+    /// Done now, with this result.
+    Now(Value),
+    /// Under way; its reply comes back as [`Done::Reply`].
+    Later,
+}
+
+/// The worker's state while it answers one message.
+struct Worker<'a> {
+    shared: &'a Shared,
+    client: &'a AsyncClient,
+    cache: &'a mut ReplyCache,
+    pending: &'a mut BTreeSet<(&'static str, String)>,
+    done: &'a mpsc::Sender<Done>,
+}
+
+impl Worker<'_> {
+    /// Answers one incoming message.
+    fn handle(&mut self, p: &Publish) {
+        let shared = self.shared;
+        if p.topic == shared.topics.desired() {
+            self.desired(&p.payload);
+            return;
+        }
+        let Some(name) = shared.topics.command_name(&p.topic) else {
+            // Not subscribed to, so a broker bug or a wide ACL: never acted on.
+            shared.count("mqtt_rejected_foreign_topic");
+            tracing::debug!(
+                bytes = p.payload.len(),
+                "ignored a message outside this gateway's command topics"
             );
-            shared.publish(
-                client,
-                reply_topic,
-                false,
-                commands::reply_err(id.as_deref(), &rej),
+            return;
+        };
+        if name.is_empty() || name.len() > MAX_COMMAND_NAME {
+            shared.count("mqtt_rejected_bad_topic");
+            return;
+        }
+        let reply_topic = shared.topics.reply(name);
+        // Logs name only the commands there are: a topic is anyone's text.
+        let known = commands::COMMANDS.iter().find(|c| **c == name).copied();
+        let shown = known.unwrap_or("(unknown)");
+        let req = match commands::parse(&p.payload) {
+            Ok(r) => r,
+            Err((id, rej)) => {
+                shared.count(&format!("mqtt_rejected_{}", rej.reason));
+                tracing::warn!(
+                    command = shown,
+                    reason = rej.reason,
+                    "management request rejected"
+                );
+                shared.publish(
+                    self.client,
+                    reply_topic,
+                    false,
+                    commands::reply_err(id.as_deref(), &rej),
+                );
+                return;
+            }
+        };
+        if let Some(reply) = self.cache.get(name, &req.id) {
+            shared.count("commands_repeated");
+            tracing::debug!(
+                command = shown,
+                "repeated request id: answered again, not executed"
+            );
+            shared.publish(self.client, reply_topic, false, reply.to_string());
+            return;
+        }
+        if let Some(k) = known {
+            if self.pending.contains(&(k, req.id.clone())) {
+                shared.count("commands_repeated");
+                tracing::debug!(
+                    command = shown,
+                    "repeated request id while it runs: answered when done"
+                );
+                return;
+            }
+        }
+        let outcome = commands::command(name, &req).and_then(|c| self.execute(shown, &req.id, c));
+        let reply = match outcome {
+            Ok(Executed::Later) => return,
+            Ok(Executed::Now(result)) => {
+                shared.count("commands_executed");
+                tracing::debug!(command = shown, "management command executed");
+                commands::reply_ok(&req.id, result)
+            }
+            Err(rej) => {
+                shared.count(&format!("mqtt_rejected_{}", rej.reason));
+                tracing::warn!(
+                    command = shown,
+                    reason = rej.reason,
+                    "management request rejected"
+                );
+                commands::reply_err(Some(&req.id), &rej)
+            }
+        };
+        self.cache.insert(name, &req.id, reply.clone());
+        shared.publish(self.client, reply_topic, false, reply);
+    }
+
+    /// A config pushed on `config/desired`: checked here, applied by the supervisor.
+    fn desired(&mut self, payload: &[u8]) {
+        let shared = self.shared;
+        let (version, text) = match commands::desired(payload) {
+            Ok(d) => d,
+            Err((version, rej)) => {
+                shared.count(&format!("mqtt_rejected_{}", rej.reason));
+                tracing::warn!(reason = rej.reason, "pushed config rejected");
+                report(
+                    shared,
+                    self.client,
+                    &Outcome::rejected(
+                        version,
+                        shared.live.get().config_version,
+                        rej.reason,
+                        rej.detail,
+                    ),
+                );
+                return;
+            }
+        };
+        let (tx, rx) = oneshot::channel();
+        let request = Apply {
+            request: ApplyRequest::Desired { version, text },
+            reply: tx,
+        };
+        if self.shared.apply.try_send(request).is_err() {
+            shared.count("mqtt_rejected_busy");
+            report(
+                shared,
+                self.client,
+                &Outcome::rejected(
+                    Some(version),
+                    shared.live.get().config_version,
+                    "busy",
+                    "other configs are being applied; push it again".into(),
+                ),
             );
             return;
         }
-    };
-    if let Some(reply) = cache.get(name, &req.id) {
-        shared.count("commands_repeated");
-        tracing::debug!(
-            command = shown,
-            "repeated request id: answered again, not executed"
-        );
-        shared.publish(client, reply_topic, false, reply.to_string());
-        return;
-    }
-    let outcome = commands::command(name, &req).and_then(|c| execute(shared, client, health, c));
-    let reply = match outcome {
-        Ok(result) => {
-            shared.count("commands_executed");
-            tracing::debug!(command = shown, "management command executed");
-            commands::reply_ok(&req.id, result)
-        }
-        Err(rej) => {
-            if rej.reason == "not_supported" {
-                shared.count("commands_unsupported");
-            } else {
-                shared.count(&format!("mqtt_rejected_{}", rej.reason));
+        let done = self.done.clone();
+        tokio::spawn(async move {
+            if let Ok(outcome) = rx.await {
+                let _ = done.send(Done::Reported(outcome)).await;
             }
-            tracing::warn!(
-                command = shown,
-                reason = rej.reason,
-                "management request rejected"
-            );
-            commands::reply_err(Some(&req.id), &rej)
-        }
-    };
-    cache.insert(name, &req.id, reply.clone());
-    shared.publish(client, reply_topic, false, reply);
-}
+        });
+    }
 
-/// Carries out a command; the reply's `result`.
-fn execute(
-    shared: &Shared,
-    client: &AsyncClient,
-    health: &HealthInputs,
-    cmd: Command,
-) -> Result<Value, Rejection> {
-    let now = chrono::Utc::now().timestamp_millis();
-    match cmd {
-        Command::Ping => Ok(json!({
-            "pong": true,
-            "at_ms": now,
-            "uptime_s": (now - shared.info.started_ms).max(0) / 1000,
-            "version": shared.info.version,
-        })),
-        Command::Rebirth => {
-            let queued = shared.publish(client, shared.topics.status(), true, shared.status(None));
-            Ok(json!({ "republished": queued }))
+    /// Carries out a command.
+    fn execute(
+        &mut self,
+        name: &'static str,
+        id: &str,
+        cmd: Command,
+    ) -> Result<Executed, Rejection> {
+        let shared = self.shared;
+        let now = chrono::Utc::now().timestamp_millis();
+        match cmd {
+            Command::Ping => Ok(Executed::Now(json!({
+                "pong": true,
+                "at_ms": now,
+                "uptime_s": (now - shared.info.started_ms).max(0) / 1000,
+                "version": shared.info.version,
+            }))),
+            Command::Rebirth => {
+                let queued = shared.publish(
+                    self.client,
+                    shared.topics.status(),
+                    true,
+                    shared.status(None),
+                );
+                Ok(Executed::Now(json!({ "republished": queued })))
+            }
+            Command::Sources => {
+                let states = shared.sources();
+                let stats = shared
+                    .live
+                    .get()
+                    .health
+                    .map(|h| h.sources())
+                    .unwrap_or_default();
+                let sources: Vec<Value> = stats
+                    .iter()
+                    .map(|s| {
+                        let state = states
+                            .iter()
+                            .find(|st| st.name == s.name)
+                            .map_or(SourceState::Starting, |st| st.state);
+                        let counters: BTreeMap<String, u64> = s.values().into_iter().collect();
+                        json!({"name": s.name, "kind": s.kind, "state": state, "counters": counters})
+                    })
+                    .collect();
+                Ok(Executed::Now(json!({ "sources": sources })))
+            }
+            Command::SetLogLevel(filter) => {
+                commands::reload_log(&filter).map_err(|e| Rejection::new("bad_request", e))?;
+                tracing::info!(filter = %filter, "log filter changed over MQTT");
+                Ok(Executed::Now(json!({ "filter": filter })))
+            }
+            Command::Reload => {
+                let (tx, rx) = oneshot::channel();
+                let request = Apply {
+                    request: ApplyRequest::Reload,
+                    reply: tx,
+                };
+                shared.apply.try_send(request).map_err(|_| {
+                    Rejection::new("busy", "configs are being applied; send it again")
+                })?;
+                self.later(name, id, async move {
+                    match rx.await {
+                        // The reply carries the outcome whatever it was, like `config/reported`.
+                        Ok(o) => (true, serde_json::to_value(&o).unwrap_or_else(|_| json!({}))),
+                        Err(_) => (false, json!({"reason": "the agent is stopping"})),
+                    }
+                });
+                Ok(Executed::Later)
+            }
+            Command::Flush => {
+                let gate = shared.live.get().flush.ok_or_else(|| {
+                    Rejection::new("busy", "the agent is restarting its sources; send it again")
+                })?;
+                self.later(name, id, async move {
+                    let r = tokio::task::spawn_blocking(move || gate.request(FLUSH_LIMIT)).await;
+                    match r {
+                        Ok(Some(f)) => (
+                            true,
+                            json!({"visits": f.visits, "hours": f.hours, "checkpoint": true}),
+                        ),
+                        _ => (
+                            false,
+                            json!({"reason": format!("the pipeline did not answer within {FLUSH_LIMIT:?}")}),
+                        ),
+                    }
+                });
+                Ok(Executed::Later)
+            }
         }
-        Command::Sources => {
-            let states = shared.sources();
-            let sources: Vec<Value> = health
-                .sources
-                .iter()
-                .map(|s| {
-                    let state = states
-                        .iter()
-                        .find(|st| st.name == s.name)
-                        .map_or(SourceState::Starting, |st| st.state);
-                    let counters: BTreeMap<String, u64> = s.values().into_iter().collect();
-                    json!({"name": s.name, "kind": s.kind, "state": state, "counters": counters})
-                })
-                .collect();
-            Ok(json!({ "sources": sources }))
-        }
-        Command::SetLogLevel(filter) => {
-            commands::reload_log(&filter).map_err(|e| Rejection::new("bad_request", e))?;
-            tracing::info!(filter = %filter, "log filter changed over MQTT");
-            Ok(json!({ "filter": filter }))
-        }
-        Command::Unsupported(_) => Err(Rejection::new("not_supported", "not supported yet")),
+    }
+
+    /// Runs `work` beside the worker; its (ok, result) becomes the reply to `id`.
+    fn later(
+        &mut self,
+        name: &'static str,
+        id: &str,
+        work: impl std::future::Future<Output = (bool, Value)> + Send + 'static,
+    ) {
+        self.shared.count("commands_executed");
+        self.pending.insert((name, id.to_string()));
+        let (done, id) = (self.done.clone(), id.to_string());
+        tokio::spawn(async move {
+            let (ok, result) = work.await;
+            let reply = if ok {
+                commands::reply_ok(&id, result)
+            } else {
+                let reason = result["reason"].as_str().unwrap_or("failed").to_string();
+                commands::reply_err(Some(&id), &Rejection::new("failed", reason))
+            };
+            let _ = done.send(Done::Reply { name, id, reply }).await;
+        });
     }
 }
 

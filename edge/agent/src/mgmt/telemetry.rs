@@ -199,6 +199,12 @@ impl Monitor {
         }
     }
 
+    /// Follows a config change: which sources are live radios and live counters.
+    pub fn watch(&mut self, live_radios: BTreeSet<String>, live_counters: Vec<CounterWatch>) {
+        self.settings.live_radios = live_radios;
+        self.settings.live_counters = live_counters;
+    }
+
     /// Flips alert `key` on or off; `true` when it changed.
     fn flip(&mut self, key: String, on: bool) -> bool {
         if on {

@@ -1,0 +1,1010 @@
+//! `store-edge run` as a service: runs the config in force, applies the configs the fleet
+//! pushes (`config/desired`) and the `reload` command, and rolls back a change whose sources
+//! do not come up.
+//!
+//! # The config in force
+//! The fleet config last applied (`<data_dir>/config/applied.toml`, its version and digest in
+//! `applied.json`), else the `--config` file. Relative paths in a pushed config resolve against
+//! the `--config` file's directory, as the file's own do. A fleet config that no longer
+//! validates at start-up (a profile removed by an upgrade), or whose identity differs from the
+//! file's (the gateway was re-provisioned), gives way to the file, with a warning.
+//!
+//! # Applying a config
+//! 1. A version at or below the running one is ignored (a retained `config/desired` comes back
+//!    on every reconnection), and so is the exact repeat of a version already refused.
+//! 2. The text is validated like the file (`bad_config` names the key). Store and gateway ids,
+//!    `storage.data_dir` and `[mqtt]` cannot change over MQTT (`needs_local_change`): a push
+//!    that moved the data or cut the management connection could not be rolled back by the
+//!    fleet.
+//! 3. The text is written to `config/pending.toml` (temp file, fsync, rename, fsync of the
+//!    directory), then applied:
+//!    - only POS and counter tables changed: those sources (and push counters sharing a
+//!      listener with them) restart; everything else keeps running (scope `sources`);
+//!    - anything else changed: the whole run restarts in-process — store, pipeline, sources,
+//!      pull API — while the process and its MQTT session stay (scope `all`).
+//! 4. The sources it started get `[mqtt] apply_timeout` to come up. One that failed (its
+//!    failure counters moved) and never succeeded by then, or a start that failed outright (a
+//!    listener address in use, a missing file), rolls the change back: the previous config's
+//!    sources start again. Otherwise the pending file becomes `applied.toml`.
+//!
+//! A crash in the middle of an apply leaves `pending.toml` behind; the next start runs the
+//! config last applied and removes it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{self, Config};
+use crate::mgmt::status::{deltas, judge, SourceState};
+use crate::mgmt::telemetry::CounterWatch;
+use crate::pipeline::FlushGate;
+use crate::run::{self, HealthInputs, RunOptions, Running};
+use crate::sources::wifi::config::WifiInput;
+
+/// Apply requests waiting for the supervisor; when full, a request is answered `busy`.
+pub const APPLY_QUEUE: usize = 4;
+/// How long a stopping run gets before the next one starts anyway.
+const RUN_STOP_DEADLINE: Duration = Duration::from_secs(15);
+/// Refused versions remembered (so their exact repeats are ignored).
+const REFUSED_KEPT: usize = 16;
+/// How often the sources of an apply are looked at.
+const JUDGE_EVERY: Duration = Duration::from_millis(200);
+
+/// What the supervisor is asked to do.
+#[derive(Debug)]
+pub enum ApplyRequest {
+    /// A config pushed on `config/desired`.
+    Desired {
+        /// Its version.
+        version: u64,
+        /// The config file's text.
+        text: String,
+    },
+    /// Read the config in force from disk again.
+    Reload,
+}
+
+/// A request and where its outcome goes.
+#[derive(Debug)]
+pub struct Apply {
+    /// The request.
+    pub request: ApplyRequest,
+    /// The outcome.
+    pub reply: oneshot::Sender<Outcome>,
+}
+
+/// What became of a request (the `config/reported` document, without its time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// `applied`, `rejected`, `rolled_back` or `ignored`.
+    pub result: &'static str,
+    /// The version asked for.
+    pub version: Option<u64>,
+    /// The version running afterwards (`None`: the `--config` file).
+    pub running_version: Option<u64>,
+    /// Applied: `none`, `sources` or `all`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<&'static str>,
+    /// Applied: sources started (new or changed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarted: Option<Vec<String>>,
+    /// Applied: sources removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Vec<String>>,
+    /// Not applied: a short code (`bad_config`, `needs_local_change`, `start_failed`,
+    /// `source_failed`, `stale`, `repeat`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+    /// Not applied: what was wrong, for a person.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Outcome {
+    fn refused(
+        result: &'static str,
+        version: Option<u64>,
+        running: Option<u64>,
+        error: &'static str,
+        reason: String,
+    ) -> Outcome {
+        Outcome {
+            result,
+            version,
+            running_version: running,
+            scope: None,
+            restarted: None,
+            stopped: None,
+            error: Some(error),
+            reason: Some(reason),
+        }
+    }
+
+    /// A request refused before it reached the supervisor (malformed, too large, busy).
+    pub fn rejected(
+        version: Option<u64>,
+        running: Option<u64>,
+        error: &'static str,
+        reason: String,
+    ) -> Outcome {
+        Outcome::refused("rejected", version, running, error, reason)
+    }
+}
+
+/// What management reads about the running service; replaced at every apply.
+#[derive(Default)]
+pub struct Live {
+    state: Mutex<LiveState>,
+}
+
+/// See [`Live`].
+#[derive(Clone, Default)]
+pub struct LiveState {
+    /// Health inputs of the running sources (`None` between two runs).
+    pub(crate) health: Option<HealthInputs>,
+    /// Where `flush` goes.
+    pub flush: Option<Arc<FlushGate>>,
+    /// Version of the fleet config running.
+    pub config_version: Option<u64>,
+    /// Live radios (judged `silent` when they hear nothing).
+    pub live_radios: BTreeSet<String>,
+    /// Live counters (watched for silence).
+    pub live_counters: Vec<CounterWatch>,
+}
+
+impl Live {
+    /// A copy of the state now.
+    pub fn get(&self) -> LiveState {
+        self.state.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn set(&self, running: Option<&Running>, version: Option<u64>) {
+        let state = match running {
+            None => LiveState {
+                config_version: version,
+                ..LiveState::default()
+            },
+            Some(r) => {
+                let cfg = r.config();
+                LiveState {
+                    health: Some(r.health()),
+                    flush: Some(r.flush_gate()),
+                    config_version: version,
+                    live_radios: cfg
+                        .wifi
+                        .iter()
+                        .filter(|w| matches!(w.input, WifiInput::Interface(_)))
+                        .map(|w| w.name.clone())
+                        .collect(),
+                    live_counters: cfg
+                        .counter
+                        .iter()
+                        .filter(|c| c.is_live())
+                        .map(|c| CounterWatch {
+                            name: c.name.clone(),
+                            door: c.door.clone(),
+                        })
+                        .collect(),
+                }
+            }
+        };
+        if let Ok(mut s) = self.state.lock() {
+            *s = state;
+        }
+    }
+}
+
+/// `applied.json` / `refused.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct Stamp {
+    version: u64,
+    sha256: String,
+    at_ms: i64,
+}
+
+fn digest(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Where fleet configs are kept.
+fn config_dir(cfg: &Config) -> PathBuf {
+    cfg.storage.data_dir.join("config")
+}
+
+/// Writes `bytes` to `path` so that a crash leaves the old file or the new one: a temp file
+/// beside it, fsync, rename, fsync of the directory.
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().context("a config path has a directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = path.with_extension("tmp");
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing directory {}", dir.display()))
+}
+
+/// The config in force.
+struct InForce {
+    cfg: Config,
+    text: String,
+    /// Fleet version; `None`: the `--config` file.
+    version: Option<u64>,
+}
+
+/// Whether `new` changes what cannot change over MQTT; names it.
+fn needs_local_change(old: &InForce, new: &Config, new_text: &str) -> Option<&'static str> {
+    if old.cfg.store_id != new.store_id {
+        return Some("store.store_id");
+    }
+    if old.cfg.gateway_id != new.gateway_id {
+        return Some("store.gateway_id");
+    }
+    if old.cfg.storage.data_dir != new.storage.data_dir {
+        return Some("storage.data_dir");
+    }
+    let mqtt = |text: &str| {
+        text.parse::<toml::Table>()
+            .ok()
+            .and_then(|t| t.get("mqtt").cloned())
+    };
+    (mqtt(&old.text) != mqtt(new_text)).then_some("mqtt")
+}
+
+/// Reads the config in force at start-up: the fleet config last applied, else the file.
+fn in_force(config_path: &Path) -> anyhow::Result<InForce> {
+    let text = std::fs::read_to_string(config_path)
+        .with_context(|| format!("cannot read config file {}", config_path.display()))?;
+    let cfg = config::parse(&text, config_path)?;
+    let file = InForce {
+        cfg,
+        text,
+        version: None,
+    };
+    let dir = config_dir(&file.cfg);
+    let pending = dir.join("pending.toml");
+    let stamp_path = dir.join("applied.json");
+    let applied_path = dir.join("applied.toml");
+    let stamp: Option<Stamp> = std::fs::read(&stamp_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(stamp) = stamp else {
+        if pending.exists() {
+            tracing::warn!(path = %pending.display(), "a config push was interrupted; running the config file");
+            let _ = std::fs::remove_file(&pending);
+        }
+        return Ok(file);
+    };
+    // The stamp is renamed in before the text: a crash between the two left the text pending.
+    if pending.exists() {
+        let p = std::fs::read_to_string(&pending).unwrap_or_default();
+        if digest(&p) == stamp.sha256 {
+            std::fs::rename(&pending, &applied_path)
+                .with_context(|| format!("completing {}", applied_path.display()))?;
+        } else {
+            tracing::warn!(path = %pending.display(), "a config push was interrupted; running the config last applied");
+            let _ = std::fs::remove_file(&pending);
+        }
+    }
+    let text = match std::fs::read_to_string(&applied_path) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(path = %applied_path.display(), error = %e, "fleet config unreadable; running the config file");
+            return Ok(file);
+        }
+    };
+    if digest(&text) != stamp.sha256 {
+        tracing::warn!(path = %applied_path.display(), "fleet config does not match its digest; running the config file");
+        return Ok(file);
+    }
+    let cfg = match config::parse(&text, config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(version = stamp.version, error = %e, "fleet config no longer valid; running the config file");
+            return Ok(file);
+        }
+    };
+    if let Some(what) = needs_local_change(&file, &cfg, &text) {
+        tracing::warn!(version = stamp.version, differs = what, "the config file was re-provisioned since the fleet config was applied; running the config file");
+        return Ok(file);
+    }
+    tracing::info!(
+        version = stamp.version,
+        path = %applied_path.display(),
+        "running the fleet config last applied (the --config file is used again once it is removed)"
+    );
+    Ok(InForce {
+        cfg,
+        text,
+        version: Some(stamp.version),
+    })
+}
+
+/// What changed between two config texts.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Plan {
+    /// Something besides POS and counter sources changed: restart the whole run.
+    full: bool,
+    /// Sources (any kind) added, removed or changed, by name.
+    changed: BTreeSet<String>,
+}
+
+/// Compares two validated config texts table by table.
+fn plan(old: &str, new: &str) -> anyhow::Result<Plan> {
+    let old: toml::Table = old.parse().context("the running config")?;
+    let new: toml::Table = new.parse().context("the new config")?;
+    let sources = |t: &toml::Table, kind: &str| -> BTreeMap<String, toml::Value> {
+        t.get("sources")
+            .and_then(|s| s.get(kind))
+            .and_then(|a| a.as_array())
+            .map(|a| {
+                a.iter()
+                    .map(|v| {
+                        let name = v
+                            .get("name")
+                            .and_then(|n| n.as_str())
+                            .unwrap_or_default()
+                            .to_string();
+                        (name, v.clone())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut changed = BTreeSet::new();
+    for kind in ["wifi", "portal", "pos", "counter"] {
+        let (a, b) = (sources(&old, kind), sources(&new, kind));
+        for name in a.keys().chain(b.keys()) {
+            if a.get(name) != b.get(name) {
+                changed.insert(name.clone());
+            }
+        }
+    }
+    let rest = |t: &toml::Table| {
+        let mut t = t.clone();
+        let mut empty = false;
+        if let Some(toml::Value::Table(s)) = t.get_mut("sources") {
+            s.remove("pos");
+            s.remove("counter");
+            empty = s.is_empty();
+        }
+        if empty {
+            t.remove("sources");
+        }
+        t
+    };
+    Ok(Plan {
+        full: rest(&old) != rest(&new),
+        changed,
+    })
+}
+
+/// One run of the agent: its token (a child of the process's) and its tasks.
+struct Generation {
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    running: Running,
+}
+
+impl Generation {
+    async fn start(cfg: &Config, parent: &CancellationToken) -> anyhow::Result<Generation> {
+        let cancel = parent.child_token();
+        let tracker = TaskTracker::new();
+        let opts = RunOptions {
+            once: false,
+            progress: false,
+        };
+        match run::start(cfg, opts, cancel.clone(), &tracker).await {
+            Ok(running) => Ok(Generation {
+                cancel,
+                tracker,
+                running,
+            }),
+            Err(e) => {
+                cancel.cancel();
+                run::drain(&tracker, RUN_STOP_DEADLINE).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops the run and waits for it; the run's report, if it ended well.
+    async fn stop(self) -> anyhow::Result<run::RunReport> {
+        self.cancel.cancel();
+        let report = self.running.finish().await;
+        run::drain(&self.tracker, RUN_STOP_DEADLINE).await;
+        report
+    }
+}
+
+/// Watches the sources `names` of `running` for `limit`: `Err` names one that failed without
+/// ever succeeding. Returns early once every one succeeded.
+async fn judge_sources(running: &Running, names: &[String], limit: Duration) -> Result<(), String> {
+    let watched: Vec<_> = names
+        .iter()
+        .filter_map(|n| running.stats_of(n))
+        .map(|s| {
+            let before: BTreeMap<String, u64> = s.values().into_iter().collect();
+            (s, before)
+        })
+        .collect();
+    if watched.is_empty() {
+        return Ok(());
+    }
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        tokio::time::sleep(JUDGE_EVERY).await;
+        let mut all_up = true;
+        let mut failing = None;
+        for (s, before) in &watched {
+            let now: BTreeMap<String, u64> = s.values().into_iter().collect();
+            let delta = deltas(before, &now);
+            match judge(SourceState::Starting, &delta, false) {
+                SourceState::Up => {}
+                SourceState::Failing => {
+                    all_up = false;
+                    let why: Vec<String> = delta
+                        .iter()
+                        .filter(|(k, v)| **v > 0 && crate::mgmt::status::is_failure_counter(k))
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    failing.get_or_insert(format!(
+                        "source {} failed and never came up within {:?} ({})",
+                        s.name,
+                        limit,
+                        why.join(", ")
+                    ));
+                }
+                _ => all_up = false,
+            }
+        }
+        if all_up {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return failing.map_or(Ok(()), Err);
+        }
+    }
+}
+
+/// The service: the config in force and the run on it.
+struct Service {
+    config_path: PathBuf,
+    current: InForce,
+    generation: Option<Generation>,
+    live: Arc<Live>,
+    cancel: CancellationToken,
+    apply_timeout: Duration,
+    /// The last versions refused (rejected or rolled back) with their digests, oldest first.
+    refused: Vec<Stamp>,
+}
+
+impl Service {
+    fn running_version(&self) -> Option<u64> {
+        self.current.version
+    }
+
+    fn refuse(&mut self, version: Option<u64>, text: &str) {
+        let Some(version) = version else { return };
+        let stamp = Stamp {
+            version,
+            sha256: digest(text),
+            at_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        self.refused.push(stamp);
+        if self.refused.len() > REFUSED_KEPT {
+            self.refused.remove(0);
+        }
+        let path = config_dir(&self.current.cfg).join("refused.json");
+        if let Err(e) = serde_json::to_vec(&self.refused)
+            .map_err(anyhow::Error::from)
+            .and_then(|b| write_atomic(&path, &b))
+        {
+            tracing::warn!(error = %format!("{e:#}"), "cannot record the refused config version");
+        }
+    }
+
+    /// Carries out one request. `Err` only when the agent cannot go on (even the previous
+    /// config no longer starts).
+    async fn apply(&mut self, request: ApplyRequest) -> anyhow::Result<Outcome> {
+        let running = self.running_version();
+        let (version, text) = match request {
+            ApplyRequest::Desired { version, text } => {
+                if running.is_some_and(|r| version <= r) {
+                    return Ok(Outcome::refused(
+                        "ignored",
+                        Some(version),
+                        running,
+                        "stale",
+                        format!("version {version} is not newer than the running one"),
+                    ));
+                }
+                let sha = digest(&text);
+                if self
+                    .refused
+                    .iter()
+                    .any(|r| r.version == version && r.sha256 == sha)
+                {
+                    return Ok(Outcome::refused(
+                        "ignored",
+                        Some(version),
+                        running,
+                        "repeat",
+                        format!("version {version} was refused before"),
+                    ));
+                }
+                (Some(version), text)
+            }
+            ApplyRequest::Reload => {
+                let path = match running {
+                    Some(_) => config_dir(&self.current.cfg).join("applied.toml"),
+                    None => self.config_path.clone(),
+                };
+                match std::fs::read_to_string(&path) {
+                    Ok(t) => (running, t),
+                    Err(e) => {
+                        return Ok(Outcome::refused(
+                            "rejected",
+                            running,
+                            running,
+                            "unreadable",
+                            format!("cannot read {}: {e}", path.display()),
+                        ))
+                    }
+                }
+            }
+        };
+        let parsed = {
+            let (t, p) = (text.clone(), self.config_path.clone());
+            tokio::task::spawn_blocking(move || config::parse(&t, &p))
+                .await
+                .context("config thread panicked")?
+        };
+        let cfg = match parsed {
+            Ok(c) => c,
+            Err(e) => {
+                self.refuse(version, &text);
+                return Ok(Outcome::refused(
+                    "rejected",
+                    version,
+                    running,
+                    "bad_config",
+                    e.to_string(),
+                ));
+            }
+        };
+        if let Some(what) = needs_local_change(&self.current, &cfg, &text) {
+            self.refuse(version, &text);
+            return Ok(Outcome::refused(
+                "rejected",
+                version,
+                running,
+                "needs_local_change",
+                format!(
+                    "{what} cannot change over MQTT; change it in the config file on the gateway"
+                ),
+            ));
+        }
+        let plan = match plan(&self.current.text, &text) {
+            Ok(p) => p,
+            Err(e) => {
+                self.refuse(version, &text);
+                return Ok(Outcome::refused(
+                    "rejected",
+                    version,
+                    running,
+                    "bad_config",
+                    format!("{e:#}"),
+                ));
+            }
+        };
+        let fleet = version.is_some();
+        let dir = config_dir(&cfg);
+        if fleet {
+            write_atomic(&dir.join("pending.toml"), text.as_bytes())
+                .context("writing the pushed config")?;
+        }
+        let scope = if plan.full {
+            "all"
+        } else if plan.changed.is_empty() {
+            "none"
+        } else {
+            "sources"
+        };
+        tracing::info!(version = ?version, scope, changed = ?plan.changed, "applying a config");
+        let applied = if plan.full {
+            self.restart_all(&cfg, &plan).await?
+        } else if plan.changed.is_empty() {
+            Ok(run::SideChange::default())
+        } else {
+            self.restart_sources(&cfg, &plan).await?
+        };
+        match applied {
+            Ok(change) => {
+                if fleet {
+                    self.commit_files(&dir, version, &text)
+                        .context("recording the applied config")?;
+                }
+                self.current = InForce { cfg, text, version };
+                self.live
+                    .set(self.generation.as_ref().map(|g| &g.running), version);
+                tracing::info!(version = ?version, scope, started = ?change.started, stopped = ?change.stopped, "config applied");
+                Ok(Outcome {
+                    result: "applied",
+                    version,
+                    running_version: version,
+                    scope: Some(scope),
+                    restarted: Some(change.started),
+                    stopped: Some(change.stopped),
+                    error: None,
+                    reason: None,
+                })
+            }
+            Err((error, reason)) => {
+                if fleet {
+                    let _ = std::fs::remove_file(dir.join("pending.toml"));
+                }
+                self.refuse(version, &text);
+                self.live
+                    .set(self.generation.as_ref().map(|g| &g.running), running);
+                tracing::warn!(version = ?version, error, reason = %reason, "config rolled back");
+                Ok(Outcome::refused(
+                    "rolled_back",
+                    version,
+                    running,
+                    error,
+                    reason,
+                ))
+            }
+        }
+    }
+
+    /// `pending.toml` becomes `applied.toml`; the stamp goes first (see [`in_force`]).
+    fn commit_files(&self, dir: &Path, version: Option<u64>, text: &str) -> anyhow::Result<()> {
+        let Some(version) = version else {
+            return Ok(());
+        };
+        let stamp = Stamp {
+            version,
+            sha256: digest(text),
+            at_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        write_atomic(&dir.join("applied.json"), &serde_json::to_vec(&stamp)?)?;
+        std::fs::rename(dir.join("pending.toml"), dir.join("applied.toml"))
+            .context("renaming pending.toml to applied.toml")?;
+        sync_dir(dir)
+    }
+
+    /// Restarts the changed POS and counter sources on `cfg`; on failure the old ones again.
+    /// The inner `Err` is a rollback (code, reason).
+    async fn restart_sources(
+        &mut self,
+        cfg: &Config,
+        plan: &Plan,
+    ) -> anyhow::Result<Result<run::SideChange, (&'static str, String)>> {
+        let old = self.current.cfg.clone();
+        let Some(generation) = self.generation.as_mut() else {
+            anyhow::bail!("no run to change");
+        };
+        let failure = match generation.running.restart_side(cfg, &plan.changed).await {
+            Ok(change) => {
+                match judge_sources(&generation.running, &change.started, self.apply_timeout).await
+                {
+                    Ok(()) => return Ok(Ok(change)),
+                    Err(reason) => ("source_failed", reason),
+                }
+            }
+            Err(e) => ("start_failed", format!("{e:#}")),
+        };
+        if let Err(e) = generation.running.restart_side(&old, &plan.changed).await {
+            // The old sources would not start again either (a device went away meanwhile):
+            // the rest keeps running, and status shows what is down.
+            tracing::error!(error = %format!("{e:#}"), "the previous config's sources did not start again");
+        }
+        Ok(Err(failure))
+    }
+
+    /// Restarts the whole run on `cfg`; on failure on the old config again.
+    async fn restart_all(
+        &mut self,
+        cfg: &Config,
+        plan: &Plan,
+    ) -> anyhow::Result<Result<run::SideChange, (&'static str, String)>> {
+        self.stop_generation().await;
+        let failure = match Generation::start(cfg, &self.cancel).await {
+            Ok(g) => {
+                let started: Vec<String> = plan.changed.iter().cloned().collect();
+                let verdict = judge_sources(&g.running, &started, self.apply_timeout).await;
+                match verdict {
+                    Ok(()) => {
+                        self.generation = Some(g);
+                        let all: BTreeSet<String> = names(cfg);
+                        let before: BTreeSet<String> = names(&self.current.cfg);
+                        return Ok(Ok(run::SideChange {
+                            started: all.iter().cloned().collect(),
+                            stopped: before.difference(&all).cloned().collect(),
+                        }));
+                    }
+                    Err(reason) => {
+                        if let Err(e) = g.stop().await {
+                            tracing::warn!(error = %format!("{e:#}"), "the rolled-back run ended with an error");
+                        }
+                        ("source_failed", reason)
+                    }
+                }
+            }
+            Err(e) => ("start_failed", format!("{e:#}")),
+        };
+        let old = self.current.cfg.clone();
+        let g = Generation::start(&old, &self.cancel)
+            .await
+            .context("the previous config no longer starts after a rollback")?;
+        self.generation = Some(g);
+        Ok(Err(failure))
+    }
+
+    async fn stop_generation(&mut self) {
+        self.live.set(None, self.current.version);
+        if let Some(g) = self.generation.take() {
+            match g.stop().await {
+                Ok(report) => eprint!("{}", report.render()),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "the run ended with an error"),
+            }
+        }
+    }
+}
+
+/// Every source name of `cfg`.
+fn names(cfg: &Config) -> BTreeSet<String> {
+    cfg.wifi
+        .iter()
+        .map(|w| w.name.clone())
+        .chain(cfg.portal.iter().map(|p| p.name.clone()))
+        .chain(cfg.pos.iter().map(|p| p.name.clone()))
+        .chain(cfg.counter.iter().map(|c| c.name.clone()))
+        .collect()
+}
+
+/// Runs the service until `cancel` fires: the config in force, management over MQTT when
+/// configured, and the applies it asks for.
+pub async fn serve(config_path: &Path, cancel: CancellationToken) -> anyhow::Result<()> {
+    let current = in_force(config_path)?;
+    let started_ms = chrono::Utc::now().timestamp_millis();
+    let live = Arc::new(Live::default());
+    let outer = TaskTracker::new();
+    let (apply_tx, mut apply_rx) = mpsc::channel::<Apply>(APPLY_QUEUE);
+    let generation = Generation::start(&current.cfg, &cancel).await?;
+    live.set(Some(&generation.running), current.version);
+    let notifier = Arc::new(crate::notify::Notifier::from_env());
+    notifier.ready();
+    if let Some(every) = notifier.watchdog_every() {
+        // Proves the runtime still runs tasks; a wedged runtime misses the deadline and
+        // systemd restarts the agent.
+        let (n, c) = (notifier.clone(), cancel.clone());
+        outer.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = c.cancelled() => return,
+                    _ = tokio::time::sleep(every) => n.watchdog(),
+                }
+            }
+        });
+    }
+    let refused: Vec<Stamp> = std::fs::read(config_dir(&current.cfg).join("refused.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    if let Some(m) = &current.cfg.mqtt {
+        crate::mgmt::spawn(
+            &current.cfg,
+            m,
+            crate::mgmt::Hooks {
+                live: live.clone(),
+                apply: apply_tx.clone(),
+                started_ms,
+            },
+            cancel.clone(),
+            &outer,
+        )?;
+    }
+    drop(apply_tx);
+    let mut service = Service {
+        config_path: config_path.to_path_buf(),
+        apply_timeout: current
+            .cfg
+            .mqtt
+            .as_ref()
+            .map_or(crate::mgmt::config::DEFAULT_APPLY_TIMEOUT, |m| {
+                m.apply_timeout
+            }),
+        current,
+        generation: Some(generation),
+        live,
+        cancel: cancel.clone(),
+        refused,
+    };
+    let result = loop {
+        let pipeline_running = service
+            .generation
+            .as_ref()
+            .is_some_and(|g| g.running.pipeline_running());
+        tokio::select! {
+            _ = cancel.cancelled() => break Ok(()),
+            r = async {
+                match service.generation.as_mut() {
+                    Some(g) => g.running.pipeline_ended().await,
+                    None => std::future::pending().await,
+                }
+            }, if pipeline_running => {
+                match r {
+                    Ok(()) => tracing::info!("radio sources drained; the agent keeps running until stopped"),
+                    Err(e) => break Err(e),
+                }
+            }
+            req = apply_rx.recv() => {
+                let Some(req) = req else {
+                    // Management stopped: nothing asks any more; run until stopped.
+                    cancel.cancelled().await;
+                    break Ok(());
+                };
+                match service.apply(req.request).await {
+                    Ok(outcome) => {
+                        let _ = req.reply.send(outcome);
+                    }
+                    Err(e) => break Err(e),
+                }
+            }
+        }
+    };
+    cancel.cancel();
+    notifier.stopping();
+    service.stop_generation().await;
+    run::drain(&outer, RUN_STOP_DEADLINE).await;
+    result
+}
+
+/// One source as `run --check` saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// Source name.
+    pub name: String,
+    /// Source kind.
+    pub kind: String,
+    /// Its state over the window.
+    pub state: SourceState,
+    /// What it read, and its failures and rejections, over the window.
+    pub detail: String,
+}
+
+/// `store-edge run --check`: starts the config in force (the fleet config if one was applied),
+/// watches every source for `window`, and stops. Needs the service stopped (it opens the same
+/// store, devices and ports).
+pub async fn check(config_path: &Path, window: Duration) -> anyhow::Result<Vec<Checked>> {
+    let current = in_force(config_path)?;
+    let cancel = CancellationToken::new();
+    let generation = Generation::start(&current.cfg, &cancel).await?;
+    let radios: BTreeSet<String> = current
+        .cfg
+        .wifi
+        .iter()
+        .filter(|w| matches!(w.input, WifiInput::Interface(_)))
+        .map(|w| w.name.clone())
+        .collect();
+    let watched: Vec<_> = generation
+        .running
+        .health()
+        .sources()
+        .into_iter()
+        .map(|s| {
+            let before: BTreeMap<String, u64> = s.values().into_iter().collect();
+            (s, before)
+        })
+        .collect();
+    tokio::select! {
+        _ = tokio::time::sleep(window) => {}
+        _ = run::shutdown_signal() => {}
+    }
+    let mut out = Vec::new();
+    for (s, before) in &watched {
+        let now: BTreeMap<String, u64> = s.values().into_iter().collect();
+        let delta = deltas(before, &now);
+        let state = judge(SourceState::Starting, &delta, radios.contains(&s.name));
+        let moved: Vec<String> = delta
+            .iter()
+            .filter(|(_, v)| **v > 0)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        out.push(Checked {
+            name: s.name.clone(),
+            kind: s.kind.to_string(),
+            state,
+            detail: if moved.is_empty() {
+                "nothing read or failed".to_string()
+            } else {
+                moved.join(", ")
+            },
+        });
+    }
+    if let Err(e) = generation.stop().await {
+        tracing::warn!(error = %format!("{e:#}"), "the check run ended with an error");
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str =
+        "[store]\nstore_id = \"s\"\n\n[[sources.counter]]\nname = \"a\"\nport = \"/dev/x\"\n";
+
+    #[test]
+    fn plans_follow_the_tables() {
+        let cases: &[(&str, &str, bool, &[&str])] = &[
+            (BASE, BASE, false, &[]),
+            // Formatting and comments are not changes.
+            (BASE, "# hi\n[store]\nstore_id   = \"s\"\n[[sources.counter]]\nport = \"/dev/x\"\nname = \"a\"\n", false, &[]),
+            (BASE, "[store]\nstore_id = \"s\"\n\n[[sources.counter]]\nname = \"a\"\nport = \"/dev/y\"\n", false, &["a"]),
+            (BASE, "[store]\nstore_id = \"s\"\n", false, &["a"]),
+            (BASE, "[store]\nstore_id = \"s\"\n\n[[sources.counter]]\nname = \"a\"\nport = \"/dev/x\"\n[[sources.pos]]\nname = \"b\"\n", false, &["b"]),
+            (BASE, "[store]\nstore_id = \"t\"\n\n[[sources.counter]]\nname = \"a\"\nport = \"/dev/x\"\n", true, &[]),
+            (BASE, "[store]\nstore_id = \"s\"\n[[sources.wifi]]\nname = \"w\"\n[[sources.counter]]\nname = \"a\"\nport = \"/dev/x\"\n", true, &["w"]),
+            (BASE, "[store]\nstore_id = \"s\"\n[metrics]\nx = 1\n[[sources.counter]]\nname = \"a\"\nport = \"/dev/x\"\n", true, &[]),
+        ];
+        for (i, (old, new, full, changed)) in cases.iter().enumerate() {
+            let p = plan(old, new).unwrap();
+            assert_eq!(p.full, *full, "case {i}");
+            let want: BTreeSet<String> = changed.iter().map(|s| s.to_string()).collect();
+            assert_eq!(p.changed, want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn atomic_writes_replace_whole_files() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("config").join("applied.toml");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let left: Vec<_> = std::fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("applied.toml")]);
+    }
+
+    #[test]
+    fn outcomes_serialize_as_reported() {
+        let o = Outcome::refused(
+            "rejected",
+            Some(3),
+            Some(2),
+            "bad_config",
+            "sources.counter[0].intervall: unknown field".into(),
+        );
+        assert_eq!(
+            serde_json::to_value(&o).unwrap(),
+            serde_json::json!({"result": "rejected", "version": 3, "running_version": 2,
+                "error": "bad_config", "reason": "sources.counter[0].intervall: unknown field"})
+        );
+    }
+}
