@@ -978,6 +978,65 @@ mod tests {
         }
     }
 
+    /// A counter-only config in `dir` with the given gateway id and counter door.
+    fn gateway(dir: &Path, gateway: &str, door: &str) -> String {
+        std::fs::write(
+            dir.join("secrets.toml"),
+            "device_key_secret = \"11111111111111111111111111111111\"\n",
+        )
+        .unwrap();
+        format!(
+            "[store]\nstore_id = \"s\"\ngateway_id = \"{gateway}\"\ntimezone = \"UTC\"\n\
+             [privacy]\nsecrets_file = \"secrets.toml\"\n[storage]\ndata_dir = \"data\"\n\
+             [[sources.counter]]\nname = \"c\"\nprofile = \"counter/xovis-pc2s-v5\"\n\
+             door = \"{door}\"\nlisten = \"127.0.0.1:0\"\n"
+        )
+    }
+
+    #[test]
+    fn the_config_in_force_at_start_up() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("config.toml");
+        std::fs::write(&file, gateway(d.path(), "gw", "main")).unwrap();
+        let dir = d.path().join("data").join("config");
+        let door = |f: &InForce| f.cfg.counter[0].door.clone();
+        // No fleet config: the file.
+        let f = in_force(&file).unwrap();
+        assert_eq!((f.version, door(&f)), (None, "main".to_string()));
+        // An applied fleet config wins over the file.
+        let fleet = gateway(d.path(), "gw", "fleet");
+        let stamp = |text: &str, version: u64| {
+            serde_json::to_vec(&Stamp {
+                version,
+                sha256: digest(text),
+                at_ms: 0,
+            })
+            .unwrap()
+        };
+        write_atomic(&dir.join("applied.toml"), fleet.as_bytes()).unwrap();
+        write_atomic(&dir.join("applied.json"), &stamp(&fleet, 4)).unwrap();
+        let f = in_force(&file).unwrap();
+        assert_eq!((f.version, door(&f)), (Some(4), "fleet".to_string()));
+        // A push cut short before its verdict: discarded, the last applied runs.
+        let pending = gateway(d.path(), "gw", "pending");
+        write_atomic(&dir.join("pending.toml"), pending.as_bytes()).unwrap();
+        let f = in_force(&file).unwrap();
+        assert_eq!((f.version, door(&f)), (Some(4), "fleet".to_string()));
+        assert!(!dir.join("pending.toml").exists());
+        // Cut short between the stamp's rename and the text's: completed.
+        write_atomic(&dir.join("pending.toml"), pending.as_bytes()).unwrap();
+        write_atomic(&dir.join("applied.json"), &stamp(&pending, 5)).unwrap();
+        let f = in_force(&file).unwrap();
+        assert_eq!((f.version, door(&f)), (Some(5), "pending".to_string()));
+        // A text that does not match its stamp, or a re-provisioned file: the file.
+        std::fs::write(dir.join("applied.toml"), fleet.as_bytes()).unwrap();
+        assert_eq!(in_force(&file).unwrap().version, None);
+        write_atomic(&dir.join("applied.json"), &stamp(&fleet, 6)).unwrap();
+        assert_eq!(in_force(&file).unwrap().version, Some(6));
+        std::fs::write(&file, gateway(d.path(), "gw-new", "main")).unwrap();
+        assert_eq!(in_force(&file).unwrap().version, None);
+    }
+
     #[test]
     fn atomic_writes_replace_whole_files() {
         let d = tempfile::tempdir().unwrap();
