@@ -406,3 +406,81 @@ impl Drop for Agent {
         let _ = self.child.wait();
     }
 }
+
+/// Asserts that no MAC address and no phone number of `truth` (portal logins, members on
+/// receipts) is in any byte of any file below `dir` (the database, its WAL and shared-memory
+/// files, journals, the fleet config), in any spelling: MACs as text with or without
+/// separators and as 6 binary bytes, phones in E.164 and national forms with spaces or dashes.
+/// Returns how many bytes it read.
+pub fn assert_no_personal_data(dir: &Path, truth: &Truth) -> usize {
+    fn walk(dir: &Path, bytes: &mut Vec<u8>, files: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).expect("reading the data directory") {
+            let path = e.expect("a directory entry").path();
+            if path.is_dir() {
+                walk(&path, bytes, files);
+            } else {
+                bytes.extend(std::fs::read(&path).expect("reading a data file"));
+                files.push(path.display().to_string());
+            }
+        }
+    }
+    let (mut bytes, mut files) = (Vec::new(), Vec::new());
+    walk(dir, &mut bytes, &mut files);
+    let lower = String::from_utf8_lossy(&bytes).to_lowercase();
+    let mut binary = std::collections::HashSet::new();
+    for v in &truth.visits {
+        let octets: Vec<u8> = v
+            .mac
+            .split(':')
+            .filter_map(|o| u8::from_str_radix(o, 16).ok())
+            .collect();
+        assert_eq!(octets.len(), 6, "a truth MAC that is not one");
+        binary.insert(octets);
+        for text in [
+            v.mac.to_lowercase(),
+            v.mac.to_lowercase().replace(':', ""),
+            v.mac.to_lowercase().replace(':', "-"),
+        ] {
+            assert!(
+                !lower.contains(&text),
+                "a raw MAC is stored as text in {files:?}"
+            );
+        }
+    }
+    assert!(
+        !bytes.windows(6).any(|win| binary.contains(win)),
+        "a raw MAC is stored in binary in {files:?}"
+    );
+    let phones: Vec<&String> = truth
+        .visits
+        .iter()
+        .filter_map(|v| v.phone.as_ref())
+        .chain(
+            truth
+                .pos
+                .purchases
+                .iter()
+                .filter_map(|p| p.member_phone.as_ref()),
+        )
+        .collect();
+    assert!(
+        !phones.is_empty(),
+        "the truth has no phone numbers to look for"
+    );
+    for p in phones {
+        let national = p.trim_start_matches("+86");
+        assert!(national.len() >= 11, "unexpected phone format");
+        for text in [
+            p.clone(),
+            national.to_string(),
+            format!("{} {} {}", &national[..3], &national[3..7], &national[7..]),
+            format!("{}-{}-{}", &national[..3], &national[3..7], &national[7..]),
+        ] {
+            assert!(
+                !lower.contains(&text),
+                "a raw phone number is stored in {files:?}"
+            );
+        }
+    }
+    bytes.len()
+}

@@ -842,6 +842,7 @@ pub async fn serve(config_path: &Path, cancel: CancellationToken) -> anyhow::Res
         cancel: cancel.clone(),
         refused,
     };
+    let mut applies_open = true;
     let result = loop {
         let pipeline_running = service
             .generation
@@ -860,11 +861,11 @@ pub async fn serve(config_path: &Path, cancel: CancellationToken) -> anyhow::Res
                     Err(e) => break Err(e),
                 }
             }
-            req = apply_rx.recv() => {
+            req = apply_rx.recv(), if applies_open => {
                 let Some(req) = req else {
-                    // Management stopped: nothing asks any more; run until stopped.
-                    cancel.cancelled().await;
-                    break Ok(());
+                    // No management (or it stopped): nothing asks any more.
+                    applies_open = false;
+                    continue;
                 };
                 match service.apply(req.request).await {
                     Ok(outcome) => {

@@ -481,7 +481,7 @@ fn pick_duplicates(intervals: &[Interval], rng: &mut ChaCha8Rng) -> Vec<(usize, 
     picked
         .into_iter()
         .map(|i| {
-            let delay = rng.gen_range(DUPLICATE_DELAY.0..=DUPLICATE_DELAY.1);
+            let delay = crate::draw_usize(rng, DUPLICATE_DELAY.0, DUPLICATE_DELAY.1);
             (i, (i + delay).min(intervals.len().saturating_sub(1)))
         })
         .collect()

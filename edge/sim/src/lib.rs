@@ -51,6 +51,20 @@ pub use portal::{BINAUTH_FILE, DETAIL_FILE};
 pub use pos::{POS_CURRENCY, POS_FILE, POS_PROFILE};
 
 use plan::{Plan, Role, SEC};
+
+/// A uniform `usize` in `lo..=hi`, drawn as a `u64`: rand samples `usize` ranges at the
+/// pointer width, so a 32-bit build (armv7) would draw other numbers and simulate another day
+/// than a 64-bit one from the same seed. On 64-bit targets the draw is the same as before.
+pub(crate) fn draw_usize(rng: &mut ChaCha8Rng, lo: usize, hi: usize) -> usize {
+    let (lo, hi) = (lo as u64, hi as u64);
+    // Indices and counts fit in u32 on every target this runs on.
+    usize::try_from(rng.gen_range(lo..=hi)).unwrap_or(usize::MAX)
+}
+
+/// A uniform index below `n` (`n` > 0), the same on 32- and 64-bit targets.
+pub(crate) fn draw_index(rng: &mut ChaCha8Rng, n: usize) -> usize {
+    draw_usize(rng, 0, n.saturating_sub(1))
+}
 use truth::{
     CounterTruth, FileTruth, PathStep, PortalTruth, PosTruth, RepeatClass, Totals, Truth, Visit,
     VisitKind,

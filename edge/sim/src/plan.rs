@@ -163,7 +163,7 @@ impl IdentityMaker {
             None
         };
         let ouis = MODELS[usize::from(model)].ouis;
-        let oui = ouis[rng.gen_range(0..ouis.len())];
+        let oui = ouis[crate::draw_index(rng, ouis.len())];
         loop {
             let mut mac: [u8; 6] = rng.gen();
             if randomized {
@@ -218,7 +218,7 @@ fn other_zone(rng: &mut ChaCha8Rng, from: usize, zones: usize, prev: Option<u8>)
     if choices.is_empty() {
         None
     } else {
-        Some(choices[rng.gen_range(0..choices.len())])
+        Some(choices[crate::draw_index(rng, choices.len())])
     }
 }
 
@@ -229,7 +229,7 @@ fn visitor_stays(rng: &mut ChaCha8Rng, zones: usize) -> Vec<(u8, i64)> {
     }
     // Entrance stays are at least 90 s so that the path step is detectable.
     let mut out = vec![(0u8, secs(rng, 90.0, 180.0))];
-    let further = rng.gen_range(1..=4usize);
+    let further = crate::draw_usize(rng, 1, 4);
     let mut prev = None;
     for _ in 0..further {
         let Some(z) = other_zone(rng, 1, zones, prev) else {
@@ -255,11 +255,11 @@ fn return_gap_days(rng: &mut ChaCha8Rng) -> usize {
     if u < 0.4 {
         1
     } else if u < 0.7 {
-        rng.gen_range(2..=3)
+        crate::draw_usize(rng, 2, 3)
     } else if u < 0.9 {
-        rng.gen_range(4..=7)
+        crate::draw_usize(rng, 4, 7)
     } else {
-        rng.gen_range(8..=30)
+        crate::draw_usize(rng, 8, 30)
     }
 }
 
@@ -288,7 +288,7 @@ fn pick_returning(
                 .copied()
                 .filter(|p| !taken.contains(p))
                 .collect();
-            (!candidates.is_empty()).then(|| candidates[rng.gen_range(0..candidates.len())])
+            (!candidates.is_empty()).then(|| candidates[crate::draw_index(rng, candidates.len())])
         });
         let Some(person) = picked else {
             return;

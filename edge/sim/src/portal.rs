@@ -190,7 +190,7 @@ impl Portal {
 /// A mainland mobile number nobody in `used` has (walk-in POS members draw from it too).
 pub(crate) fn draw_phone(rng: &mut ChaCha8Rng, used: &mut HashSet<String>) -> String {
     loop {
-        let prefix = MOBILE_PREFIXES[rng.gen_range(0..MOBILE_PREFIXES.len())];
+        let prefix = MOBILE_PREFIXES[crate::draw_index(rng, MOBILE_PREFIXES.len())];
         let rest: u32 = rng.gen_range(0..100_000_000);
         let phone = format!("{prefix}{rest:08}");
         if used.insert(phone.clone()) {

@@ -244,7 +244,7 @@ fn draw_sale(
         paid_minor,
         member,
         points_before: rng.gen_range(0..3000),
-        cashier: rng.gen_range(0..CASHIERS.len()),
+        cashier: crate::draw_index(rng, CASHIERS.len()),
         visit,
     }
 }

@@ -179,7 +179,7 @@ impl<W: Write> Sim<'_, W> {
             let stats = &mut self.stats[s];
             let mut len = self.record.len();
             if truncate {
-                len = self.rng.gen_range(1..len);
+                len = crate::draw_usize(self.rng, 1, len - 1);
                 stats.injected.truncated += 1;
             } else if bad_flag {
                 stats.injected.bad_fcs_flag += 1;
