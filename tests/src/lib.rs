@@ -484,3 +484,38 @@ pub fn assert_no_personal_data(dir: &Path, truth: &Truth) -> usize {
     }
     bytes.len()
 }
+
+/// Sends one HTTP/1.1 request to 127.0.0.1:`port` (with `Authorization: auth` if given) and
+/// gives the status and the response body. A refused oversized body may close the connection
+/// before it is all sent; that is not an error here.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("connecting to 127.0.0.1:{port}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("setting a read timeout");
+    let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes())
+        .expect("sending a request head");
+    let _ = s.write_all(body);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp).to_string();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {resp:?}"));
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}

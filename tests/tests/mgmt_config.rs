@@ -25,8 +25,7 @@
 // Test code: a panic with its message is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -322,27 +321,9 @@ fn restarted(r: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Sends one HTTP POST to 127.0.0.1:`port`; gives the status and the response.
+/// Sends one HTTP POST to 127.0.0.1:`port`; gives the status and the response body.
 fn post(port: u16, path: &str, body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port))
-        .unwrap_or_else(|e| panic!("connecting to 127.0.0.1:{port}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    let resp = String::from_utf8_lossy(&resp).to_string();
-    let status = resp
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {resp:?}"));
-    (status, resp)
+    edge_e2e::http_request(port, "POST", path, None, body)
 }
 
 /// A Xovis push (the fixture) to `counter-main` on `port` is taken.

@@ -7,8 +7,7 @@
 // Test code: a panic with its message is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -81,20 +80,8 @@ fn start_record(mac: [u8; 6], phone: &str, t_s: i64, mac_text: &str) -> Vec<u8> 
 }
 
 fn http(port: u16, token: Option<&str>, body: &str) -> u16 {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    resp.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {resp:?}"))
+    let auth = token.map(|t| format!("Bearer {t}"));
+    edge_e2e::http_request(port, "POST", "/login", auth.as_deref(), body.as_bytes()).0
 }
 
 /// The port the agent's portal webhook logged.

@@ -579,41 +579,26 @@ impl Service {
                 .await
                 .context("config thread panicked")?
         };
-        let cfg = match parsed {
+        let checked = parsed
+            .map_err(|e| ("bad_config", e.to_string()))
+            .and_then(|cfg| match needs_local_change(&self.current, &cfg, &text) {
+                Some(what) => Err((
+                    "needs_local_change",
+                    format!("{what} cannot change over MQTT; change it in the config file on the gateway"),
+                )),
+                None => Ok(cfg),
+            })
+            .and_then(|cfg| {
+                plan(&self.current.text, &text)
+                    .map(|p| (cfg, p))
+                    .map_err(|e| ("bad_config", format!("{e:#}")))
+            });
+        let (cfg, plan) = match checked {
             Ok(c) => c,
-            Err(e) => {
+            Err((error, reason)) => {
                 self.refuse(version, &text);
                 return Ok(Outcome::refused(
-                    "rejected",
-                    version,
-                    running,
-                    "bad_config",
-                    e.to_string(),
-                ));
-            }
-        };
-        if let Some(what) = needs_local_change(&self.current, &cfg, &text) {
-            self.refuse(version, &text);
-            return Ok(Outcome::refused(
-                "rejected",
-                version,
-                running,
-                "needs_local_change",
-                format!(
-                    "{what} cannot change over MQTT; change it in the config file on the gateway"
-                ),
-            ));
-        }
-        let plan = match plan(&self.current.text, &text) {
-            Ok(p) => p,
-            Err(e) => {
-                self.refuse(version, &text);
-                return Ok(Outcome::refused(
-                    "rejected",
-                    version,
-                    running,
-                    "bad_config",
-                    format!("{e:#}"),
+                    "rejected", version, running, error, reason,
                 ));
             }
         };
