@@ -314,12 +314,7 @@ impl Agent {
                     panic!("agent did not come up (port {port:?}, drained {drained})")
                 });
             if line.contains("pull API listening") {
-                port = line
-                    .split("addr=")
-                    .nth(1)
-                    .and_then(|a| a.split_whitespace().next())
-                    .and_then(|a| a.rsplit(':').next())
-                    .and_then(|p| p.parse::<u16>().ok());
+                port = logged_port(&line);
             }
             drained |= line.contains("sources drained");
             if let Ok(mut l) = log.lock() {
@@ -518,4 +513,13 @@ pub fn http_request(
         .unwrap_or_else(|| panic!("no HTTP status in {resp:?}"));
     let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (status, body)
+}
+
+/// The port of the `addr=HOST:PORT` field of a log line (listeners log where they listen).
+pub fn logged_port(line: &str) -> Option<u16> {
+    line.split("addr=")
+        .nth(1)
+        .and_then(|a| a.split_whitespace().next())
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
 }

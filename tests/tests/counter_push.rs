@@ -65,13 +65,7 @@ fn basic(user: &str, password: &str) -> String {
 fn listener_port(agent: &Agent) -> u16 {
     agent
         .wait_for_log("counter listener", Duration::from_secs(20))
-        .and_then(|l| {
-            l.split("addr=")
-                .nth(1)
-                .and_then(|a| a.split_whitespace().next())
-                .and_then(|a| a.rsplit(':').next())
-                .and_then(|p| p.parse().ok())
-        })
+        .and_then(|l| edge_e2e::logged_port(&l))
         .expect("counter listener port logged")
 }
 

@@ -375,12 +375,7 @@ fn kill_9_and_a_frozen_agent_leave_the_last_will() {
 
 /// The port the agent's counter listener logged.
 fn listener_port(agent: &Agent) -> u16 {
-    wait_log(agent, "counter listener", LIMIT)
-        .split("addr=")
-        .nth(1)
-        .and_then(|a| a.split_whitespace().next())
-        .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
+    edge_e2e::logged_port(&wait_log(agent, "counter listener", LIMIT))
         .expect("counter listener port logged")
 }
 

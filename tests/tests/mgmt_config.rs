@@ -222,13 +222,7 @@ impl Gateway {
                 .iter()
                 .rev()
                 .find(|l| l.contains("counter listener") && l.contains(&tag))
-                .and_then(|l| {
-                    l.split("addr=")
-                        .nth(1)
-                        .and_then(|a| a.split_whitespace().next())
-                        .and_then(|a| a.rsplit(':').next())
-                        .and_then(|p| p.parse().ok())
-                });
+                .and_then(|l| edge_e2e::logged_port(l));
             if let Some(p) = port {
                 return p;
             }

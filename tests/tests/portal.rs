@@ -88,13 +88,7 @@ fn http(port: u16, token: Option<&str>, body: &str) -> u16 {
 fn webhook_port(agent: &Agent) -> u16 {
     agent
         .wait_for_log("portal webhook listening", Duration::from_secs(10))
-        .and_then(|l| {
-            l.split("addr=")
-                .nth(1)
-                .and_then(|a| a.split_whitespace().next())
-                .and_then(|a| a.rsplit(':').next())
-                .and_then(|p| p.parse().ok())
-        })
+        .and_then(|l| edge_e2e::logged_port(&l))
         .expect("webhook port logged")
 }
 
