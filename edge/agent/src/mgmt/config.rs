@@ -143,20 +143,9 @@ fn default_apply_timeout() -> Duration {
     DEFAULT_APPLY_TIMEOUT
 }
 
-/// Broker credentials.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    /// User name.
-    pub username: String,
-    /// Password.
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials({}, redacted)", self.username)
-    }
-}
+/// Broker credentials: the same user/password pair counter devices and brokers use (its
+/// `Debug` redacts the password).
+pub use crate::sources::counter::config::Credentials;
 
 /// Validated TLS material (PEM bytes, already checked to parse).
 #[derive(Clone)]
