@@ -6,6 +6,9 @@
 //!   listener); a global change restarts every source and the pipeline in-process
 //!   (`scope: "all"`) while the MQTT session stays up. The status carries the running version,
 //!   and the applied config is kept in `<data_dir>/config/applied.{toml,json}`.
+//! - A changed Wi-Fi or portal source restarts alone too: it leaves the pipeline's merge at a
+//!   checkpoint and joins again from its cursor, while the store, the open visits and the
+//!   other sources stay; a changed zone list restarts the whole run.
 //! - Schema errors and unknown keys are rejected as `bad_config` with the key named; a changed
 //!   identity or `[mqtt]` table as `needs_local_change`; malformed JSON, an oversized payload
 //!   and a missing version with their own codes. Nothing changes and nothing panics.
@@ -177,17 +180,28 @@ impl Gateway {
     /// Starts a broker, a watcher, and an agent on the file config (`counter-main` only);
     /// waits for the agent's online status with no config version.
     fn start(watcher_id: &str) -> Gateway {
+        Gateway::start_with(watcher_id, "", |_| String::new())
+    }
+
+    /// [`Gateway::start`] with `secrets` added to the secrets file and the file config's
+    /// extra `sources`, made from the broker's port, in the test's directory.
+    fn start_with(
+        watcher_id: &str,
+        secrets: &str,
+        sources: impl FnOnce(&std::path::Path) -> String,
+    ) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let broker_port = free_port();
         let broker = Broker::start(d, broker_port);
         std::fs::write(
             d.join("secrets.toml"),
-            "device_key_secret = \"11111111111111111111111111111111\"\n",
+            format!("device_key_secret = \"11111111111111111111111111111111\"\n{secrets}"),
         )
         .unwrap();
         let config = d.join("config.toml");
-        std::fs::write(&config, config_text(broker_port, GATEWAY, "", "")).unwrap();
+        let sources = sources(d);
+        std::fs::write(&config, config_text(broker_port, GATEWAY, "", &sources)).unwrap();
         let w = watcher(broker_port, watcher_id);
         let agent = Agent::start_live(&config);
         let s = w.wait_for("status", 0, "the online status", online).json();
@@ -677,4 +691,165 @@ fn reload_picks_up_an_edited_config_file() {
     let s = w.fresh_status("f-3");
     assert_eq!(s["config_version"], Value::Null, "no fleet version: {s}");
     g.no_panic();
+}
+
+/// The tenant secret portal logins are keyed with.
+const TENANT: &str = "tenant_secret = \"22222222222222222222222222222222\"\n";
+const HOOK: &str = "hook-a";
+const RADIO: &str = "door-radio";
+/// Probe requests in the Wi-Fi replay.
+const PROBES: u64 = 60;
+
+/// `door-radio` replaying `wifi.pcap` in `zone` (`extra` lines added), and the webhook portal
+/// `hook-a` on 127.0.0.1:`hook_port` taking `token`.
+fn lane_sources(zone: &str, extra: &str, hook_port: u16, token: &str) -> String {
+    format!(
+        "[[sources.wifi]]\nname = \"{RADIO}\"\nzone = \"{zone}\"\npcap = \"wifi.pcap\"\n{extra}\n\
+         [[sources.portal]]\nname = \"{HOOK}\"\nformat = \"webhook\"\nlisten = \"127.0.0.1:{hook_port}\"\n\
+         [[sources.portal.tokens]]\nname = \"fleet\"\ntoken = \"{token}\"\n\n"
+    )
+}
+
+/// A pcap of `PROBES` probe requests from two phones over the last ten minutes.
+fn write_probes(path: &std::path::Path) {
+    let mut w =
+        edge_wire::pcap::Writer::new(std::fs::File::create(path).unwrap(), 127, 512).unwrap();
+    let t0 = chrono::Utc::now().timestamp() - 600;
+    for i in 0..PROBES {
+        let mac = [0x00, 0x1a, 0x2b, 0x00, 0x00, 0x0a + (i % 2) as u8];
+        let mut f = vec![
+            0x00,
+            0x00,
+            0x09,
+            0x00,
+            0x20,
+            0x00,
+            0x00,
+            0x00,
+            (-50i8) as u8,
+        ];
+        f.extend_from_slice(&[0x40, 0x00, 0x00, 0x00]);
+        f.extend_from_slice(&[0xff; 6]);
+        f.extend_from_slice(&mac);
+        f.extend_from_slice(&[0xff; 6]);
+        f.extend_from_slice(&[0x10, 0x00, 0x00, 0x00, 0x01, 0x04, 0x02, 0x04, 0x0b, 0x16]);
+        let at = t0 + i64::try_from(i).unwrap() * 10;
+        w.write_packet(at * 1_000_000, &f).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+/// A portal login of the phone with MAC `…:0{last}` through `hook-a`; the HTTP status.
+fn login(port: u16, token: &str, last: u8) -> u16 {
+    let body = format!(
+        "{{\"mac\":\"00:1a:2b:00:00:{last:02x}\",\"phone\":\"+861370000{last:04}\",\"event\":\"login\",\"time\":{}}}",
+        chrono::Utc::now().timestamp()
+    );
+    let auth = format!("Bearer {token}");
+    edge_e2e::http_request(port, "POST", "/login", Some(&auth), body.as_bytes()).0
+}
+
+/// Scenarios: a changed portal webhook and a changed Wi-Fi source restart alone while the
+/// store, the pipeline and the counters keep running; the Wi-Fi replay resumes from its cursor
+/// (nothing read twice); logins before and after the change are all bound; a changed zone
+/// list restarts the whole run.
+#[test]
+fn wifi_and_portal_changes_restart_only_those_sources() {
+    let (token_a, token_b) = (
+        "fleet-token-aaaaaaaaaaaaaaaaaaaa",
+        "fleet-token-bbbbbbbbbbbbbbbbbbbb",
+    );
+    let hook_port = free_port();
+    let gw = Gateway::start_with("lanes-watcher", TENANT, |d| {
+        write_probes(&d.join("wifi.pcap"));
+        lane_sources("entrance", "", hook_port, token_a)
+    });
+    let main_port = gw.listener_port(MAIN);
+    let store_opens = || {
+        gw.agent
+            .log_lines()
+            .iter()
+            .filter(|l| l.contains("store open"))
+            .count()
+    };
+    assert_eq!(store_opens(), 1);
+    let frames_read = |id: &str| -> u64 {
+        let r = gw.w.command("sources", json!({ "id": id }));
+        r["result"]["sources"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == RADIO))
+            .and_then(|s| s["counters"]["frames_read"].as_u64())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + LIMIT;
+    let mut polls = 0;
+    while frames_read(&format!("read-{polls}")) < PROBES {
+        polls += 1;
+        assert!(Instant::now() < deadline, "the replay did not finish");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(frames_read("read-before"), PROBES);
+    assert_eq!(login(hook_port, token_a, 10), 202);
+
+    // v2: the webhook takes another token. Only it restarts.
+    let v2 = gw.text("", &lane_sources("entrance", "", hook_port, token_b));
+    let r = gw.w.desire(2, &v2, true);
+    assert_applied(&r, 2, "sources");
+    assert_eq!(restarted(&r), [HOOK], "only the webhook: {r}");
+    assert_eq!(
+        login(hook_port, token_a, 11),
+        401,
+        "the old token still works"
+    );
+    assert_eq!(login(hook_port, token_b, 11), 202);
+    assert_eq!(gw.listener_port(MAIN), main_port);
+    xovis_push_taken(main_port);
+
+    // v3: the Wi-Fi source's table changes (its zone does not). It restarts alone and resumes
+    // at the end of its file: the restored counter does not double.
+    let v3 = gw.text(
+        "",
+        &lane_sources("entrance", "snaplen = 256\n", hook_port, token_b),
+    );
+    let r = gw.w.desire(3, &v3, true);
+    assert_applied(&r, 3, "sources");
+    assert_eq!(restarted(&r), [RADIO], "only the radio: {r}");
+    assert!(
+        gw.agent
+            .wait_for_log("source joined the merge", Duration::from_secs(1))
+            .is_some(),
+        "no lane change logged"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(frames_read("read-after"), PROBES, "the replay started over");
+    assert_eq!(
+        store_opens(),
+        1,
+        "the store was reopened: the whole run restarted"
+    );
+    assert_eq!(login(hook_port, token_b, 12), 202);
+
+    // Every login, before and after both changes, is bound to its device.
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let bound = edge_e2e::count(&gw.data(), "device_persons");
+        if bound == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{bound} of 3 logins bound; log:\n{}",
+            gw.agent.log_lines().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // v4: a new zone changes the zone list the pipeline labels visits with: the whole run
+    // restarts.
+    let v4 = gw.text("", &lane_sources("checkout", "", hook_port, token_b));
+    let r = gw.w.desire(4, &v4, true);
+    assert_applied(&r, 4, "all");
+    assert_eq!(store_opens(), 2);
+    assert_eq!(login(hook_port, token_b, 13), 202);
+    gw.no_panic();
 }

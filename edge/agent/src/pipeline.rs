@@ -8,6 +8,10 @@
 //! commit also carries the core snapshot and the cursors of exactly the frames the snapshot
 //! has seen, which is what lets a restart resume without losing or double-counting anything.
 //!
+//! A service can change the merge while it runs ([`LaneCtl`]): a Wi-Fi or portal source
+//! restarted alone after a config change leaves the merge at a checkpoint carrying its cursor
+//! and joins again from there, while the other sources and the open visits stay.
+//!
 //! A live agent also publishes live events: a known person's arrival as soon as the sighting
 //! is processed, and each visit's end once its commit succeeded.
 
@@ -56,6 +60,29 @@ pub struct SourceInput {
     pub stats: Arc<SourceStats>,
 }
 
+/// A change to the merged inputs while the pipeline runs.
+pub enum LaneCtl {
+    /// Commits a checkpoint carrying the named input's cursor, then stops merging it (its
+    /// channel is dropped, which stops its source). Frames it queued that the core has not
+    /// seen are not lost for a file source: it resumes from the checkpointed cursor. Until
+    /// [`LaneCtl::Settled`], the pipeline does not end for having no input left.
+    Remove {
+        /// Source name.
+        name: String,
+        /// Answered once the checkpoint is committed and the input is gone.
+        done: tokio::sync::oneshot::Sender<()>,
+    },
+    /// Starts merging an input.
+    Add(SourceInput),
+    /// The change is complete: with every input ended, the pipeline ends again.
+    Settled,
+}
+
+/// Lane changes waiting for the pipeline. The one sender (the running service) sends a
+/// change's few messages and waits for the removals' answers, so it never fills; a full
+/// queue is refused, not waited on.
+pub const LANE_CTL_QUEUE: usize = 64;
+
 struct Lane {
     input: SourceInput,
     queue: VecDeque<Frame>,
@@ -81,6 +108,21 @@ enum Mark {
 }
 
 impl Lane {
+    fn new(input: SourceInput) -> Lane {
+        Lane {
+            cursor: input.start,
+            fingerprint: input.fingerprint.clone(),
+            input,
+            queue: VecDeque::new(),
+            logins: VecDeque::new(),
+            boundaries: VecDeque::new(),
+            pushed: 0,
+            popped: 0,
+            watermark: i64::MIN,
+            ended: false,
+        }
+    }
+
     fn apply(&mut self, msg: SourceMsg) {
         match msg {
             SourceMsg::Batch {
@@ -422,12 +464,58 @@ fn publish_arrivals(
     }
 }
 
+/// Applies the lane changes waiting in `ctl`; whether there were any.
+fn change_lanes(
+    ctl: &Receiver<LaneCtl>,
+    lanes: &mut Vec<Lane>,
+    holding: &mut bool,
+    c: &mut Committer<'_>,
+    core: &mut Sessionizer,
+) -> anyhow::Result<bool> {
+    let mut any = false;
+    while let Ok(msg) = ctl.try_recv() {
+        lane_change(msg, lanes, holding, c, core)?;
+        any = true;
+    }
+    Ok(any)
+}
+
+fn lane_change(
+    msg: LaneCtl,
+    lanes: &mut Vec<Lane>,
+    holding: &mut bool,
+    c: &mut Committer<'_>,
+    core: &mut Sessionizer,
+) -> anyhow::Result<()> {
+    match msg {
+        LaneCtl::Remove { name, done } => {
+            *holding = true;
+            if lanes.iter().any(|l| l.input.name == name) {
+                // The checkpoint carries the leaving lane's cursor and the core that has seen
+                // exactly its frames up to there.
+                c.commit(core, lanes, true)?;
+                lanes.retain(|l| l.input.name != name);
+                tracing::info!(source = %name, "source left the merge");
+            }
+            let _ = done.send(());
+        }
+        LaneCtl::Add(input) => {
+            tracing::info!(source = %input.name, cursor = input.start, "source joined the merge");
+            lanes.push(Lane::new(input));
+        }
+        LaneCtl::Settled => *holding = false,
+    }
+    Ok(())
+}
+
 /// Runs until every source has ended or `cancel` fires. On the way out the last commit always
 /// carries a checkpoint.
+#[allow(clippy::too_many_arguments)] // the run's parts, each passed once by `run::start`
 pub fn run(
     mut core: Sessionizer,
     mut keyer: DeviceKeyer,
     sources: Vec<SourceInput>,
+    ctl: &Receiver<LaneCtl>,
     store: &Store,
     settings: &PipelineSettings,
     cancel: &CancellationToken,
@@ -440,21 +528,9 @@ pub fn run(
     // Who each device is, as far as logins have said (for live arrivals).
     let mut persons: HashMap<DeviceKey, String> =
         live.map(|l| l.persons.clone()).unwrap_or_default();
-    let mut lanes: Vec<Lane> = sources
-        .into_iter()
-        .map(|input| Lane {
-            cursor: input.start,
-            fingerprint: input.fingerprint.clone(),
-            input,
-            queue: VecDeque::new(),
-            logins: VecDeque::new(),
-            boundaries: VecDeque::new(),
-            pushed: 0,
-            popped: 0,
-            watermark: i64::MIN,
-            ended: false,
-        })
-        .collect();
+    let mut lanes: Vec<Lane> = sources.into_iter().map(Lane::new).collect();
+    // A lane change is under way: no input left does not mean the end.
+    let mut holding = false;
     let mut c = Committer {
         store,
         bindings: Vec::new(),
@@ -490,6 +566,9 @@ pub fn run(
             if cancel.is_cancelled() {
                 c.summary.cancelled = true;
                 break;
+            }
+            if change_lanes(ctl, &mut lanes, &mut holding, &mut c, &mut core)? {
+                continue;
             }
             // First take what any idle lane has ready (one message each): waiting on the
             // blocker alone would leave other live sources unread while it is quiet.
@@ -547,7 +626,23 @@ pub fn run(
             continue;
         }
         let Some((_, i)) = head else {
-            break; // every lane ended and drained
+            if !holding {
+                break; // every lane ended and drained
+            }
+            if cancel.is_cancelled() {
+                c.summary.cancelled = true;
+                break;
+            }
+            match ctl.recv_timeout(POLL) {
+                Ok(msg) => lane_change(msg, &mut lanes, &mut holding, &mut c, &mut core)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => holding = false,
+            }
+            if c.last_commit.elapsed() >= settings.commit_interval {
+                c.commit(&mut core, &lanes, false)?;
+            }
+            c.flush_if_asked(&mut core, &lanes)?;
+            continue;
         };
         let Some(lane) = lanes.get_mut(i) else {
             break;
@@ -601,6 +696,7 @@ pub fn run(
                 c.commit(&mut core, &lanes, false)?;
             }
             c.flush_if_asked(&mut core, &lanes)?;
+            change_lanes(ctl, &mut lanes, &mut holding, &mut c, &mut core)?;
         }
     }
     let ended = !c.summary.cancelled;

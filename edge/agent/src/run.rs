@@ -525,6 +525,205 @@ async fn spawn_side_into(
     Ok(())
 }
 
+/// What the Wi-Fi and portal sources (the pipeline's inputs) need from their run; kept so one
+/// of them can be restarted alone.
+#[derive(Clone)]
+struct LaneEnv {
+    store: Arc<store::Store>,
+    secret: edge_core::Secret,
+    rotation_ms: i64,
+    persons: Option<Arc<PersonKeyer>>,
+    once: bool,
+    /// The run's token; each source runs on a child of it.
+    cancel: CancellationToken,
+}
+
+/// A Wi-Fi or portal source: its tasks, stopped and started on their own.
+struct LaneSource {
+    name: String,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    stats: Arc<SourceStats>,
+}
+
+impl LaneSource {
+    /// Stops the source and waits for its tasks (with a deadline).
+    async fn stop(self) {
+        self.cancel.cancel();
+        drain(&self.tracker, GROUP_STOP_DEADLINE).await;
+    }
+}
+
+/// Whether the pipeline closes every visit when its inputs have ended: only when all of them
+/// are files (followed portal files never end: then visits close as the watermark passes).
+fn flush_at_end(cfg: &Config, once: bool) -> bool {
+    cfg.wifi
+        .iter()
+        .all(|w| matches!(w.input, WifiInput::File(_)))
+        && (once || cfg.portal.iter().all(|p| !p.follow))
+}
+
+/// The Wi-Fi and portal source names of `cfg`, in the pipeline's lane order.
+fn lane_names(cfg: &Config) -> Vec<String> {
+    cfg.wifi
+        .iter()
+        .map(|w| w.name.clone())
+        .chain(cfg.portal.iter().map(|p| p.name.clone()))
+        .collect()
+}
+
+/// Starts the Wi-Fi or portal source `name` of `cfg` from its committed cursor: the source's
+/// tasks, and the input the pipeline merges.
+async fn spawn_lane(
+    cfg: &Config,
+    name: &str,
+    env: &LaneEnv,
+    cursors: &[store::Cursor],
+    counters: &[(String, String, u64)],
+) -> anyhow::Result<(LaneSource, SourceInput)> {
+    let cancel = env.cancel.child_token();
+    let tracker = TaskTracker::new();
+    if let Some(w) = cfg.wifi.iter().find(|w| w.name == name) {
+        let zone = cfg
+            .zones()
+            .iter()
+            .position(|z| *z == w.zone)
+            .and_then(|i| u8::try_from(i).ok())
+            .context("zone index")?;
+        let stats = SourceStats::new(&w.name);
+        restore_counters(&stats, counters, &w.name);
+        let fingerprint = source::input_fingerprint(w);
+        // A stream's positions do not survive it: a pipe starts over with every writer.
+        let start = match w.input {
+            WifiInput::File(_) => cursors
+                .iter()
+                .find(|c| c.source == w.name && c.fingerprint == fingerprint)
+                .map_or(0, |c| c.position),
+            _ => 0,
+        };
+        // Bounded: a file source waits when it is full, a live source drops and counts.
+        let (tx, rx) = sync_channel(CHANNEL_BATCHES);
+        match &w.input {
+            WifiInput::File(path) => {
+                let (w, path, stats, cancel) =
+                    (w.clone(), path.clone(), stats.clone(), cancel.clone());
+                tracker.spawn_blocking(move || {
+                    source::replay_file(&w, &path, start, tx, stats, cancel)
+                });
+            }
+            WifiInput::Pipe(path) => {
+                let (w, path, stats, cancel) =
+                    (w.clone(), path.clone(), stats.clone(), cancel.clone());
+                tracker.spawn_blocking(move || source::read_pipe(&w, &path, tx, stats, cancel));
+            }
+            WifiInput::Interface(iface) => {
+                if let Some(plan) = &w.hop {
+                    tracker.spawn(hop::run(
+                        w.iw.clone(),
+                        iface.clone(),
+                        plan.clone(),
+                        stats.clone(),
+                        cancel.clone(),
+                    ));
+                }
+                let (w, iface, stats, cancel) =
+                    (w.clone(), iface.clone(), stats.clone(), cancel.clone());
+                tracker.spawn(async move {
+                    let name = w.name.clone();
+                    if let Err(e) = source::capture_live(w, iface, tx, stats, cancel).await {
+                        tracing::error!(source = %name, error = %format!("{e:#}"), "live capture stopped");
+                    }
+                });
+            }
+        }
+        let input = SourceInput {
+            name: w.name.clone(),
+            zone,
+            rx,
+            fingerprint,
+            start,
+            stats: stats.clone(),
+        };
+        let lane = LaneSource {
+            name: w.name.clone(),
+            cancel,
+            tracker,
+            stats,
+        };
+        return Ok((lane, input));
+    }
+    let Some(p) = cfg.portal.iter().find(|p| p.name == name) else {
+        bail!("no Wi-Fi or portal source {name:?} in the config");
+    };
+    let stats = SourceStats::of_kind(&p.name, "portal");
+    restore_counters(&stats, counters, &p.name);
+    let Some(person_keyer) = env.persons.clone() else {
+        bail!("portal sources need a tenant secret"); // person_keyer() made sure of it
+    };
+    let keying = portal_source::Keying {
+        devices: DeviceKeyer::new(&env.secret, env.rotation_ms, 4096),
+        persons: person_keyer,
+        region: cfg.default_region,
+        tz: cfg.timezone,
+    };
+    let (tx, rx) = sync_channel(CHANNEL_BATCHES);
+    let (fingerprint, start) = match &p.input {
+        PortalInput::File(path) => {
+            let fp = portal_source::first_line_fingerprint(path).unwrap_or_default();
+            let start = cursors
+                .iter()
+                .find(|c| c.source == p.name && !fp.is_empty() && c.fingerprint == fp)
+                .map_or(0, |c| c.position);
+            let (src, path, stats, cancel) =
+                (p.clone(), path.clone(), stats.clone(), cancel.clone());
+            let follow = !env.once && p.follow;
+            let known = fp.clone();
+            tracker.spawn_blocking(move || {
+                portal_source::follow_file(
+                    &src, &path, start, &known, follow, keying, tx, stats, cancel,
+                )
+            });
+            (fp, start)
+        }
+        PortalInput::Listen(addr) => {
+            // The position is the login journal's id, whatever the address.
+            let fp = "webhook-journal".to_string();
+            let start = cursors
+                .iter()
+                .find(|c| c.source == p.name && c.fingerprint == fp)
+                .map_or(0, |c| c.position);
+            webhook::spawn(
+                p,
+                *addr,
+                keying,
+                env.store.clone(),
+                start,
+                tx,
+                stats.clone(),
+                cancel.clone(),
+                &tracker,
+            )
+            .await?;
+            (fp, start)
+        }
+    };
+    let input = SourceInput {
+        name: p.name.clone(),
+        zone: 0,
+        rx,
+        fingerprint,
+        start,
+        stats: stats.clone(),
+    };
+    let lane = LaneSource {
+        name: p.name.clone(),
+        cancel,
+        tracker,
+        stats,
+    };
+    Ok((lane, input))
+}
+
 /// Records what the store needs to know about the configured sources.
 fn write_meta(cfg: &Config, store: &store::Store) -> anyhow::Result<()> {
     let configured = ConfiguredSources {
@@ -569,7 +768,11 @@ pub struct Running {
     opts: RunOptions,
     env: SideEnv,
     side: Vec<SideGroup>,
-    core_stats: Vec<Arc<SourceStats>>,
+    lane_env: LaneEnv,
+    /// Wi-Fi and portal sources, in lane order.
+    lanes: Vec<LaneSource>,
+    /// Changes to the pipeline's inputs (`None` for a replay).
+    lane_ctl: Option<std::sync::mpsc::SyncSender<pipeline::LaneCtl>>,
     sources: SourceList,
     pipeline: Option<tokio::task::JoinHandle<anyhow::Result<Summary>>>,
     summary: Option<anyhow::Result<Summary>>,
@@ -595,8 +798,9 @@ impl Running {
 
     /// The counters of source `name`, if it runs.
     pub fn stats_of(&self, name: &str) -> Option<Arc<SourceStats>> {
-        self.core_stats
+        self.lanes
             .iter()
+            .map(|l| &l.stats)
             .chain(self.side.iter().flat_map(|g| g.stats.iter()))
             .find(|s| s.name == name)
             .cloned()
@@ -625,8 +829,9 @@ impl Running {
 
     fn publish_sources(&self) {
         let all: Vec<Arc<SourceStats>> = self
-            .core_stats
+            .lanes
             .iter()
+            .map(|l| &l.stats)
             .chain(self.side.iter().flat_map(|g| g.stats.iter()))
             .cloned()
             .collect();
@@ -709,6 +914,110 @@ impl Running {
         })
     }
 
+    /// Why the Wi-Fi and portal sources cannot change to `new`'s without restarting the whole
+    /// run, if so: the pipeline has ended, or what it was started with depends on them (the
+    /// zone list, whether every input is a file that ends).
+    pub fn lanes_fixed(&self, new: &Config) -> Option<&'static str> {
+        if self.pipeline.is_none() || self.lane_ctl.is_none() {
+            Some("the pipeline has ended")
+        } else if self.cfg.zones() != new.zones() {
+            Some("the zone list changes")
+        } else if flush_at_end(&self.cfg, self.opts.once) != flush_at_end(new, self.opts.once) {
+            Some("whether every radio input ends changes")
+        } else {
+            None
+        }
+    }
+
+    /// Restarts the Wi-Fi and portal sources named in `changed` (added, changed or removed in
+    /// `new`) on `new`, while the pipeline, its open visits and every other source keep
+    /// running: each leaves the merge at a checkpoint carrying its cursor, and its new version
+    /// joins from the committed cursor. See [`Running::lanes_fixed`] for when this cannot be.
+    pub async fn restart_lanes(
+        &mut self,
+        new: &Config,
+        changed: &BTreeSet<String>,
+    ) -> anyhow::Result<SideChange> {
+        let Some(ctl) = self.lane_ctl.clone() else {
+            bail!("a replay's sources do not change");
+        };
+        let stop: Vec<String> = self
+            .lanes
+            .iter()
+            .map(|l| l.name.clone())
+            .filter(|n| changed.contains(n))
+            .collect();
+        let start: Vec<String> = lane_names(new)
+            .into_iter()
+            .filter(|n| changed.contains(n))
+            .collect();
+        if stop.is_empty() && start.is_empty() {
+            return Ok(SideChange::default());
+        }
+        let refused = || anyhow::anyhow!("the pipeline ended during the change");
+        for name in &stop {
+            let (done, answered) = tokio::sync::oneshot::channel();
+            tracing::info!(source = %name, "stopping a source for a config change");
+            ctl.try_send(pipeline::LaneCtl::Remove {
+                name: name.clone(),
+                done,
+            })
+            .map_err(|_| refused())?;
+            answered.await.map_err(|_| refused())?;
+        }
+        // Out of the merge, its channel is gone; now its tasks stop.
+        let (leaving, keep): (Vec<LaneSource>, Vec<LaneSource>) = std::mem::take(&mut self.lanes)
+            .into_iter()
+            .partition(|l| stop.contains(&l.name));
+        self.lanes = keep;
+        for l in leaving {
+            l.stop().await;
+        }
+        self.publish_sources();
+        let data_dir = self.cfg.storage.data_dir.clone();
+        let (cursors, counters) = tokio::task::spawn_blocking(move || {
+            let reader = Reader::open(&data_dir).context("reading the store's cursors")?;
+            anyhow::Ok((reader.cursors()?, reader.counters()?))
+        })
+        .await
+        .context("cursor thread panicked")??;
+        let mut started = Vec::new();
+        let mut failed = None;
+        for name in &start {
+            match spawn_lane(new, name, &self.lane_env, &cursors, &counters).await {
+                Ok((lane, input)) => {
+                    if ctl.try_send(pipeline::LaneCtl::Add(input)).is_err() {
+                        lane.stop().await;
+                        failed = Some(refused());
+                        break;
+                    }
+                    self.lanes.push(lane);
+                    started.push(name.clone());
+                }
+                Err(e) => {
+                    failed = Some(e.context(format!("starting source {name}")));
+                    break;
+                }
+            }
+        }
+        let _ = ctl.try_send(pipeline::LaneCtl::Settled);
+        self.publish_sources();
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        self.cfg.wifi = new.wifi.clone();
+        self.cfg.portal = new.portal.clone();
+        let store = self.env.store.clone();
+        let cfg = self.cfg.clone();
+        tokio::task::spawn_blocking(move || write_meta(&cfg, &store))
+            .await
+            .context("meta thread panicked")??;
+        Ok(SideChange {
+            stopped: stop.into_iter().filter(|n| !started.contains(n)).collect(),
+            started,
+        })
+    }
+
     /// Waits for the run to end: the pipeline, then (as a service) the cancel token, then the
     /// POS and counter sources.
     pub async fn finish(mut self) -> anyhow::Result<RunReport> {
@@ -717,6 +1026,10 @@ impl Running {
             let _ = self.pipeline_ended().await;
         }
         self.flush.close();
+        self.lane_ctl = None;
+        for l in std::mem::take(&mut self.lanes) {
+            l.stop().await;
+        }
         let summary = self
             .summary
             .take()
@@ -851,137 +1164,29 @@ pub async fn start(
 
     let rotation_ms = i64::try_from(cfg.device_key_rotation.as_millis()).unwrap_or(i64::MAX);
     let keyer = DeviceKeyer::new(&secret, rotation_ms, KEY_CACHE);
+    let lane_env = LaneEnv {
+        store: store.clone(),
+        secret: secret.clone(),
+        rotation_ms,
+        persons: persons.clone(),
+        once: opts.once,
+        cancel: cancel.clone(),
+    };
     let mut inputs = Vec::new();
-    let mut stats_all = Vec::new();
-    let all_files = cfg
-        .wifi
-        .iter()
-        .all(|w| matches!(w.input, WifiInput::File(_)));
-    for w in &cfg.wifi {
-        let zone = zones
-            .iter()
-            .position(|z| *z == w.zone)
-            .and_then(|i| u8::try_from(i).ok())
-            .context("zone index")?;
-        let stats = SourceStats::new(&w.name);
-        restore_counters(&stats, &counters, &w.name);
-        let fingerprint = source::input_fingerprint(w);
-        // A stream's positions do not survive it: a pipe starts over with every writer.
-        let start = match w.input {
-            WifiInput::File(_) => cursors
-                .iter()
-                .find(|c| c.source == w.name && c.fingerprint == fingerprint)
-                .map_or(0, |c| c.position),
-            _ => 0,
-        };
-        // Bounded: a file source waits when it is full, a live source drops and counts.
-        let (tx, rx) = sync_channel(CHANNEL_BATCHES);
-        match &w.input {
-            WifiInput::File(path) => {
-                let (w, path, stats, cancel) =
-                    (w.clone(), path.clone(), stats.clone(), cancel.clone());
-                tracker.spawn_blocking(move || {
-                    source::replay_file(&w, &path, start, tx, stats, cancel)
-                });
+    let mut lanes: Vec<LaneSource> = Vec::new();
+    for name in lane_names(cfg) {
+        match spawn_lane(cfg, &name, &lane_env, &cursors, &counters).await {
+            Ok((lane, input)) => {
+                lanes.push(lane);
+                inputs.push(input);
             }
-            WifiInput::Pipe(path) => {
-                let (w, path, stats, cancel) =
-                    (w.clone(), path.clone(), stats.clone(), cancel.clone());
-                tracker.spawn_blocking(move || source::read_pipe(&w, &path, tx, stats, cancel));
-            }
-            WifiInput::Interface(iface) => {
-                if let Some(plan) = &w.hop {
-                    tracker.spawn(hop::run(
-                        w.iw.clone(),
-                        iface.clone(),
-                        plan.clone(),
-                        stats.clone(),
-                        cancel.clone(),
-                    ));
+            Err(e) => {
+                for l in lanes {
+                    l.stop().await;
                 }
-                let (w, iface, stats, cancel) =
-                    (w.clone(), iface.clone(), stats.clone(), cancel.clone());
-                tracker.spawn(async move {
-                    let name = w.name.clone();
-                    if let Err(e) = source::capture_live(w, iface, tx, stats, cancel).await {
-                        tracing::error!(source = %name, error = %format!("{e:#}"), "live capture stopped");
-                    }
-                });
+                return Err(e);
             }
         }
-        stats_all.push(stats.clone());
-        inputs.push(SourceInput {
-            name: w.name.clone(),
-            zone,
-            rx,
-            fingerprint,
-            start,
-            stats,
-        });
-    }
-
-    for p in &cfg.portal {
-        let stats = SourceStats::of_kind(&p.name, "portal");
-        restore_counters(&stats, &counters, &p.name);
-        let Some(person_keyer) = persons.clone() else {
-            bail!("portal sources need a tenant secret"); // person_keyer() made sure of it
-        };
-        let keying = portal_source::Keying {
-            devices: DeviceKeyer::new(&secret, rotation_ms, 4096),
-            persons: person_keyer,
-            region: cfg.default_region,
-            tz: cfg.timezone,
-        };
-        let (tx, rx) = sync_channel(CHANNEL_BATCHES);
-        let (fingerprint, start) = match &p.input {
-            PortalInput::File(path) => {
-                let fp = portal_source::first_line_fingerprint(path).unwrap_or_default();
-                let start = cursors
-                    .iter()
-                    .find(|c| c.source == p.name && !fp.is_empty() && c.fingerprint == fp)
-                    .map_or(0, |c| c.position);
-                let (src, path, stats, cancel) =
-                    (p.clone(), path.clone(), stats.clone(), cancel.clone());
-                let follow = !opts.once && p.follow;
-                let known = fp.clone();
-                tracker.spawn_blocking(move || {
-                    portal_source::follow_file(
-                        &src, &path, start, &known, follow, keying, tx, stats, cancel,
-                    )
-                });
-                (fp, start)
-            }
-            PortalInput::Listen(addr) => {
-                // The position is the login journal's id, whatever the address.
-                let fp = "webhook-journal".to_string();
-                let start = cursors
-                    .iter()
-                    .find(|c| c.source == p.name && c.fingerprint == fp)
-                    .map_or(0, |c| c.position);
-                webhook::spawn(
-                    p,
-                    *addr,
-                    keying,
-                    store.clone(),
-                    start,
-                    tx,
-                    stats.clone(),
-                    cancel.clone(),
-                    tracker,
-                )
-                .await?;
-                (fp, start)
-            }
-        };
-        stats_all.push(stats.clone());
-        inputs.push(SourceInput {
-            name: p.name.clone(),
-            zone: 0,
-            rx,
-            fingerprint,
-            start,
-            stats,
-        });
     }
 
     let hub = LiveHub::new(LIVE_QUEUE);
@@ -1010,8 +1215,7 @@ pub async fn start(
         clock,
         commit_interval: cfg.storage.commit_interval,
         checkpoint_interval: cfg.storage.checkpoint_interval,
-        // Followed portal files never end: then visits close as the watermark passes them.
-        flush_at_end: all_files && (opts.once || cfg.portal.iter().all(|p| !p.follow)),
+        flush_at_end: flush_at_end(cfg, opts.once),
         staff_persons,
         open_visits: open_visits.clone(),
         attribution_grace_ms: cfg.attribution_grace_ms,
@@ -1069,15 +1273,21 @@ pub async fn start(
     }
     let pcancel = cancel.clone();
     let pstore = store.clone();
+    let (lane_tx, lane_rx) = sync_channel(pipeline::LANE_CTL_QUEUE);
     let pipeline = tracker.spawn_blocking(move || {
-        pipeline::run(core, keyer, inputs, &pstore, &settings, &pcancel, &progress)
+        pipeline::run(
+            core, keyer, inputs, &lane_rx, &pstore, &settings, &pcancel, &progress,
+        )
     });
     let running = Running {
         cfg: cfg.clone(),
         opts,
         env,
         side,
-        core_stats: stats_all,
+        lane_env,
+        lanes,
+        // A replay's inputs never change: dropping the sender lets its pipeline end.
+        lane_ctl: (!opts.once).then_some(lane_tx),
         sources,
         pipeline: Some(pipeline),
         summary: None,

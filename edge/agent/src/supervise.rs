@@ -18,8 +18,11 @@
 //!    fleet.
 //! 3. The text is written to `config/pending.toml` (temp file, fsync, rename, fsync of the
 //!    directory), then applied:
-//!    - only POS and counter tables changed: those sources (and push counters sharing a
-//!      listener with them) restart; everything else keeps running (scope `sources`);
+//!    - only source tables changed: those sources (and push counters sharing a listener with
+//!      them) restart; everything else keeps running (scope `sources`). A Wi-Fi or portal
+//!      source leaves the pipeline's merge at a checkpoint carrying its cursor and its new
+//!      version joins from there, so the open visits stay. When the zone list changes, or
+//!      whether every radio input is a file that ends, the pipeline restarts with the run;
 //!    - anything else changed: the whole run restarts in-process — store, pipeline, sources,
 //!      pull API — while the process and its MQTT session stay (scope `all`).
 //! 4. The sources it started get `[mqtt] apply_timeout` to come up. One that failed (its
@@ -342,10 +345,12 @@ fn in_force(config_path: &Path) -> anyhow::Result<InForce> {
 /// What changed between two config texts.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Plan {
-    /// Something besides POS and counter sources changed: restart the whole run.
+    /// Something besides the sources changed: restart the whole run.
     full: bool,
     /// Sources (any kind) added, removed or changed, by name.
     changed: BTreeSet<String>,
+    /// Some of them are Wi-Fi or portal sources (the pipeline's inputs).
+    lanes: bool,
 }
 
 /// Compares two validated config texts table by table.
@@ -371,11 +376,13 @@ fn plan(old: &str, new: &str) -> anyhow::Result<Plan> {
             .unwrap_or_default()
     };
     let mut changed = BTreeSet::new();
+    let mut lanes = false;
     for kind in ["wifi", "portal", "pos", "counter"] {
         let (a, b) = (sources(&old, kind), sources(&new, kind));
         for name in a.keys().chain(b.keys()) {
             if a.get(name) != b.get(name) {
                 changed.insert(name.clone());
+                lanes |= kind == "wifi" || kind == "portal";
             }
         }
     }
@@ -383,8 +390,9 @@ fn plan(old: &str, new: &str) -> anyhow::Result<Plan> {
         let mut t = t.clone();
         let mut empty = false;
         if let Some(toml::Value::Table(s)) = t.get_mut("sources") {
-            s.remove("pos");
-            s.remove("counter");
+            for kind in ["wifi", "portal", "pos", "counter"] {
+                s.remove(kind);
+            }
             empty = s.is_empty();
         }
         if empty {
@@ -395,6 +403,7 @@ fn plan(old: &str, new: &str) -> anyhow::Result<Plan> {
     Ok(Plan {
         full: rest(&old) != rest(&new),
         changed,
+        lanes,
     })
 }
 
@@ -608,7 +617,21 @@ impl Service {
             write_atomic(&dir.join("pending.toml"), text.as_bytes())
                 .context("writing the pushed config")?;
         }
-        let scope = if plan.full {
+        let mut full = plan.full;
+        if !full && plan.lanes {
+            let fixed = self
+                .generation
+                .as_ref()
+                .map_or(Some("nothing runs"), |g| g.running.lanes_fixed(&cfg));
+            if let Some(why) = fixed {
+                tracing::info!(
+                    reason = why,
+                    "Wi-Fi and portal sources change with the whole run"
+                );
+                full = true;
+            }
+        }
+        let scope = if full {
             "all"
         } else if plan.changed.is_empty() {
             "none"
@@ -616,7 +639,7 @@ impl Service {
             "sources"
         };
         tracing::info!(version = ?version, scope, changed = ?plan.changed, "applying a config");
-        let applied = if plan.full {
+        let applied = if full {
             self.restart_all(&cfg, &plan).await?
         } else if plan.changed.is_empty() {
             Ok(run::SideChange::default())
@@ -679,7 +702,7 @@ impl Service {
         sync_dir(dir)
     }
 
-    /// Restarts the changed POS and counter sources on `cfg`; on failure the old ones again.
+    /// Restarts the changed sources on `cfg`; on failure the old ones again.
     /// The inner `Err` is a rollback (code, reason).
     async fn restart_sources(
         &mut self,
@@ -690,7 +713,22 @@ impl Service {
         let Some(generation) = self.generation.as_mut() else {
             anyhow::bail!("no run to change");
         };
-        let failure = match generation.running.restart_side(cfg, &plan.changed).await {
+        let restarted = match generation.running.restart_side(cfg, &plan.changed).await {
+            Ok(mut change) if plan.lanes => {
+                match generation.running.restart_lanes(cfg, &plan.changed).await {
+                    Ok(lanes) => {
+                        change.started.extend(lanes.started);
+                        change.stopped.extend(lanes.stopped);
+                        change.started.sort();
+                        change.stopped.sort();
+                        Ok(change)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        };
+        let failure = match restarted {
             Ok(change) => {
                 match judge_sources(&generation.running, &change.started, self.apply_timeout).await
                 {
@@ -700,7 +738,11 @@ impl Service {
             }
             Err(e) => ("start_failed", format!("{e:#}")),
         };
-        if let Err(e) = generation.running.restart_side(&old, &plan.changed).await {
+        let mut again = generation.running.restart_side(&old, &plan.changed).await;
+        if plan.lanes && again.is_ok() {
+            again = generation.running.restart_lanes(&old, &plan.changed).await;
+        }
+        if let Err(e) = again {
             // The old sources would not start again either (a device went away meanwhile):
             // the rest keeps running, and status shows what is down.
             tracing::error!(error = %format!("{e:#}"), "the previous config's sources did not start again");
@@ -953,14 +995,18 @@ mod tests {
             (BASE, "[store]\nstore_id = \"s\"\n", false, &["a"]),
             (BASE, "[store]\nstore_id = \"s\"\n\n[[sources.counter]]\nname = \"a\"\nport = \"/dev/x\"\n[[sources.pos]]\nname = \"b\"\n", false, &["b"]),
             (BASE, "[store]\nstore_id = \"t\"\n\n[[sources.counter]]\nname = \"a\"\nport = \"/dev/x\"\n", true, &[]),
-            (BASE, "[store]\nstore_id = \"s\"\n[[sources.wifi]]\nname = \"w\"\n[[sources.counter]]\nname = \"a\"\nport = \"/dev/x\"\n", true, &["w"]),
+            (BASE, "[store]\nstore_id = \"s\"\n[[sources.wifi]]\nname = \"w\"\n[[sources.counter]]\nname = \"a\"\nport = \"/dev/x\"\n", false, &["w"]),
             (BASE, "[store]\nstore_id = \"s\"\n[metrics]\nx = 1\n[[sources.counter]]\nname = \"a\"\nport = \"/dev/x\"\n", true, &[]),
+            (BASE, "[store]\nstore_id = \"s\"\n[[sources.portal]]\nname = \"p\"\n[[sources.counter]]\nname = \"a\"\nport = \"/dev/y\"\n", false, &["a", "p"]),
         ];
         for (i, (old, new, full, changed)) in cases.iter().enumerate() {
             let p = plan(old, new).unwrap();
             assert_eq!(p.full, *full, "case {i}");
             let want: BTreeSet<String> = changed.iter().map(|s| s.to_string()).collect();
             assert_eq!(p.changed, want, "case {i}");
+            // Only "w" and "p" are Wi-Fi or portal sources in the table.
+            let lanes = p.changed.contains("w") || p.changed.contains("p");
+            assert_eq!(p.lanes, lanes, "case {i}");
         }
     }
 
