@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::sources::{Frame, Login, SourceMsg};
 use crate::stats::SourceStats;
-use crate::store::{Batch, Binding, Checkpoint, Cursor, Store};
+use crate::store::{Batch, Binding, Checkpoint, CommitFailed, Cursor, SightingRow, Store};
 use crate::sync::live::{self, LiveHub};
 
 /// Where live events go, and the persons known for devices (the identity graph's bindings).
@@ -69,8 +69,9 @@ pub enum LaneCtl {
     Remove {
         /// Source name.
         name: String,
-        /// Answered once the checkpoint is committed and the input is gone.
-        done: tokio::sync::oneshot::Sender<()>,
+        /// Answered once the checkpoint is committed and the input is gone (`true`), or
+        /// when the store could not write the checkpoint and the input stays (`false`).
+        done: tokio::sync::oneshot::Sender<bool>,
     },
     /// Starts merging an input.
     Add(SourceInput),
@@ -300,10 +301,18 @@ pub struct Summary {
     pub elapsed: Duration,
 }
 
+/// The first wait before writing again after the store ran out of space; it doubles up to
+/// [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between write attempts while the store is out of space.
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
 struct Committer<'a> {
     store: &'a Store,
     /// Device ↔ person bindings made by logins since the last commit.
     bindings: Vec<Binding>,
+    /// Raw sightings since the last commit: (minute, zone, device) → (first, last, best RSSI).
+    sightings: HashMap<(i64, ZoneId, DeviceKey), (i64, i64, i8)>,
     live: Option<&'a LiveOut>,
     settings: &'a PipelineSettings,
     zones: Arc<[String]>,
@@ -311,16 +320,38 @@ struct Committer<'a> {
     last_commit: Instant,
     last_checkpoint: Instant,
     summary: Summary,
+    /// What the store could not write (out of space), written with the next commit that
+    /// succeeds; the pipeline goes on meanwhile. Closed visits and sealed hours wait here in
+    /// memory, and the newest checkpoint replaces older ones (its core has seen it all).
+    held: Option<Batch>,
+    /// No write before this while something is held.
+    retry_at: Instant,
+    retry_wait: Duration,
 }
 
 impl Committer<'_> {
+    /// Notes a sighting for the raw sightings table.
+    fn note_sighting(&mut self, ts_ms: i64, zone: ZoneId, device: DeviceKey, rssi: i8) {
+        let minute = ts_ms.div_euclid(60_000) * 60_000;
+        self.sightings
+            .entry((minute, zone, device))
+            .and_modify(|(first, last, best)| {
+                *first = (*first).min(ts_ms);
+                *last = (*last).max(ts_ms);
+                *best = (*best).max(rssi);
+            })
+            .or_insert((ts_ms, ts_ms, rssi));
+    }
+
+    /// Commits what the core closed and sealed (with a checkpoint when due or forced); false
+    /// when the store could not write it yet (it is held and retried).
     fn commit(
         &mut self,
         core: &mut Sessionizer,
         lanes: &[Lane],
         force_checkpoint: bool,
-    ) -> anyhow::Result<()> {
-        let mut visits = core.drain_closed();
+    ) -> anyhow::Result<bool> {
+        let visits = core.drain_closed();
         let hours = core.drain_sealed();
         self.settings
             .open_visits
@@ -328,34 +359,13 @@ impl Committer<'_> {
         let checkpoint_due =
             force_checkpoint || self.last_checkpoint.elapsed() >= self.settings.checkpoint_interval;
         self.last_commit = Instant::now();
-        if visits.is_empty() && hours.is_empty() && self.bindings.is_empty() && !checkpoint_due {
-            return Ok(());
-        }
-        let (zones, key_version, clock) =
-            (self.zones.clone(), self.key_version, self.settings.clock);
-        // Bodies travel back only for someone to tell.
-        let want_bodies = self.live.is_some_and(|l| l.hub.subscribers() > 0);
-        let person_key_version = self.settings.person_key_version;
-        let grace = self.settings.attribution_grace_ms;
-        let empty = || Batch {
-            want_bodies,
-            person_key_version,
-            attribution_grace_ms: grace,
-            ..Batch::new(zones.clone(), key_version, clock)
-        };
-        // Long lists (the flush at the end of a replay closes every open visit at once) go in
-        // chunks, so the transaction and the JSON built for it stay small. Only the last chunk
-        // carries the checkpoint: a crash between chunks replays from the previous checkpoint,
-        // and the chunks already committed are recognised by their natural keys.
-        while visits.len() > MAX_VISITS_PER_COMMIT {
-            let rest = visits.split_off(MAX_VISITS_PER_COMMIT);
-            let chunk = std::mem::replace(&mut visits, rest);
-            let batch = Batch {
-                visits: chunk,
-                now_ms: chrono::Utc::now().timestamp_millis(),
-                ..empty()
-            };
-            self.apply(batch)?;
+        if visits.is_empty()
+            && hours.is_empty()
+            && self.bindings.is_empty()
+            && !checkpoint_due
+            && self.held.is_none()
+        {
+            return Ok(true);
         }
         let checkpoint = checkpoint_due.then(|| Checkpoint {
             snapshot: snapshot::encode(core),
@@ -380,20 +390,102 @@ impl Committer<'_> {
                     .map(move |(k, v)| (name.clone(), k, v))
             })
             .collect();
+        let sightings = self
+            .sightings
+            .drain()
+            .map(
+                |((minute_ms, zone, device), (first_ms, last_ms, best_rssi))| SightingRow {
+                    minute_ms,
+                    zone,
+                    device,
+                    first_ms,
+                    last_ms,
+                    best_rssi,
+                },
+            )
+            .collect();
         let batch = Batch {
             visits,
             hours,
             checkpoint,
             counters,
+            sightings,
             bindings: std::mem::take(&mut self.bindings),
             now_ms: chrono::Utc::now().timestamp_millis(),
-            ..empty()
+            ..self.empty()
         };
-        self.apply(batch)?;
-        if checkpoint_due {
+        // A forced commit (a checkpoint someone waits for, the last one) does not wait out
+        // the retry delay.
+        let written = self.write(batch, force_checkpoint)?;
+        if checkpoint_due && written {
             self.last_checkpoint = Instant::now();
         }
-        Ok(())
+        Ok(written)
+    }
+
+    fn empty(&self) -> Batch {
+        Batch {
+            // Bodies travel back only for someone to tell.
+            want_bodies: self.live.is_some_and(|l| l.hub.subscribers() > 0),
+            person_key_version: self.settings.person_key_version,
+            attribution_grace_ms: self.settings.attribution_grace_ms,
+            ..Batch::new(self.zones.clone(), self.key_version, self.settings.clock)
+        }
+    }
+
+    /// Writes `batch` after whatever is held; false when it is held instead.
+    fn write(&mut self, batch: Batch, now: bool) -> anyhow::Result<bool> {
+        let mut batch = match self.held.take() {
+            Some(mut held) => {
+                held.absorb(batch);
+                held
+            }
+            None => batch,
+        };
+        if self.retry_wait > Duration::ZERO && !now && Instant::now() < self.retry_at {
+            self.held = Some(batch);
+            return Ok(false);
+        }
+        // Long lists (the flush at the end of a replay closes every open visit at once) go in
+        // chunks, so the transaction and the JSON built for it stay small. Only the last chunk
+        // carries the checkpoint: a crash between chunks replays from the previous checkpoint,
+        // and the chunks already committed are recognised by their natural keys.
+        while batch.visits.len() > MAX_VISITS_PER_COMMIT {
+            let rest = batch.visits.split_off(MAX_VISITS_PER_COMMIT);
+            let chunk = Batch {
+                visits: std::mem::replace(&mut batch.visits, rest),
+                now_ms: batch.now_ms,
+                ..self.empty()
+            };
+            if let Some(mut unwritten) = self.apply(chunk)? {
+                unwritten.absorb(batch);
+                return Ok(self.hold(unwritten));
+            }
+        }
+        match self.apply(batch)? {
+            Some(unwritten) => Ok(self.hold(unwritten)),
+            None => {
+                if self.retry_wait > Duration::ZERO {
+                    tracing::info!("the store writes again; what was held is stored");
+                    self.retry_wait = Duration::ZERO;
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// Keeps `batch` for the next attempt, after a growing wait; always false.
+    fn hold(&mut self, batch: Batch) -> bool {
+        self.retry_wait = (self.retry_wait * 2).clamp(RETRY_FIRST, RETRY_MAX);
+        self.retry_at = Instant::now() + self.retry_wait;
+        tracing::warn!(
+            visits = batch.visits.len(),
+            hours = batch.hours.len(),
+            retry_in_s = self.retry_wait.as_secs(),
+            "the store is out of space; holding what it could not write"
+        );
+        self.held = Some(batch);
+        false
     }
 
     /// Answers a pending `flush`: closes what the sources' watermark allows and commits it
@@ -406,7 +498,7 @@ impl Committer<'_> {
             core.advance(wm);
         }
         let (visits, hours) = (self.summary.visits_new, self.summary.hours_new);
-        let result = self.commit(core, lanes, true);
+        let result = self.commit(core, lanes, true).map(|_| ());
         self.settings.flush.answer(
             ticket,
             Flushed {
@@ -417,8 +509,17 @@ impl Committer<'_> {
         result
     }
 
-    fn apply(&mut self, batch: Batch) -> anyhow::Result<()> {
-        let r = self.store.commit(batch)?;
+    /// Commits `batch`; gives it back when the store is out of space (any other failure
+    /// ends the pipeline).
+    fn apply(&mut self, batch: Batch) -> anyhow::Result<Option<Batch>> {
+        let r = match self.store.try_commit(batch) {
+            Ok(r) => r,
+            Err(CommitFailed {
+                error,
+                batch: Some(batch),
+            }) if error.is_out_of_space() => return Ok(Some(*batch)),
+            Err(f) => return Err(f.error.into()),
+        };
         if let Some(out) = self.live {
             for body in &r.visit_bodies {
                 match serde_json::from_str::<pb::Visit>(body) {
@@ -435,7 +536,7 @@ impl Committer<'_> {
         self.summary.visits_new += r.visits_new;
         self.summary.visits_duplicate += r.visits_duplicate;
         self.summary.hours_new += r.hours_new;
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -490,14 +591,18 @@ fn lane_change(
     match msg {
         LaneCtl::Remove { name, done } => {
             *holding = true;
+            let mut removed = true;
             if lanes.iter().any(|l| l.input.name == name) {
                 // The checkpoint carries the leaving lane's cursor and the core that has seen
-                // exactly its frames up to there.
-                c.commit(core, lanes, true)?;
-                lanes.retain(|l| l.input.name != name);
-                tracing::info!(source = %name, "source left the merge");
+                // exactly its frames up to there. Unwritten (out of space), the lane stays:
+                // its next version would start from an older cursor and count frames twice.
+                removed = c.commit(core, lanes, true)?;
+                if removed {
+                    lanes.retain(|l| l.input.name != name);
+                    tracing::info!(source = %name, "source left the merge");
+                }
             }
-            let _ = done.send(());
+            let _ = done.send(removed);
         }
         LaneCtl::Add(input) => {
             tracing::info!(source = %input.name, cursor = input.start, "source joined the merge");
@@ -541,6 +646,10 @@ pub fn run(
         last_commit: Instant::now(),
         last_checkpoint: Instant::now(),
         summary: Summary::default(),
+        sightings: HashMap::new(),
+        held: None,
+        retry_at: Instant::now(),
+        retry_wait: Duration::ZERO,
     };
     let mut frames = 0u64;
     loop {
@@ -669,6 +778,7 @@ pub fn run(
         }
         let zone = lane.input.zone;
         let device = keyer.key(f.mac, f.ts_ms);
+        c.note_sighting(f.ts_ms, zone, device, f.rssi_dbm);
         core.observe(&Sighting {
             ts_ms: f.ts_ms,
             device,
@@ -703,7 +813,24 @@ pub fn run(
     if ended && settings.flush_at_end {
         core.flush();
     }
-    c.commit(&mut core, &lanes, true)?;
+    let mut written = c.commit(&mut core, &lanes, true)?;
+    // The end of the input is no reason to give up what is held: wait for space to come back
+    // (a shutdown still ends the wait).
+    while !written && !cancel.is_cancelled() {
+        let until = Instant::now() + c.retry_wait;
+        while Instant::now() < until && !cancel.is_cancelled() {
+            std::thread::sleep(POLL);
+        }
+        written = c.commit(&mut core, &lanes, true)?;
+    }
+    if !written {
+        let held = c.held.as_ref();
+        anyhow::bail!(
+            "the store is out of space: {} closed visits and {} sealed hours could not be stored (a replay redoes them from the last checkpoint)",
+            held.map_or(0, |b| b.visits.len()),
+            held.map_or(0, |b| b.hours.len())
+        );
+    }
     settings.flush.close();
     let stats = core.stats();
     c.summary.frames = frames;

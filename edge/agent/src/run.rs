@@ -963,7 +963,10 @@ impl Running {
                 done,
             })
             .map_err(|_| refused())?;
-            answered.await.map_err(|_| refused())?;
+            if !answered.await.map_err(|_| refused())? {
+                let _ = ctl.try_send(pipeline::LaneCtl::Settled);
+                bail!("the store cannot write a checkpoint now (out of space); source {name} keeps running unchanged");
+            }
         }
         // Out of the merge, its channel is gone; now its tasks stop.
         let (leaving, keep): (Vec<LaneSource>, Vec<LaneSource>) = std::mem::take(&mut self.lanes)
@@ -1243,6 +1246,8 @@ pub async fn start(
         open_visits,
         hub: hub.clone(),
         started_ms: chrono::Utc::now().timestamp_millis(),
+        writes: store.write_health(),
+        max_bytes: cfg.storage.max_bytes,
     };
     if service {
         crate::sync::spawn(
@@ -1366,6 +1371,10 @@ pub(crate) struct HealthInputs {
     open_visits: Arc<AtomicU64>,
     hub: Arc<LiveHub>,
     pub(crate) started_ms: i64,
+    /// How the store's writes are going.
+    pub(crate) writes: Arc<store::WriteHealth>,
+    /// `storage.max_bytes`.
+    max_bytes: u64,
 }
 
 impl HealthInputs {
@@ -1406,6 +1415,10 @@ pub(crate) fn health_snapshot(
             .unwrap_or(0),
         live_subscribers: h.hub.subscribers(),
         live_events_lagged: h.hub.lagged(),
+        store_write_failures: h.writes.out_of_space(),
+        store_write_failing: h.writes.failing(),
+        max_bytes: h.max_bytes,
+        over_budget: h.writes.over_budget(),
     })
 }
 
@@ -1463,19 +1476,18 @@ async fn prune_loop(
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let retention_ms =
-            i64::try_from(storage.aggregate_retention.as_millis()).unwrap_or(i64::MAX);
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let now_ms = chrono::Utc::now().timestamp_millis();
         let policy = store::PrunePolicy {
-            acked_before_ms: chrono::Utc::now()
-                .timestamp_millis()
-                .saturating_sub(retention_ms),
-            budget_bytes: storage.disk_budget_bytes,
+            acked_before_ms: now_ms.saturating_sub(ms(storage.aggregate_retention)),
+            raw_before_ms: now_ms.saturating_sub(ms(storage.raw_retention)),
+            budget_bytes: storage.max_bytes,
         };
         let s = store.clone();
         match tokio::task::spawn_blocking(move || s.prune(policy)).await {
             Ok(Ok(r)) => {
-                if r.acked > 0 || !r.dropped_unacked.is_empty() {
-                    tracing::info!(acked_removed = r.acked, dropped_unacked = ?r.dropped_unacked, live_bytes = r.live_bytes, "pruned the store");
+                if r.acked > 0 || r.sightings > 0 || !r.dropped_unacked.is_empty() {
+                    tracing::info!(acked_removed = r.acked, sightings_removed = r.sightings, dropped_unacked = ?r.dropped_unacked, live_bytes = r.live_bytes, "pruned the store");
                 }
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "pruning failed; retrying next interval"),

@@ -811,6 +811,41 @@ fn names(cfg: &Config) -> BTreeSet<String> {
         .collect()
 }
 
+/// Longest wait between start attempts on a full disk.
+const SPACE_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Starts the run; on a disk too full to open the store, waits for space and tries again
+/// rather than exiting (a crash loop would exhaust systemd's start limit and leave the store
+/// without its agent once space is back).
+async fn start_when_there_is_space(
+    cfg: &Config,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Generation> {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match Generation::start(cfg, cancel).await {
+            Ok(g) => return Ok(g),
+            Err(e) if out_of_space(&e) && !cancel.is_cancelled() => {
+                tracing::error!(error = %format!("{e:#}"), retry_in_s = wait.as_secs(), "cannot start: the disk is full; waiting for space");
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(e),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(SPACE_RETRY_MAX);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether `e` comes from a store out of space.
+fn out_of_space(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<crate::store::StoreError>()
+            .is_some_and(|s| s.is_out_of_space())
+    })
+}
+
 /// Runs the service until `cancel` fires: the config in force, management over MQTT when
 /// configured, and the applies it asks for.
 pub async fn serve(config_path: &Path, cancel: CancellationToken) -> anyhow::Result<()> {
@@ -819,7 +854,7 @@ pub async fn serve(config_path: &Path, cancel: CancellationToken) -> anyhow::Res
     let live = Arc::new(Live::default());
     let outer = TaskTracker::new();
     let (apply_tx, mut apply_rx) = mpsc::channel::<Apply>(APPLY_QUEUE);
-    let generation = Generation::start(&current.cfg, &cancel).await?;
+    let generation = start_when_there_is_space(&current.cfg, &cancel).await?;
     live.set(Some(&generation.running), current.version);
     let notifier = Arc::new(crate::notify::Notifier::from_env());
     notifier.ready();

@@ -154,10 +154,12 @@ pub struct RawStorage {
     /// How long aggregates are kept after the cloud acknowledged them.
     #[serde(default = "default_aggregate_retention", with = "humantime_serde")]
     pub aggregate_retention: Duration,
-    /// Most database space in use (e.g. "2GB", "500MB"); above it records are dropped in the
-    /// design's order (acknowledged first), and every unacknowledged drop is counted.
-    #[serde(default = "default_disk_budget")]
-    pub disk_budget: String,
+    /// Most database space in use (e.g. "2GB", "500MB"). Above it records go in this order:
+    /// acknowledged records, raw sightings (oldest first), unacknowledged health snapshots,
+    /// unacknowledged visits; hourly aggregates, receipts and door counts never. Every drop of
+    /// something the cloud has not acknowledged is counted. (`disk_budget` is the old name.)
+    #[serde(default = "default_max_bytes", alias = "disk_budget")]
+    pub max_bytes: String,
     /// How often retention and the disk budget are applied.
     #[serde(default = "default_prune_interval", with = "humantime_serde")]
     pub prune_interval: Duration,
@@ -174,13 +176,13 @@ pub const DEFAULT_RAW_RETENTION: Duration = Duration::from_secs(7 * 86_400);
 /// Default aggregate retention after ack: 90 days.
 pub const DEFAULT_AGGREGATE_RETENTION: Duration = Duration::from_secs(90 * 86_400);
 
-/// Default disk budget.
-pub const DEFAULT_DISK_BUDGET: &str = "2GB";
+/// Default `max_bytes`.
+pub const DEFAULT_MAX_BYTES: &str = "2GB";
 /// Default prune interval.
 pub const DEFAULT_PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 
-fn default_disk_budget() -> String {
-    DEFAULT_DISK_BUDGET.to_string()
+fn default_max_bytes() -> String {
+    DEFAULT_MAX_BYTES.to_string()
 }
 fn default_prune_interval() -> Duration {
     DEFAULT_PRUNE_INTERVAL
@@ -229,7 +231,7 @@ impl Default for RawStorage {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             raw_retention: DEFAULT_RAW_RETENTION,
             aggregate_retention: DEFAULT_AGGREGATE_RETENTION,
-            disk_budget: default_disk_budget(),
+            max_bytes: default_max_bytes(),
             prune_interval: DEFAULT_PRUNE_INTERVAL,
         }
     }
@@ -390,14 +392,12 @@ pub struct Storage {
     pub commit_interval: Duration,
     /// Checkpoint interval.
     pub checkpoint_interval: Duration,
-    /// Raw-event retention. Raw sightings live only in memory today, so nothing on disk is
-    /// old enough for it yet; it is validated now so configs stay stable.
-    #[allow(dead_code)]
+    /// Raw-sighting retention.
     pub raw_retention: Duration,
     /// Aggregate retention, counted from the cloud's ack (records become prunable once acked).
     pub aggregate_retention: Duration,
-    /// Disk budget, bytes.
-    pub disk_budget_bytes: u64,
+    /// Most database bytes (`max_bytes`).
+    pub max_bytes: u64,
     /// Prune interval.
     pub prune_interval: Duration,
 }
@@ -553,14 +553,14 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
             "must be between commit_interval and 1h",
         ));
     }
-    let disk_budget_bytes = parse_size(&s.disk_budget)
+    let max_bytes = parse_size(&s.max_bytes)
         .filter(|b| *b >= 10_000_000)
         .ok_or_else(|| {
             errs.at(
-                "storage.disk_budget",
+                "storage.max_bytes",
                 format!(
                     "{:?} is not a size of at least 10MB (e.g. \"2GB\", \"500MB\")",
-                    s.disk_budget
+                    s.max_bytes
                 ),
             )
         })?;
@@ -699,7 +699,7 @@ pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
             checkpoint_interval: s.checkpoint_interval,
             raw_retention: s.raw_retention,
             aggregate_retention: s.aggregate_retention,
-            disk_budget_bytes,
+            max_bytes,
             prune_interval: s.prune_interval,
         },
         metrics,

@@ -9,6 +9,8 @@
 //! `outbox_records`, `outbox_unacked`, `dropped_unacked` (records dropped for the disk budget
 //! before the cloud acknowledged them, by kind), `database_bytes`, `free_disk_bytes`,
 //! `last_receipt_age_s` and `last_counter_interval_age_s` (null when there is none),
+//! `store_write_failures` (writes that failed for lack of space since the start),
+//! `store_write_failing`, `over_budget`,
 //! `errors` (every source's error and rejection counters added up by reason), `mgmt` (the
 //! management channel's own counters, e.g. `mqtt_rejected_malformed_json`), `sources` (name,
 //! kind, state) and `alerts` (the active ones).
@@ -20,6 +22,10 @@
 //! - `disk_low`: free space on the data directory's file system fell below `low_disk_bytes`;
 //!   cleared when it is back above that plus 10 % (so a value hovering at the threshold does
 //!   not flap).
+//! - `store_write_failing`: the store's writes fail for lack of space (a full disk); what was
+//!   not written is held in memory and written when space is back, which clears it.
+//! - `over_budget`: the database is over `storage.max_bytes` with nothing left that may be
+//!   dropped (only aggregates, receipts and door counts); cleared once it is under again.
 //! - `counter_silent`: a live counter source stored no interval ending within the last
 //!   `counter_silence`, while the store is open. The agent has no opening-hours data of its
 //!   own, so "open" is `[mqtt] opening_hours` (store-local) when set, and always otherwise.
@@ -103,6 +109,12 @@ pub struct Sample {
     pub free_disk_bytes: u64,
     /// Newest receipt and counter intervals.
     pub activity: Activity,
+    /// Store writes failed for lack of space since the start.
+    pub store_write_failures: u64,
+    /// Store writes fail now.
+    pub store_write_failing: bool,
+    /// Over `storage.max_bytes` with nothing left to drop.
+    pub over_budget: bool,
 }
 
 impl Sample {
@@ -130,6 +142,9 @@ impl Sample {
             database_bytes: h.database_bytes,
             free_disk_bytes: h.free_disk_bytes,
             activity,
+            store_write_failures: h.store_write_failures,
+            store_write_failing: h.store_write_failing,
+            over_budget: h.over_budget,
         }
     }
 }
@@ -274,6 +289,24 @@ impl Monitor {
             }));
         }
 
+        for (alert, on) in [
+            ("store_write_failing", s.store_write_failing),
+            ("over_budget", s.over_budget),
+        ] {
+            if self.flip(alert.to_string(), on) {
+                let event = if on {
+                    alert.to_string()
+                } else {
+                    format!("{alert}_cleared")
+                };
+                events.push(json!({
+                    "event": event, "at_ms": now, "database_bytes": s.database_bytes,
+                    "free_disk_bytes": s.free_disk_bytes,
+                    "store_write_failures": s.store_write_failures,
+                }));
+            }
+        }
+
         let silence = self.settings.counter_silence_ms;
         let opening = match &self.settings.opening_hours {
             None => Some(i64::MIN),
@@ -325,6 +358,9 @@ impl Monitor {
             "dropped_unacked": s.dropped_unacked,
             "database_bytes": s.database_bytes,
             "free_disk_bytes": s.free_disk_bytes,
+            "store_write_failures": s.store_write_failures,
+            "store_write_failing": s.store_write_failing,
+            "over_budget": s.over_budget,
             "last_receipt_age_s": age_s(now, s.activity.last_receipt_ms),
             "last_counter_interval_age_s": age_s(now, s.activity.last_interval_end_ms),
             "errors": errors,
@@ -422,6 +458,9 @@ mod tests {
             dropped_unacked: counters(&[("visit", 1)]),
             database_bytes: 4096,
             free_disk_bytes: 1 << 30,
+            store_write_failures: 0,
+            store_write_failing: false,
+            over_budget: false,
             activity: Activity {
                 last_receipt_ms: Some(T0 + 4_000),
                 last_interval_end_ms: Some(T0 + 9_000),
@@ -436,6 +475,7 @@ mod tests {
                 "capture_drops": 3, "capture_drops_new": 1, "open_visits": 7,
                 "outbox_records": 40, "outbox_unacked": 12, "dropped_unacked": {"visit": 1},
                 "database_bytes": 4096, "free_disk_bytes": 1u64 << 30,
+                "store_write_failures": 0, "store_write_failing": false, "over_budget": false,
                 "last_receipt_age_s": 6.0, "last_counter_interval_age_s": 1.0,
                 "errors": {"read_errors": 1, "rejected_malformed_json": 4},
                 "mgmt": {"mqtt_rejected_malformed_json": 1},
@@ -458,6 +498,66 @@ mod tests {
         );
         assert_eq!(o.telemetry["last_receipt_age_s"], Value::Null);
         assert_eq!(o.telemetry["last_counter_interval_age_s"], Value::Null);
+    }
+
+    /// A full disk and an unmeetable budget are alerts, raised once and cleared once.
+    #[test]
+    fn store_alerts_follow_the_store() {
+        let mut m = Monitor::new(settings(), Vec::new(), T0);
+        let look = |m: &mut Monitor, at: i64, failing: bool, over: bool| {
+            let s = Sample {
+                at_ms: T0 + at,
+                free_disk_bytes: 1 << 30,
+                store_write_failures: u64::from(failing) * 3,
+                store_write_failing: failing,
+                over_budget: over,
+                ..Sample::default()
+            };
+            let o = m.observe(&s, &BTreeMap::new());
+            let events: Vec<String> = o
+                .events
+                .iter()
+                .filter_map(|e| e["event"].as_str().map(str::to_string))
+                .collect();
+            (events, o.telemetry["alerts"].clone())
+        };
+        let cases: &[(i64, bool, bool, &[&str], Value)] = &[
+            (1_000, false, false, &[], json!([])),
+            (
+                2_000,
+                true,
+                false,
+                &["store_write_failing"],
+                json!(["store_write_failing"]),
+            ),
+            (
+                3_000,
+                true,
+                true,
+                &["over_budget"],
+                json!(["over_budget", "store_write_failing"]),
+            ),
+            (
+                4_000,
+                true,
+                true,
+                &[],
+                json!(["over_budget", "store_write_failing"]),
+            ),
+            (
+                5_000,
+                false,
+                true,
+                &["store_write_failing_cleared"],
+                json!(["over_budget"]),
+            ),
+            (6_000, false, false, &["over_budget_cleared"], json!([])),
+        ];
+        for (at, failing, over, events, alerts) in cases {
+            let (ev, al) = look(&mut m, *at, *failing, *over);
+            assert_eq!(ev, *events, "at {at}");
+            assert_eq!(al, *alerts, "at {at}");
+        }
     }
 
     /// Each alert is raised once per episode and cleared once when it ends.

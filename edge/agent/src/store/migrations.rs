@@ -232,6 +232,24 @@ CREATE TABLE counter_state (
 );
 "#,
     ),
+    (
+        8,
+        r#"
+-- Raw Wi-Fi sightings, one row per minute, zone and device (keyed device only, never a MAC):
+-- what visits are made of, kept `storage.raw_retention` for diagnosis. The first records to
+-- go, oldest first, when the database is over `storage.max_bytes`; never sent to the cloud.
+-- Times are min/max so a replay after a crash rewrites a row to the same values.
+CREATE TABLE sightings (
+    minute_ms   INTEGER NOT NULL,
+    zone        INTEGER NOT NULL,
+    device_key  BLOB NOT NULL,  -- the 16 key bytes (hex elsewhere; this table is the big one)
+    first_ms    INTEGER NOT NULL,
+    last_ms     INTEGER NOT NULL,
+    best_rssi   INTEGER NOT NULL,
+    PRIMARY KEY (minute_ms, zone, device_key)
+) WITHOUT ROWID;
+"#,
+    ),
 ];
 
 /// The schema version this build writes.

@@ -11,6 +11,7 @@ pub mod migrations;
 pub mod purchases;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -67,6 +68,68 @@ pub enum StoreError {
     /// The writer thread is gone.
     #[error("store: writer thread has stopped")]
     Closed,
+}
+
+impl StoreError {
+    /// Whether the write failed for lack of space (a full disk or file system) or a device
+    /// that failed to write: nothing was written, and the same write can succeed later.
+    pub fn is_out_of_space(&self) -> bool {
+        let source = match self {
+            StoreError::Sqlite { source, .. } | StoreError::Migration { source, .. } => source,
+            StoreError::DataDir { source, .. } => {
+                return source.kind() == std::io::ErrorKind::StorageFull
+            }
+            _ => return false,
+        };
+        matches!(
+            source.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure)
+        )
+    }
+}
+
+/// How the writer's writes are going, shared with telemetry and health snapshots.
+#[derive(Debug, Default)]
+pub struct WriteHealth {
+    /// Writes that failed for lack of space (see [`StoreError::is_out_of_space`]).
+    out_of_space: AtomicU64,
+    /// The latest write failed that way and none has succeeded since.
+    failing: AtomicBool,
+    /// The last prune could not bring the database under the budget: what is left is never
+    /// dropped (aggregates, receipts, door counts).
+    over_budget: AtomicBool,
+}
+
+impl WriteHealth {
+    /// Writes that failed for lack of space since the store was opened.
+    pub fn out_of_space(&self) -> u64 {
+        self.out_of_space.load(Ordering::Relaxed)
+    }
+
+    /// Whether writes are failing for lack of space now.
+    pub fn failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+
+    /// Whether the database is over its budget with nothing left to drop.
+    pub fn over_budget(&self) -> bool {
+        self.over_budget.load(Ordering::Relaxed)
+    }
+
+    /// Notes how a write went, and passes its result on.
+    fn noted<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        match &r {
+            Ok(_) => self.failing.store(false, Ordering::Relaxed),
+            Err(e) if e.is_out_of_space() => {
+                self.out_of_space.fetch_add(1, Ordering::Relaxed);
+                if !self.failing.swap(true, Ordering::Relaxed) {
+                    tracing::error!(error = %e, "the store cannot write: out of space; what is not written is kept and retried");
+                }
+            }
+            Err(_) => {}
+        }
+        r
+    }
 }
 
 impl StoreError {
@@ -127,6 +190,25 @@ pub struct Batch {
     pub bindings: Vec<Binding>,
     /// Grace around a visit within which a member's receipt belongs to it, ms.
     pub attribution_grace_ms: i64,
+    /// Raw sightings, one per minute, zone and device.
+    pub sightings: Vec<SightingRow>,
+}
+
+/// A device's sightings in one zone within one minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SightingRow {
+    /// Start of the minute, UTC ms.
+    pub minute_ms: i64,
+    /// Zone id.
+    pub zone: u8,
+    /// The device.
+    pub device: edge_core::DeviceKey,
+    /// First and last sighting in the minute, UTC ms.
+    pub first_ms: i64,
+    /// Last sighting.
+    pub last_ms: i64,
+    /// Strongest signal, dBm.
+    pub best_rssi: i8,
 }
 
 /// A device ↔ person binding of the identity graph, as a login made it.
@@ -158,7 +240,26 @@ impl Batch {
             want_bodies: false,
             bindings: Vec::new(),
             attribution_grace_ms: edge_core::pos::DEFAULT_ATTRIBUTION_GRACE_MS,
+            sightings: Vec::new(),
         }
+    }
+
+    /// Adds what `newer` carries to this batch, which could not be written: its visits,
+    /// hours, bindings and sightings after these; its checkpoint, counters and time instead
+    /// of these (the newer checkpoint's core has seen everything both carry).
+    pub fn absorb(&mut self, newer: Batch) {
+        self.visits.extend(newer.visits);
+        self.hours.extend(newer.hours);
+        self.bindings.extend(newer.bindings);
+        self.sightings.extend(newer.sightings);
+        if newer.checkpoint.is_some() {
+            self.checkpoint = newer.checkpoint;
+        }
+        if !newer.counters.is_empty() {
+            self.counters = newer.counters;
+        }
+        self.now_ms = newer.now_ms;
+        self.want_bodies |= newer.want_bodies;
     }
 }
 
@@ -243,7 +344,7 @@ pub fn repeat_class(previous_end_ms: Option<i64>, start_ms: i64) -> &'static str
 }
 
 enum Cmd {
-    Commit(Box<Batch>, SyncSender<Result<Receipt, StoreError>>),
+    Commit(Box<Batch>, SyncSender<Result<Receipt, CommitFailed>>),
     SetMeta(Vec<(String, String)>, SyncSender<Result<(), StoreError>>),
     Ack(i64, i64, SyncSender<Result<i64, StoreError>>),
     Prune(PrunePolicy, SyncSender<Result<PruneReport, StoreError>>),
@@ -260,11 +361,22 @@ enum Cmd {
     CounterState(String, SyncSender<Result<Option<String>, StoreError>>),
 }
 
+/// A commit that failed, with the batch it did not write (so it can be tried again).
+#[derive(Debug)]
+pub struct CommitFailed {
+    /// Why.
+    pub error: StoreError,
+    /// The batch, unwritten (`None` when it never reached the writer).
+    pub batch: Option<Box<Batch>>,
+}
+
 /// What pruning may remove.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrunePolicy {
     /// Acknowledged records committed before this (Unix ms) are removed, with their rows.
     pub acked_before_ms: i64,
+    /// Raw sightings of minutes before this (Unix ms) are removed.
+    pub raw_before_ms: i64,
     /// Bytes of live database pages allowed; above it records go, in the drop order.
     pub budget_bytes: u64,
 }
@@ -278,6 +390,10 @@ pub struct PruneReport {
     pub dropped_unacked: Vec<(String, u64)>,
     /// Live bytes after pruning.
     pub live_bytes: u64,
+    /// Raw sightings removed (retention or budget).
+    pub sightings: u64,
+    /// Still over the budget with nothing left that may be dropped.
+    pub over_budget: bool,
 }
 
 /// Handle to the writer thread.
@@ -285,6 +401,7 @@ pub struct Store {
     tx: Option<SyncSender<Cmd>>,
     join: Option<JoinHandle<()>>,
     path: PathBuf,
+    health: Arc<WriteHealth>,
 }
 
 fn configure(conn: &Connection) -> Result<(), StoreError> {
@@ -311,9 +428,11 @@ pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
     migrations::migrate(&mut conn)?;
     start_epoch(&mut conn, chrono::Utc::now().timestamp_millis())?;
     let (tx, rx) = sync_channel(WRITER_QUEUE);
+    let health = Arc::new(WriteHealth::default());
+    let h = health.clone();
     let join = std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || writer(conn, rx))
+        .spawn(move || writer(conn, rx, &h))
         .map_err(|e| StoreError::DataDir {
             path: path.clone(),
             source: e,
@@ -322,6 +441,7 @@ pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         tx: Some(tx),
         join: Some(join),
         path,
+        health,
     })
 }
 
@@ -345,9 +465,28 @@ impl Store {
         &self.path
     }
 
+    /// How the writes are going.
+    pub fn write_health(&self) -> Arc<WriteHealth> {
+        self.health.clone()
+    }
+
     /// Applies a batch in one transaction and waits for the commit.
+    #[cfg(test)]
     pub fn commit(&self, batch: Batch) -> Result<Receipt, StoreError> {
-        self.call(|reply| Cmd::Commit(Box::new(batch), reply))
+        self.try_commit(batch).map_err(|f| f.error)
+    }
+
+    /// [`Store::commit`], giving the batch back when it was not written.
+    pub fn try_commit(&self, batch: Batch) -> Result<Receipt, CommitFailed> {
+        let closed = || CommitFailed {
+            error: StoreError::Closed,
+            batch: None,
+        };
+        let (reply, answer) = sync_channel(1);
+        let tx = self.tx.as_ref().ok_or_else(closed)?;
+        tx.send(Cmd::Commit(Box::new(batch), reply))
+            .map_err(|_| closed())?;
+        answer.recv().map_err(|_| closed())?
     }
 
     /// Sets meta keys (store identity, zones, configured sources).
@@ -418,11 +557,18 @@ impl Drop for Store {
     }
 }
 
-fn writer(mut conn: Connection, rx: Receiver<Cmd>) {
+fn writer(mut conn: Connection, rx: Receiver<Cmd>, health: &WriteHealth) {
+    // Every write's outcome is noted (a success clears "failing"); reads are not.
     while let Ok(cmd) = rx.recv() {
         match cmd {
             Cmd::Commit(batch, reply) => {
-                let _ = reply.send(apply(&mut conn, &batch));
+                let r = health
+                    .noted(apply(&mut conn, &batch))
+                    .map_err(|error| CommitFailed {
+                        error,
+                        batch: Some(batch),
+                    });
+                let _ = reply.send(r);
             }
             Cmd::SetMeta(kv, reply) => {
                 let r = (|| {
@@ -440,25 +586,31 @@ fn writer(mut conn: Connection, rx: Receiver<Cmd>) {
                     tx.commit()
                         .map_err(|e| StoreError::sqlite("committing meta", e))
                 })();
-                let _ = reply.send(r);
+                let _ = reply.send(health.noted(r));
             }
             Cmd::Prune(policy, reply) => {
-                let _ = reply.send(prune(&mut conn, policy));
+                let r = prune(&mut conn, policy);
+                if let Ok(report) = &r {
+                    health
+                        .over_budget
+                        .store(report.over_budget, Ordering::Relaxed);
+                }
+                let _ = reply.send(health.noted(r));
             }
             Cmd::Journal(entry, reply) => {
-                let _ = reply.send(journal(&mut conn, &entry));
+                let _ = reply.send(health.noted(journal(&mut conn, &entry)));
             }
             Cmd::Pos(batch, reply) => {
-                let _ = reply.send(purchases::commit(&mut conn, &batch));
+                let _ = reply.send(health.noted(purchases::commit(&mut conn, &batch)));
             }
             Cmd::Counter(batch, reply) => {
-                let _ = reply.send(counters::commit(&mut conn, &batch));
+                let _ = reply.send(health.noted(counters::commit(&mut conn, &batch)));
             }
             Cmd::CounterState(source, reply) => {
                 let _ = reply.send(counters::state(&conn, &source));
             }
             Cmd::Health(taken_ms, body, reply) => {
-                let _ = reply.send(store_health(&mut conn, taken_ms, &body));
+                let _ = reply.send(health.noted(store_health(&mut conn, taken_ms, &body)));
             }
 
             Cmd::Ack(seq, now_ms, reply) => {
@@ -474,7 +626,7 @@ fn writer(mut conn: Connection, rx: Receiver<Cmd>) {
                         })
                     })
                     .map_err(|e| StoreError::sqlite("recording an ack", e));
-                let _ = reply.send(r);
+                let _ = reply.send(health.noted(r));
             }
         }
     }
@@ -602,11 +754,14 @@ fn delete_records(
     Ok(n as u64)
 }
 
-/// Retention and the disk budget, in the design's order: acknowledged records past retention;
-/// then, while the live pages exceed the budget, acknowledged records oldest first, then
-/// unacknowledged health snapshots, then unacknowledged visits oldest first, then
-/// unacknowledged hourly aggregates (kept longest).
-/// Every unacknowledged drop is counted in `drops`, which `GetInfo` reports.
+/// Retention and the disk budget (`storage.max_bytes`), in the design's order: acknowledged
+/// records past retention and raw sightings past `raw_retention`; then, while the live pages
+/// exceed the budget, acknowledged records oldest first, raw sightings oldest first,
+/// unacknowledged health snapshots, and unacknowledged visits oldest first. Hourly aggregates,
+/// receipts and door counts are never dropped for the budget: when only they are left, the
+/// report says `over_budget`.
+/// Every drop of something the cloud has not acknowledged (or never gets, like sightings) is
+/// counted in `drops`, which `GetInfo`, health snapshots and telemetry report.
 fn prune(conn: &mut Connection, policy: PrunePolicy) -> Result<PruneReport, StoreError> {
     let e = |ctx: &'static str| move |err| StoreError::sqlite(ctx, err);
     let mut report = PruneReport::default();
@@ -637,22 +792,39 @@ fn prune(conn: &mut Connection, policy: PrunePolicy) -> Result<PruneReport, Stor
         )?;
         tx.commit().map_err(e("committing retention"))?;
     }
-    let steps: [(&str, &str); 4] = [
-        ("", "seq <= ?1 ORDER BY seq LIMIT ?2"),
+    report.sightings += conn
+        .execute(
+            "DELETE FROM sightings WHERE minute_ms < ?1",
+            [policy.raw_before_ms],
+        )
+        .map_err(e("removing old sightings"))? as u64;
+    // `None`: raw sightings, oldest first (not outbox records).
+    let steps: [(&str, Option<&str>); 4] = [
+        ("", Some("seq <= ?1 ORDER BY seq LIMIT ?2")),
+        ("sighting", None),
         (
             "health",
-            "seq > ?1 AND kind = 'health' ORDER BY seq LIMIT ?2",
+            Some("seq > ?1 AND kind = 'health' ORDER BY seq LIMIT ?2"),
         ),
-        ("visit", "seq > ?1 AND kind = 'visit' ORDER BY seq LIMIT ?2"),
         (
-            "hourly",
-            "seq > ?1 AND kind = 'hourly' ORDER BY seq LIMIT ?2",
+            "visit",
+            Some("seq > ?1 AND kind = 'visit' ORDER BY seq LIMIT ?2"),
         ),
     ];
     for (kind, where_sql) in steps {
         while live_bytes(conn)? > policy.budget_bytes {
             let tx = conn.transaction().map_err(e("starting a budget drop"))?;
-            let n = delete_records(&tx, where_sql, &[&acked, &PRUNE_STEP])?;
+            let n = match where_sql {
+                Some(w) => delete_records(&tx, w, &[&acked, &PRUNE_STEP])?,
+                None => tx
+                    .execute(
+                        "DELETE FROM sightings WHERE (minute_ms, zone, device_key) IN
+                           (SELECT minute_ms, zone, device_key FROM sightings
+                            ORDER BY minute_ms LIMIT ?1)",
+                        [PRUNE_STEP],
+                    )
+                    .map_err(e("dropping sightings"))? as u64,
+            };
             if n > 0 && !kind.is_empty() {
                 tx.execute(
                     "INSERT INTO drops (kind, count) VALUES (?1, ?2)
@@ -667,6 +839,8 @@ fn prune(conn: &mut Connection, policy: PrunePolicy) -> Result<PruneReport, Stor
             }
             if kind.is_empty() {
                 report.acked += n;
+            } else if where_sql.is_none() {
+                report.sightings += n;
             } else {
                 tracing::warn!(
                     kind,
@@ -682,6 +856,14 @@ fn prune(conn: &mut Connection, policy: PrunePolicy) -> Result<PruneReport, Stor
         }
     }
     report.live_bytes = live_bytes(conn)?;
+    report.over_budget = report.live_bytes > policy.budget_bytes;
+    if report.over_budget {
+        tracing::warn!(
+            live_bytes = report.live_bytes,
+            budget = policy.budget_bytes,
+            "over the disk budget with only aggregates, receipts and door counts left; they are kept"
+        );
+    }
     Ok(report)
 }
 
@@ -872,6 +1054,29 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
             params![bd.device.to_hex(), bd.person.to_hex(), bd.key_version, bd.seen_ms],
         )
         .map_err(e("writing a device-person binding"))?;
+    }
+    if !b.sightings.is_empty() {
+        let mut ins = tx
+            .prepare_cached(
+                "INSERT INTO sightings (minute_ms, zone, device_key, first_ms, last_ms, best_rssi)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (minute_ms, zone, device_key) DO UPDATE SET
+                   first_ms = min(first_ms, excluded.first_ms),
+                   last_ms = max(last_ms, excluded.last_ms),
+                   best_rssi = max(best_rssi, excluded.best_rssi)",
+            )
+            .map_err(e("preparing a sighting insert"))?;
+        for sg in &b.sightings {
+            ins.execute(params![
+                sg.minute_ms,
+                sg.zone,
+                &sg.device.0[..],
+                sg.first_ms,
+                sg.last_ms,
+                sg.best_rssi
+            ])
+            .map_err(e("writing a sighting"))?;
+        }
     }
     {
         let mut ins_visit = tx
@@ -1451,6 +1656,7 @@ impl Reader {
             "outbox",
             "source_checkpoints",
             "health_snapshots",
+            "sightings",
         ];
         if !allowed.contains(&table) {
             return Ok(0);
@@ -1713,6 +1919,7 @@ mod tests {
         // Over budget with nothing acked: health snapshots go before visits.
         let r = store
             .prune(PrunePolicy {
+                raw_before_ms: 0,
                 acked_before_ms: 0,
                 budget_bytes: 0,
             })
@@ -1828,46 +2035,84 @@ mod tests {
                 .collect();
             store.commit(b).unwrap();
         }
+        // An hourly record, and raw sightings of 40 devices in minutes 0..50 (two commits
+        // of the same minutes: rows merge, first/last widen).
         let mut b = empty_batch();
         b.now_ms = 3_000;
         b.hours = vec![hour(1)];
+        let rows = |offset: i64| -> Vec<SightingRow> {
+            (0..50i64)
+                .flat_map(|m| {
+                    (0..40u8).map(move |d| SightingRow {
+                        minute_ms: m * 60_000,
+                        zone: d % 2,
+                        device: DeviceKey([d; 16]),
+                        first_ms: m * 60_000 + 10_000 + offset,
+                        last_ms: m * 60_000 + 20_000 + offset,
+                        best_rssi: -70 + i8::try_from(offset / 1_000).unwrap(),
+                    })
+                })
+                .collect()
+        };
+        b.sightings = rows(0);
         store.commit(b).unwrap();
+        let mut b = empty_batch();
+        b.sightings = rows(5_000);
+        store.commit(b).unwrap();
+        assert_eq!(rd().count("sightings").unwrap(), 2_000);
+        let row: (i64, i64, i64) = rusqlite::Connection::open(dir.path().join(DB_FILE))
+            .unwrap()
+            .query_row(
+                "SELECT first_ms, last_ms, best_rssi FROM sightings WHERE minute_ms = 60000
+                 AND device_key = ?1",
+                [&DeviceKey([3; 16]).0[..]],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(row, (70_000, 85_000, -65));
         let total = rd().outbox_state().unwrap().records;
         assert_eq!(total, 300 + 210 + 1);
         store.ack(400, 5).unwrap();
 
-        // Retention: acked and committed before 1500 → the first 300 go, with their visits.
+        // Retention: acked and committed before 1500 → the first 300 go, with their visits;
+        // sightings of minutes before 10 go too.
         let r = store
             .prune(PrunePolicy {
                 acked_before_ms: 1_500,
+                raw_before_ms: 10 * 60_000,
                 budget_bytes: u64::MAX,
             })
             .unwrap();
         assert_eq!((r.acked, r.dropped_unacked.clone()), (300, vec![]));
+        assert_eq!((r.sightings, r.over_budget), (400, false));
         assert_eq!(rd().count("visits").unwrap(), 210);
+        assert_eq!(rd().count("sightings").unwrap(), 1_600);
         assert_eq!(rd().outbox_state().unwrap().first_seq, 301);
 
-        // A budget below what is left: acked records go first (301..=400), then unacked
-        // visits oldest first, and the hourly record, kept longest, goes last.
+        // A budget below what is left: acked records go first (301..=400), then raw
+        // sightings, then unacked visits oldest first. The hourly record is never dropped:
+        // the store stays over budget and says so.
         let r = store
             .prune(PrunePolicy {
                 acked_before_ms: 0,
+                raw_before_ms: 0,
                 budget_bytes: 1,
             })
             .unwrap();
         assert_eq!(r.acked, 100);
-        assert_eq!(
-            r.dropped_unacked,
-            vec![("visit".to_string(), 110), ("hourly".to_string(), 1)]
-        );
+        assert_eq!(r.sightings, 1_600);
+        assert_eq!(r.dropped_unacked, vec![("visit".to_string(), 110)]);
+        assert!(r.over_budget);
+        assert!(store.write_health().over_budget());
         let st = rd().outbox_state().unwrap();
-        assert_eq!(st.records, 0);
+        assert_eq!(st.records, 1);
         assert_eq!(
             rd().drops().unwrap(),
-            vec![("hourly".to_string(), 1), ("visit".to_string(), 110)]
+            vec![("sighting".to_string(), 1_600), ("visit".to_string(), 110)]
         );
         assert_eq!(rd().count("visits").unwrap(), 0);
-        assert_eq!(rd().count("hourly_aggregates").unwrap(), 0);
+        assert_eq!(rd().count("sightings").unwrap(), 0);
+        assert_eq!(rd().count("hourly_aggregates").unwrap(), 1);
 
         // A generous budget drops nothing more, and drops accumulate across runs only when
         // something is dropped.
@@ -1877,11 +2122,16 @@ mod tests {
         let r = store
             .prune(PrunePolicy {
                 acked_before_ms: 0,
+                raw_before_ms: 0,
                 budget_bytes: u64::MAX,
             })
             .unwrap();
-        assert_eq!((r.acked, r.dropped_unacked.len()), (0, 0));
-        assert_eq!(rd().outbox_state().unwrap().records, 1);
+        assert_eq!(
+            (r.acked, r.dropped_unacked.len(), r.over_budget),
+            (0, 0, false)
+        );
+        assert!(!store.write_health().over_budget());
+        assert_eq!(rd().outbox_state().unwrap().records, 2);
         store.close();
     }
 

@@ -116,13 +116,39 @@ pub fn replay(
             }
         }
         if groups.len() >= LINES_PER_COMMIT {
-            ctx.commit_groups(std::mem::take(&mut groups), Some(cursor(offset)))
-                .context("storing counter intervals")?;
+            commit_waiting(ctx, std::mem::take(&mut groups), cursor(offset), cancel)?;
         }
     }
-    ctx.commit_groups(groups, Some(cursor(offset)))
-        .context("storing counter intervals")?;
-    Ok(())
+    commit_waiting(ctx, groups, cursor(offset), cancel)
+}
+
+/// Longest wait between attempts while the store is out of space.
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Commits `groups` with the cursor after them, waiting out a store that is out of space (a
+/// file can wait: the cursor stays where it was, so nothing is skipped, and the groups are
+/// applied afresh at each attempt).
+fn commit_waiting(
+    ctx: &CounterContext,
+    groups: Vec<Group>,
+    cursor: Cursor,
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        match ctx.commit_groups(groups.clone(), Some(cursor.clone())) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_out_of_space() && !cancel.is_cancelled() => {
+                // In slices, so a shutdown does not wait for the whole pause.
+                let until = std::time::Instant::now() + wait;
+                while std::time::Instant::now() < until && !cancel.is_cancelled() {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                wait = (wait * 2).min(RETRY_MAX);
+            }
+            Err(e) => return Err(e).context("storing counter intervals"),
+        }
+    }
 }
 
 #[cfg(test)]
