@@ -49,6 +49,24 @@ pub fn bin() -> &'static Path {
         if release {
             cmd.arg("--release");
         }
+        // What cargo set for this test binary (its package, manifest, crate) is not the
+        // build's: build scripts that watch such variables (ring's) would otherwise run again
+        // here, and once more in the next outer build.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            let per_target = [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ];
+            if per_target.iter().any(|p| k.starts_with(p)) {
+                cmd.env_remove(&k);
+            }
+        }
         let status = cmd
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()

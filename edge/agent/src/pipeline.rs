@@ -379,8 +379,12 @@ impl Committer<'_> {
                 })
                 .collect(),
         });
+        // Counters go with checkpoints only: they count what the sources read, and a restart
+        // reads again from the checkpoint's cursors, so counters committed past it would count
+        // the re-read frames twice.
         let counters = lanes
             .iter()
+            .filter(|_| checkpoint_due)
             .flat_map(|l| {
                 let name = l.input.name.clone();
                 l.input
