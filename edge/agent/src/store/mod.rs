@@ -10,6 +10,9 @@ pub mod counters;
 pub mod migrations;
 pub mod purchases;
 
+#[cfg(test)]
+mod model_tests;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -359,6 +362,16 @@ enum Cmd {
         SyncSender<Result<counters::CounterReceipt, StoreError>>,
     ),
     CounterState(String, SyncSender<Result<Option<String>, StoreError>>),
+    /// Test hook: runs a closure on the writer's connection, on the writer thread.
+    #[cfg(test)]
+    WithWriter(
+        Box<dyn FnOnce(&mut Connection) + Send>,
+        SyncSender<Result<(), StoreError>>,
+    ),
+    /// Test hook: stops the writer as a killed process would, without the clean-shutdown
+    /// epilogue.
+    #[cfg(test)]
+    Kill(SyncSender<Result<(), StoreError>>),
 }
 
 /// A commit that failed, with the batch it did not write (so it can be tried again).
@@ -426,7 +439,11 @@ pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         Connection::open(&path).map_err(|e| StoreError::sqlite("opening database", e))?;
     configure(&conn)?;
     migrations::migrate(&mut conn)?;
-    start_epoch(&mut conn, chrono::Utc::now().timestamp_millis())?;
+    // Were the epoch lost with the records this run serves, the next start would keep (or
+    // renumber to) it and issue their seqs again, past which served cursors have moved.
+    durably(&mut conn, |c| {
+        start_epoch(c, chrono::Utc::now().timestamp_millis())
+    })?;
     let (tx, rx) = sync_channel(WRITER_QUEUE);
     let health = Arc::new(WriteHealth::default());
     let h = health.clone();
@@ -543,6 +560,34 @@ impl Store {
         self.shutdown();
     }
 
+    /// Test hook: runs `f` on the writer's connection between two commands (e.g. to cap the
+    /// database's pages and make writes fail with SQLITE_FULL).
+    #[cfg(test)]
+    pub fn with_writer<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = sync_channel(1);
+        self.call(|reply| {
+            Cmd::WithWriter(
+                Box::new(move |conn| {
+                    let _ = tx.send(f(conn));
+                }),
+                reply,
+            )
+        })?;
+        rx.recv().map_err(|_| StoreError::Closed)
+    }
+
+    /// Test hook: ends the run as a killed process would: no clean-shutdown mark and no
+    /// checkpoint, so the committed tail stays in the WAL for the next open to recover. Unlike
+    /// leaking the handle (`std::mem::forget`), it leaves no thread or descriptors behind.
+    #[cfg(test)]
+    pub fn kill(mut self) {
+        let _ = self.call(Cmd::Kill);
+        self.shutdown();
+    }
+
     fn shutdown(&mut self) {
         self.tx.take();
         if let Some(j) = self.join.take() {
@@ -589,7 +634,9 @@ fn writer(mut conn: Connection, rx: Receiver<Cmd>, health: &WriteHealth) {
                 let _ = reply.send(health.noted(r));
             }
             Cmd::Prune(policy, reply) => {
-                let r = prune(&mut conn, policy);
+                // A drop undone by a power loss would bring back records that cursors served
+                // meanwhile have passed: they would be neither served nor counted.
+                let r = durably(&mut conn, |c| prune(c, policy));
                 if let Ok(report) = &r {
                     health
                         .over_budget
@@ -611,6 +658,23 @@ fn writer(mut conn: Connection, rx: Receiver<Cmd>, health: &WriteHealth) {
             }
             Cmd::Health(taken_ms, body, reply) => {
                 let _ = reply.send(health.noted(store_health(&mut conn, taken_ms, &body)));
+            }
+            #[cfg(test)]
+            Cmd::WithWriter(f, reply) => {
+                f(&mut conn);
+                let _ = reply.send(Ok(()));
+            }
+            #[cfg(test)]
+            Cmd::Kill(reply) => {
+                let r = conn
+                    .set_db_config(
+                        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                        true,
+                    )
+                    .map(|_| ())
+                    .map_err(|e| StoreError::sqlite("disabling the checkpoint on close", e));
+                let _ = reply.send(r);
+                return;
             }
 
             Cmd::Ack(seq, now_ms, reply) => {
@@ -638,6 +702,24 @@ fn writer(mut conn: Connection, rx: Receiver<Cmd>, health: &WriteHealth) {
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         [],
     );
+}
+
+/// Runs `f` with its commits waiting for the disk (`synchronous = FULL`): for changes a power
+/// loss must not undo once records have been served after them (with `NORMAL`, the WAL tail
+/// since the last checkpoint may go). Then checkpoints what it can without waiting for readers,
+/// so that they are in the database file itself (best effort: FULL has made them durable).
+fn durably<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("PRAGMA synchronous = FULL;")
+        .map_err(|e| StoreError::sqlite("raising durability", e))?;
+    let r = f(conn);
+    let _ = conn.execute_batch("PRAGMA synchronous = NORMAL;");
+    if r.is_ok() {
+        let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);");
+    }
+    r
 }
 
 /// Logins are never dropped: this commit waits for the disk (FULL), unlike the batched ones.
