@@ -14,6 +14,38 @@
 //!
 //! A live agent also publishes live events: a known person's arrival as soon as the sighting
 //! is processed, and each visit's end once its commit succeeded.
+//!
+//! # Clock faults of live captures
+//! A live capture's frame times come from the capture host's wall clock, which on a gateway
+//! without a real-time clock reads 1970 until NTP sets it, and which NTP may step. Each live
+//! Wi-Fi lane names its clock (`SourceInput::clock`: the gateway's own interfaces share one,
+//! each pipe has its own) and the lanes of one clock share a [`ClockGuard`], fed with every
+//! frame's time and monotonic receive time when the frame arrives (before it is queued):
+//! - **Unset** (stamped before 2024): the frame is never fed to the core as 1970 (it would be
+//!   filed in a 1970 hour under a 1970 device key). It is held, in a bounded buffer per lane
+//!   ([`MAX_HELD_FRAMES`]; overflow drops the oldest, counted `clock_unset_dropped`), and when
+//!   the clock is set the held frames get real times from their receive times (the first sane
+//!   frame tells what the wall clock reads at a monotonic time) and are merged before the sane
+//!   frames. Counted `clock_unset_frames` / `clock_restamped_frames`.
+//! - **Step** (the wall clock moved more than the tolerance beyond the monotonic time between
+//!   two frames): the new clock is trusted (NTP's step is a correction). Counted `clock_steps`
+//!   and logged. The frames of that clock not yet merged (queued in any of its lanes, or
+//!   arriving from another lane just after, see `ClockVerdict::Lagging`) move to the new clock
+//!   with it (counted as re-stamped), the lanes' watermarks too, and the core is told
+//!   ([`Sessionizer::clock_step`]): visits open at the step end there, flagged, and the hours
+//!   the step touched are flagged in their hourly records. Where the line between the old and
+//!   the new clock falls is where the merge was when the step was seen: what the core has
+//!   processed stays as stamped (and flagged), what it has not is filed on the new clock.
+//!   After a step back the core's watermark moves back with the clock, so what the new clock
+//!   stamps is filed where it belongs (as new, flagged revisions of hours already sealed)
+//!   instead of being refused as late for an hour — and never merged into a visit from before
+//!   the step.
+//! - A restart loses the guard (monotonic time means nothing across processes): the first sane
+//!   frame after it that is older than the restored watermark by more than the tolerance is a
+//!   step back taken while the agent was down, and handled as one.
+//!
+//! Held frames are not in the checkpoint: like frames in the channels, a live capture's
+//! frames do not survive a restart (a pipe's positions start over with every writer).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,12 +53,16 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edge_core::{snapshot, DeviceKey, DeviceKeyer, LocalClock, Sessionizer, Sighting, ZoneId};
+use edge_core::clock::{MIN_SANE_MS, STEP_TOLERANCE_MS};
+use edge_core::{
+    snapshot, ClockGuard, ClockStep, ClockVerdict, DeviceKey, DeviceKeyer, LocalClock, Sessionizer,
+    Sighting, ZoneId,
+};
 use edge_proto::v1 as pb;
 use indicatif::ProgressBar;
 use tokio_util::sync::CancellationToken;
 
-use crate::sources::{Frame, Login, SourceMsg};
+use crate::sources::{Frame, Login, Received, SourceMsg};
 use crate::stats::SourceStats;
 use crate::store::{Batch, Binding, Checkpoint, CommitFailed, Cursor, SightingRow, Store};
 use crate::sync::live::{self, LiveHub};
@@ -43,6 +79,35 @@ pub struct LiveOut {
 const MAX_VISITS_PER_COMMIT: usize = 8192;
 /// How long the merge waits on a quiet source before checking for cancellation and commits.
 const POLL: Duration = Duration::from_millis(100);
+/// Frames a lane holds while its clock is unset, at most (about 4 MiB): minutes of a busy
+/// store's probes, more than NTP takes once the uplink is up. Beyond it the oldest are dropped
+/// (and counted): the newest are the ones nearest the time the clock will be set.
+pub const MAX_HELD_FRAMES: usize = 65_536;
+/// How far behind its clock's present a live lane's watermark stays: a frame spends less than
+/// this in capture buffers before it is received (the sources' heartbeats assume the same).
+const LIVE_WATERMARK_LAG_MS: i64 = 1_000;
+
+/// The clock guards of live lanes, by clock name ([`SourceInput::clock`]).
+type Clocks = HashMap<String, ClockGuard>;
+
+/// What admitting a batch found out about its clock, for the other lanes and the core.
+enum ClockEvent {
+    /// The clock was set (its first sane time): lanes holding frames re-stamp them with this
+    /// state of the guard.
+    Set {
+        /// The clock's name.
+        clock: String,
+        /// The guard right after the first sane frame.
+        guard: ClockGuard,
+    },
+    /// The clock stepped.
+    Step {
+        /// The clock's name.
+        clock: String,
+        /// From what to what.
+        step: ClockStep,
+    },
+}
 
 /// One source as the pipeline sees it.
 pub struct SourceInput {
@@ -58,6 +123,10 @@ pub struct SourceInput {
     pub start: u64,
     /// Its counters.
     pub stats: Arc<SourceStats>,
+    /// Live Wi-Fi sources: the name of the wall clock that stamps their frames (lanes naming
+    /// the same clock share one guard, see the module documentation). `None`: the frame times
+    /// are taken as they are (replayed files, portal logins).
+    pub clock: Option<String>,
 }
 
 /// A change to the merged inputs while the pipeline runs.
@@ -98,6 +167,10 @@ struct Lane {
     cursor: u64,
     watermark: i64,
     ended: bool,
+    /// Live frames waiting for their clock to be set, with their receive times.
+    held: VecDeque<(Frame, i64)>,
+    /// Its clock is known to be unset: its watermark means nothing yet (see [`Lane::bound`]).
+    clock_unset: bool,
 }
 
 /// What the end of a batch means for a lane's cursor.
@@ -121,23 +194,40 @@ impl Lane {
             popped: 0,
             watermark: i64::MIN,
             ended: false,
+            held: VecDeque::new(),
+            clock_unset: false,
         }
     }
 
-    fn apply(&mut self, msg: SourceMsg) {
+    /// Takes a message of the lane's source; what it found out about the clock is for the
+    /// caller to pass on ([`clock_event`]).
+    fn apply(&mut self, msg: SourceMsg, clocks: &mut Clocks) -> Vec<ClockEvent> {
+        let mut events = Vec::new();
         match msg {
             SourceMsg::Batch {
                 frames,
                 logins,
                 watermark_ms,
                 position,
+                received,
             } => {
-                self.pushed += frames.len() as u64;
-                self.queue.extend(frames);
+                match (received, self.input.clock.clone()) {
+                    (Some(received), Some(name)) => {
+                        let guard = clocks.entry(name.clone()).or_default();
+                        self.admit(frames, &received, guard, &name, &mut events);
+                        self.live_watermark(guard, &received, watermark_ms);
+                    }
+                    _ => {
+                        self.pushed += frames.len() as u64;
+                        self.queue.extend(frames);
+                        self.watermark = self.watermark.max(watermark_ms);
+                    }
+                }
                 self.logins.extend(logins);
+                // Held frames are not counted in `pushed`: the cursor of a live lane may pass
+                // them (it is not used to resume a live capture).
                 self.boundaries
                     .push_back((self.pushed, Mark::Position(position)));
-                self.watermark = self.watermark.max(watermark_ms);
                 self.settle();
             }
             SourceMsg::NewInput { fingerprint } => {
@@ -152,6 +242,164 @@ impl Lane {
                 self.settle();
             }
         }
+        events
+    }
+
+    /// Judges a live batch's frames by their clock, frame by frame in the order received, and
+    /// queues, holds or re-stamps each.
+    fn admit(
+        &mut self,
+        frames: Vec<Frame>,
+        received: &Received,
+        guard: &mut ClockGuard,
+        clock: &str,
+        events: &mut Vec<ClockEvent>,
+    ) {
+        let stats = self.input.stats.clone();
+        for (i, mut f) in frames.into_iter().enumerate() {
+            // The sources send one receive time per frame; the batch's send time is the
+            // latest any of them can be.
+            let mono = received.frames_ms.get(i).copied().unwrap_or(received.at_ms);
+            match guard.classify(f.ts_ms, mono) {
+                ClockVerdict::Unset => {
+                    stats.clock_unset_frames.fetch_add(1, Ordering::Relaxed);
+                    match guard.wall_at(mono) {
+                        // The clock fell back to 1970 after it had been set in this process:
+                        // the relation learnt then still gives the time.
+                        Some(ts) => {
+                            f.ts_ms = ts;
+                            stats.clock_restamped_frames.fetch_add(1, Ordering::Relaxed);
+                            self.push(f);
+                        }
+                        None => self.hold(f, mono),
+                    }
+                }
+                ClockVerdict::Set => {
+                    self.release(guard);
+                    events.push(ClockEvent::Set {
+                        clock: clock.to_string(),
+                        guard: guard.clone(),
+                    });
+                    self.push(f);
+                }
+                ClockVerdict::Ok => self.push(f),
+                // Captured before a step another lane of the clock already reported: it goes
+                // to the new clock like the frames that were queued then.
+                ClockVerdict::Lagging { by_ms } => {
+                    f.ts_ms = f.ts_ms.saturating_add(by_ms);
+                    stats.clock_restamped_frames.fetch_add(1, Ordering::Relaxed);
+                    self.push(f);
+                }
+                ClockVerdict::Step { by_ms } => {
+                    // What was queued is on the old clock: it moves with the clock.
+                    self.shift(by_ms);
+                    events.push(ClockEvent::Step {
+                        clock: clock.to_string(),
+                        step: ClockStep {
+                            from_ms: f.ts_ms.saturating_sub(by_ms),
+                            to_ms: f.ts_ms,
+                        },
+                    });
+                    self.push(f);
+                }
+            }
+        }
+    }
+
+    /// A live lane's watermark: the lane's clock now (by the guard) less the capture lag; the
+    /// source's own figure only while the guard knows nothing yet (a quiet capture with a sane
+    /// clock still lets other lanes' visits close).
+    fn live_watermark(&mut self, guard: &ClockGuard, received: &Received, source_ms: i64) {
+        match guard.wall_at(received.at_ms) {
+            Some(now) => {
+                self.watermark = self
+                    .watermark
+                    .max(now.saturating_sub(LIVE_WATERMARK_LAG_MS));
+                self.clock_unset = false;
+            }
+            None if source_ms >= MIN_SANE_MS => {
+                self.watermark = self.watermark.max(source_ms);
+                // Frames held from before will be re-stamped behind this once a sane frame
+                // says how: until then the lane places no bound.
+                self.clock_unset = !self.held.is_empty();
+            }
+            // A 1970 watermark: the clock is unset; the lane cannot hold the merge back until
+            // it is (its held frames have no times yet).
+            None => self.clock_unset = source_ms != i64::MIN || !self.held.is_empty(),
+        }
+    }
+
+    fn push(&mut self, f: Frame) {
+        self.pushed += 1;
+        self.queue.push_back(f);
+    }
+
+    /// Holds a frame stamped by an unset clock.
+    fn hold(&mut self, f: Frame, mono: i64) {
+        // Only a release empties the buffer: empty means a new episode.
+        if self.held.is_empty() {
+            tracing::warn!(
+                source = %self.input.name,
+                "frames stamped before 2024: the capture host's clock is not set (no real-time clock, NTP not synchronised yet); holding them until it is"
+            );
+        }
+        self.clock_unset = true;
+        if self.held.len() >= MAX_HELD_FRAMES {
+            self.held.pop_front();
+            self.input
+                .stats
+                .clock_unset_dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.held.push_back((f, mono));
+    }
+
+    /// The clock is set: the held frames get the times the set clock gives their receive
+    /// times, and are queued (before anything stamped by the set clock).
+    fn release(&mut self, guard: &ClockGuard) {
+        self.clock_unset = false;
+        if self.held.is_empty() {
+            return;
+        }
+        let n = self.held.len();
+        let first = self.held.front().map(|(f, _)| f.ts_ms);
+        while let Some((mut f, mono)) = self.held.pop_front() {
+            if let Some(ts) = guard.wall_at(mono) {
+                f.ts_ms = ts;
+            }
+            self.push(f);
+        }
+        self.input
+            .stats
+            .clock_restamped_frames
+            .fetch_add(n as u64, Ordering::Relaxed);
+        tracing::info!(
+            source = %self.input.name,
+            frames = n,
+            first_stamped_ms = first.unwrap_or_default(),
+            first_restamped = %iso(self.queue.front().map_or(0, |f| f.ts_ms)),
+            "clock set: the frames held while it was unset were re-stamped by their receive times"
+        );
+    }
+
+    /// Moves what the lane has queued (and its watermark) by a step of its clock.
+    fn shift(&mut self, by_ms: i64) {
+        for f in &mut self.queue {
+            f.ts_ms = f.ts_ms.saturating_add(by_ms);
+        }
+        self.input
+            .stats
+            .clock_restamped_frames
+            .fetch_add(self.queue.len() as u64, Ordering::Relaxed);
+        if self.watermark != i64::MIN {
+            self.watermark = self.watermark.saturating_add(by_ms);
+        }
+    }
+
+    /// The time up to which the lane has delivered everything, as the merge sees it; `None`
+    /// while its clock is unset (it places no bound: what it holds gets times only later).
+    fn bound(&self) -> Option<i64> {
+        (!self.clock_unset).then_some(self.watermark)
     }
 
     /// Advances the cursor over batches whose frames have all been processed.
@@ -498,7 +746,7 @@ impl Committer<'_> {
         let Some(ticket) = self.settings.flush.pending() else {
             return Ok(());
         };
-        if let Some(wm) = lanes.iter().filter(|l| !l.ended).map(|l| l.watermark).min() {
+        if let Some(wm) = merged_watermark(lanes) {
             core.advance(wm);
         }
         let (visits, hours) = (self.summary.visits_new, self.summary.hours_new);
@@ -541,6 +789,98 @@ impl Committer<'_> {
         self.summary.visits_duplicate += r.visits_duplicate;
         self.summary.hours_new += r.hours_new;
         Ok(None)
+    }
+}
+
+/// A UTC time for logs.
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339())
+}
+
+/// The time up to which every running lane has delivered everything (`None`: no lane places a
+/// bound).
+fn merged_watermark(lanes: &[Lane]) -> Option<i64> {
+    lanes
+        .iter()
+        .filter(|l| !l.ended)
+        .filter_map(Lane::bound)
+        .min()
+}
+
+/// Hands a source's message to lane `i` and passes on what it found out about its clock.
+fn deliver(
+    i: usize,
+    msg: SourceMsg,
+    lanes: &mut [Lane],
+    clocks: &mut Clocks,
+    core: &mut Sessionizer,
+) {
+    let Some(lane) = lanes.get_mut(i) else {
+        return;
+    };
+    for event in lane.apply(msg, clocks) {
+        clock_event(i, event, lanes, core);
+    }
+}
+
+/// Passes a clock event of lane `from` to the other lanes of its clock and to the core.
+fn clock_event(from: usize, event: ClockEvent, lanes: &mut [Lane], core: &mut Sessionizer) {
+    let same = |l: &Lane, clock: &str| l.input.clock.as_deref() == Some(clock);
+    match event {
+        ClockEvent::Set { clock, guard } => {
+            for (_, l) in lanes
+                .iter_mut()
+                .enumerate()
+                .filter(|(j, l)| *j != from && same(l, &clock))
+            {
+                l.release(&guard);
+            }
+            // The guard starts afresh with every process: a clock that went back while the
+            // agent was down shows as a first time behind what the restored core has seen.
+            let first = lanes
+                .iter()
+                .filter(|l| same(l, &clock))
+                .filter_map(|l| l.queue.front().map(|f| f.ts_ms))
+                .min();
+            let seen = core.watermark_ms();
+            if let Some(to) = first {
+                if seen != i64::MIN && to < seen.saturating_sub(STEP_TOLERANCE_MS) {
+                    let step = ClockStep {
+                        from_ms: seen,
+                        to_ms: to,
+                    };
+                    step_core(from, step, lanes, core, "since the last checkpoint");
+                }
+            }
+        }
+        ClockEvent::Step { clock, step } => {
+            for (_, l) in lanes
+                .iter_mut()
+                .enumerate()
+                .filter(|(j, l)| *j != from && same(l, &clock))
+            {
+                l.shift(step.by_ms());
+            }
+            step_core(from, step, lanes, core, "between two frames");
+        }
+    }
+}
+
+/// Counts and logs a step of lane `from`'s clock and tells the core.
+fn step_core(from: usize, step: ClockStep, lanes: &[Lane], core: &mut Sessionizer, when: &str) {
+    let open = core.open_count();
+    core.clock_step(step);
+    if let Some(l) = lanes.get(from) {
+        l.input.stats.clock_steps.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            source = %l.input.name,
+            // The size is measured against receive times: to the nearest second.
+            by_s = step.by_ms().saturating_add(500).div_euclid(1000),
+            from = %iso(step.from_ms),
+            to = %iso(step.to_ms),
+            visits_ended = open,
+            "clock stepped {when}; trusting the new time: the visits open at the step end there, and the hours it touched are flagged (clock_step)"
+        );
     }
 }
 
@@ -638,6 +978,7 @@ pub fn run(
     let mut persons: HashMap<DeviceKey, String> =
         live.map(|l| l.persons.clone()).unwrap_or_default();
     let mut lanes: Vec<Lane> = sources.into_iter().map(Lane::new).collect();
+    let mut clocks = Clocks::new();
     // A lane change is under way: no input left does not mean the end.
     let mut holding = false;
     let mut c = Committer {
@@ -671,9 +1012,17 @@ pub fn run(
                 }
             }
         }
-        // A live lane with nothing queued may still deliver something older than that frame.
+        // A live lane with nothing queued may still deliver something older than that frame
+        // (a lane whose clock is unset places no bound, but is waited on when nothing else
+        // is queued).
         let blocker = lanes.iter().position(|l| {
-            !l.ended && l.queue.is_empty() && head.is_none_or(|(t, _)| l.watermark < t)
+            !l.ended
+                && l.queue.is_empty()
+                && match (head, l.bound()) {
+                    (None, _) => true,
+                    (Some((t, _)), Some(w)) => w < t,
+                    (Some(_), None) => false,
+                }
         });
         if let Some(b) = blocker {
             if cancel.is_cancelled() {
@@ -686,10 +1035,14 @@ pub fn run(
             // First take what any idle lane has ready (one message each): waiting on the
             // blocker alone would leave other live sources unread while it is quiet.
             let mut got = false;
-            for l in lanes.iter_mut().filter(|l| !l.ended && l.queue.is_empty()) {
+            for i in 0..lanes.len() {
+                let Some(l) = lanes.get_mut(i) else { break };
+                if l.ended || !l.queue.is_empty() {
+                    continue;
+                }
                 match l.input.rx.try_recv() {
                     Ok(msg) => {
-                        l.apply(msg);
+                        deliver(i, msg, &mut lanes, &mut clocks, &mut core);
                         got = true;
                     }
                     Err(TryRecvError::Empty) => {}
@@ -706,20 +1059,16 @@ pub fn run(
                 lanes.get(b).map(|l| l.input.rx.recv_timeout(POLL))
             };
             if got && lanes.iter().all(|l| l.queue.is_empty()) {
-                if let Some(wm) = lanes.iter().filter(|l| !l.ended).map(|l| l.watermark).min() {
+                if let Some(wm) = merged_watermark(&lanes) {
                     core.advance(wm);
                 }
             }
             match msg {
                 Some(Ok(msg)) => {
-                    if let Some(l) = lanes.get_mut(b) {
-                        l.apply(msg);
-                    }
+                    deliver(b, msg, &mut lanes, &mut clocks, &mut core);
                     if lanes.iter().all(|l| l.queue.is_empty()) {
                         // Quiet moment: let visits close on the slowest source's watermark.
-                        if let Some(wm) =
-                            lanes.iter().filter(|l| !l.ended).map(|l| l.watermark).min()
-                        {
+                        if let Some(wm) = merged_watermark(&lanes) {
                             core.advance(wm);
                         }
                     }
@@ -783,6 +1132,7 @@ pub fn run(
         let zone = lane.input.zone;
         let device = keyer.key(f.mac, f.ts_ms);
         c.note_sighting(f.ts_ms, zone, device, f.rssi_dbm);
+        let late = core.stats().too_late;
         core.observe(&Sighting {
             ts_ms: f.ts_ms,
             device,
@@ -793,6 +1143,9 @@ pub fn run(
             fingerprint: f.fingerprint,
             seq: f.seq,
         });
+        if core.stats().too_late > late {
+            lane.input.stats.too_late.fetch_add(1, Ordering::Relaxed);
+        }
         if core.has_arrivals() {
             if let Some(out) = live {
                 publish_arrivals(&mut core, out, &persons, &settings.zones);
@@ -852,4 +1205,263 @@ pub fn run(
         );
     }
     Ok(c.summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edge_core::{MetricParams, SightingKind};
+
+    const T: i64 = 1_795_000_000_000;
+    const HOUR: i64 = 3_600_000;
+
+    fn lane(name: &str, clock: Option<&str>) -> Lane {
+        // The channel is not used: messages are handed to `deliver` directly.
+        let (_tx, rx) = std::sync::mpsc::sync_channel(1);
+        Lane::new(SourceInput {
+            name: name.to_string(),
+            zone: 0,
+            rx,
+            fingerprint: String::new(),
+            start: 0,
+            stats: SourceStats::new(name),
+            clock: clock.map(str::to_string),
+        })
+    }
+
+    fn frame(ts_ms: i64, mac: u64) -> Frame {
+        Frame {
+            ts_ms,
+            mac,
+            rssi_dbm: -50,
+            kind: SightingKind::Probe,
+            randomized: false,
+            pos: 0,
+            fingerprint: 0,
+            seq: None,
+            login: false,
+        }
+    }
+
+    /// A live batch: frames (time, receive time), sent at `at`.
+    fn live(frames: &[(i64, i64)], at: i64) -> SourceMsg {
+        SourceMsg::Batch {
+            frames: frames.iter().map(|&(ts, _)| frame(ts, 1)).collect(),
+            logins: Vec::new(),
+            watermark_ms: frames.iter().map(|f| f.0).max().unwrap_or(i64::MIN),
+            position: 0,
+            received: Some(Received {
+                frames_ms: frames.iter().map(|f| f.1).collect(),
+                at_ms: at,
+            }),
+        }
+    }
+
+    fn core() -> Sessionizer {
+        Sessionizer::new(MetricParams::default(), LocalClock::new(chrono_tz::UTC))
+    }
+
+    fn queued(l: &Lane) -> Vec<i64> {
+        l.queue.iter().map(|f| f.ts_ms).collect()
+    }
+
+    fn count(l: &Lane, name: &str) -> u64 {
+        l.input
+            .stats
+            .values()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map_or(0, |(_, v)| v)
+    }
+
+    /// Two interfaces of one gateway boot at 1970: both hold their frames and place no bound
+    /// on the merge; the first sane frame on either sets the clock for both, and each lane's
+    /// held frames get the times of their receipt.
+    #[test]
+    fn one_clock_set_releases_every_lane_that_shares_it() {
+        let mut lanes = vec![lane("a", Some("local")), lane("b", Some("local"))];
+        let mut clocks = Clocks::new();
+        let mut c = core();
+        deliver(
+            0,
+            live(&[(5_000, 5_000), (6_000, 6_000)], 6_000),
+            &mut lanes,
+            &mut clocks,
+            &mut c,
+        );
+        deliver(
+            1,
+            live(&[(6_500, 6_500)], 6_500),
+            &mut lanes,
+            &mut clocks,
+            &mut c,
+        );
+        assert!(lanes
+            .iter()
+            .all(|l| l.queue.is_empty() && l.bound().is_none()));
+        assert_eq!(merged_watermark(&lanes), None);
+        assert_eq!((lanes[0].held.len(), lanes[1].held.len()), (2, 1));
+        // NTP: lane b's next frame, received at 10 s, reads T.
+        deliver(
+            1,
+            live(&[(T, 10_000)], 10_000),
+            &mut lanes,
+            &mut clocks,
+            &mut c,
+        );
+        assert_eq!(queued(&lanes[0]), vec![T - 5_000, T - 4_000]);
+        assert_eq!(queued(&lanes[1]), vec![T - 3_500, T]);
+        assert!(lanes.iter().all(|l| l.held.is_empty() && !l.clock_unset));
+        assert_eq!(count(&lanes[0], "clock_unset_frames"), 2);
+        assert_eq!(count(&lanes[0], "clock_restamped_frames"), 2);
+        assert_eq!(count(&lanes[1], "clock_restamped_frames"), 1);
+        assert_eq!(lanes[1].bound(), Some(T - LIVE_WATERMARK_LAG_MS));
+        assert_eq!(
+            count(&lanes[1], "clock_steps"),
+            0,
+            "a first setting is no step"
+        );
+    }
+
+    /// A step back seen on one interface moves what the other has queued to the new clock;
+    /// a frame that other interface captured before the step and delivers after it follows;
+    /// the core's watermark goes back with the clock. A pipe (its own clock) is untouched.
+    #[test]
+    fn a_step_moves_every_lane_of_its_clock_and_the_core() {
+        let mut lanes = vec![
+            lane("a", Some("local")),
+            lane("b", Some("local")),
+            lane("ap", Some("pipe:/run/ap.pcap")),
+        ];
+        let mut clocks = Clocks::new();
+        let mut c = core();
+        deliver(
+            0,
+            live(&[(T, 1_000)], 1_000),
+            &mut lanes,
+            &mut clocks,
+            &mut c,
+        );
+        deliver(
+            2,
+            live(&[(T + 30, 1_000)], 1_000),
+            &mut lanes,
+            &mut clocks,
+            &mut c,
+        );
+        // Lane a's frame reaches the core; lane b queues one.
+        let f = lanes[0].pop().unwrap();
+        c.observe(&Sighting {
+            ts_ms: f.ts_ms,
+            device: DeviceKey([1; 16]),
+            zone: 0,
+            rssi_dbm: -50,
+            kind: SightingKind::Probe,
+            randomized: false,
+            fingerprint: 0,
+            seq: None,
+        });
+        deliver(
+            1,
+            live(&[(T + 500, 1_500)], 1_500),
+            &mut lanes,
+            &mut clocks,
+            &mut c,
+        );
+        // NTP steps the gateway's clock back an hour; lane a sees it first.
+        deliver(
+            0,
+            live(&[(T - HOUR + 1_000, 2_000)], 2_000),
+            &mut lanes,
+            &mut clocks,
+            &mut c,
+        );
+        assert_eq!(count(&lanes[0], "clock_steps"), 1);
+        assert_eq!(queued(&lanes[0]), vec![T - HOUR + 1_000]);
+        assert_eq!(
+            queued(&lanes[1]),
+            vec![T - HOUR + 500],
+            "queued on the old clock: moved"
+        );
+        assert_eq!(count(&lanes[1], "clock_restamped_frames"), 1);
+        assert_eq!(queued(&lanes[2]), vec![T + 30], "another clock: untouched");
+        assert_eq!(
+            c.watermark_ms(),
+            T - HOUR,
+            "the core went back with the clock"
+        );
+        assert_eq!(c.open_count(), 0, "the visit open at the step ended there");
+        let closed = c.drain_closed();
+        assert_eq!(closed.len(), 1);
+        assert!(closed[0].clock_step);
+        // Lane b delivers a frame captured before the step, then one after it.
+        deliver(
+            1,
+            live(&[(T + 1_100, 2_100), (T - HOUR + 1_200, 2_200)], 2_200),
+            &mut lanes,
+            &mut clocks,
+            &mut c,
+        );
+        assert_eq!(
+            queued(&lanes[1]),
+            vec![T - HOUR + 500, T - HOUR + 1_100, T - HOUR + 1_200]
+        );
+        assert_eq!(count(&lanes[1], "clock_steps"), 0, "one step, counted once");
+        assert_eq!(
+            lanes[1].bound(),
+            Some(T - HOUR + 1_200 - LIVE_WATERMARK_LAG_MS)
+        );
+        assert_eq!(lanes[2].bound(), Some(T + 30 - LIVE_WATERMARK_LAG_MS));
+    }
+
+    /// After a restart the guard knows nothing: a first frame an hour behind what the restored
+    /// core had seen is a step back taken while the agent was down.
+    #[test]
+    fn a_clock_behind_the_checkpoint_is_a_step() {
+        let mut lanes = vec![lane("a", Some("local"))];
+        let mut clocks = Clocks::new();
+        let mut c = core();
+        c.advance(T);
+        deliver(
+            0,
+            live(&[(T - HOUR, 50)], 50),
+            &mut lanes,
+            &mut clocks,
+            &mut c,
+        );
+        assert_eq!(count(&lanes[0], "clock_steps"), 1);
+        assert_eq!(c.watermark_ms(), T - HOUR);
+        // A first frame after the checkpoint is just time passing.
+        let mut lanes = vec![lane("a", Some("local"))];
+        let mut clocks = Clocks::new();
+        let mut c = core();
+        c.advance(T);
+        deliver(
+            0,
+            live(&[(T + HOUR, 50)], 50),
+            &mut lanes,
+            &mut clocks,
+            &mut c,
+        );
+        assert_eq!(count(&lanes[0], "clock_steps"), 0);
+    }
+
+    /// Replays and portal logins carry no receive times: taken as stamped, never held.
+    #[test]
+    fn inputs_without_receive_times_are_taken_as_stamped() {
+        let mut lanes = vec![lane("file", None)];
+        let mut clocks = Clocks::new();
+        let mut c = core();
+        let msg = SourceMsg::Batch {
+            frames: vec![frame(5_000, 1)],
+            logins: Vec::new(),
+            watermark_ms: 5_000,
+            position: 1,
+            received: None,
+        };
+        deliver(0, msg, &mut lanes, &mut clocks, &mut c);
+        assert_eq!(queued(&lanes[0]), vec![5_000]);
+        assert_eq!(lanes[0].bound(), Some(5_000));
+        assert!(clocks.is_empty());
+    }
 }

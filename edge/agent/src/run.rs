@@ -163,6 +163,11 @@ impl RunReport {
                 "pcap_dropped",
                 "pcap_if_dropped",
                 "hop_errors",
+                "too_late",
+                "clock_unset_frames",
+                "clock_restamped_frames",
+                "clock_unset_dropped",
+                "clock_steps",
             ] {
                 let v = get(key);
                 if v > 0 {
@@ -538,6 +543,9 @@ struct LaneEnv {
     cancel: CancellationToken,
 }
 
+/// The name of the gateway's own wall clock, which stamps what its interfaces capture.
+const LOCAL_CLOCK: &str = "local";
+
 /// A Wi-Fi or portal source: its tasks, stopped and started on their own.
 struct LaneSource {
     name: String,
@@ -636,6 +644,14 @@ async fn spawn_lane(
                 });
             }
         }
+        // The wall clock that stamps a live capture's frames: the gateway's own for its
+        // interfaces (one guard for all of them: they step together), the capturing host's
+        // for a pipe (each its own, as nothing says two pipes share a host).
+        let clock = match &w.input {
+            WifiInput::File(_) => None,
+            WifiInput::Interface(_) => Some(LOCAL_CLOCK.to_string()),
+            WifiInput::Pipe(p) => Some(format!("pipe:{}", p.display())),
+        };
         let input = SourceInput {
             name: w.name.clone(),
             zone,
@@ -643,6 +659,7 @@ async fn spawn_lane(
             fingerprint,
             start,
             stats: stats.clone(),
+            clock,
         };
         let lane = LaneSource {
             name: w.name.clone(),
@@ -714,6 +731,8 @@ async fn spawn_lane(
         fingerprint,
         start,
         stats: stats.clone(),
+        // Login times are the portal's records, not a capture clock: taken as they are.
+        clock: None,
     };
     let lane = LaneSource {
         name: p.name.clone(),

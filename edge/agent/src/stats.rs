@@ -33,6 +33,20 @@ pub struct SourceStats {
     pub pcap_if_dropped: AtomicU64,
     /// Failed channel changes.
     pub hop_errors: AtomicU64,
+    /// Live frames stamped before the capture host's clock was set (before 2024: it counted
+    /// from 1970), held until it was set.
+    pub clock_unset_frames: AtomicU64,
+    /// Frames given other times than their stamps: held frames once the clock was set (by
+    /// their receive times), and frames stamped by a clock that had just stepped that were
+    /// not merged yet (moved to the new clock).
+    pub clock_restamped_frames: AtomicU64,
+    /// Held frames dropped because the clock stayed unset longer than the hold buffer lasts.
+    pub clock_unset_dropped: AtomicU64,
+    /// Steps of the capture host's clock (beyond the step tolerance) seen on this source.
+    pub clock_steps: AtomicU64,
+    /// Sightings the core refused as too late to place (older than its watermark by more than
+    /// the visit timeout).
+    pub too_late: AtomicU64,
     /// Source kind: `"wifi"` or `"portal"`.
     pub kind: &'static str,
     /// Counters by name for low-rate reasons (portal records rejected, by reason).
@@ -60,6 +74,11 @@ impl SourceStats {
             pcap_dropped: AtomicU64::new(0),
             pcap_if_dropped: AtomicU64::new(0),
             hop_errors: AtomicU64::new(0),
+            clock_unset_frames: AtomicU64::new(0),
+            clock_restamped_frames: AtomicU64::new(0),
+            clock_unset_dropped: AtomicU64::new(0),
+            clock_steps: AtomicU64::new(0),
+            too_late: AtomicU64::new(0),
         })
     }
 
@@ -129,6 +148,20 @@ impl SourceStats {
             ("pcap_dropped".to_string(), get(&self.pcap_dropped)),
             ("pcap_if_dropped".to_string(), get(&self.pcap_if_dropped)),
             ("hop_errors".to_string(), get(&self.hop_errors)),
+            ("too_late".to_string(), get(&self.too_late)),
+            (
+                "clock_unset_frames".to_string(),
+                get(&self.clock_unset_frames),
+            ),
+            (
+                "clock_restamped_frames".to_string(),
+                get(&self.clock_restamped_frames),
+            ),
+            (
+                "clock_unset_dropped".to_string(),
+                get(&self.clock_unset_dropped),
+            ),
+            ("clock_steps".to_string(), get(&self.clock_steps)),
         ];
         for (s, c) in Skip::ALL.iter().zip(&self.skipped) {
             v.push((format!("skipped_{}", s.label()), get(c)));
@@ -148,6 +181,11 @@ impl SourceStats {
                 "backpressure_dropped" => Some(&self.backpressure_dropped),
                 "read_errors" => Some(&self.read_errors),
                 "hop_errors" => Some(&self.hop_errors),
+                "too_late" => Some(&self.too_late),
+                "clock_unset_frames" => Some(&self.clock_unset_frames),
+                "clock_restamped_frames" => Some(&self.clock_restamped_frames),
+                "clock_unset_dropped" => Some(&self.clock_unset_dropped),
+                "clock_steps" => Some(&self.clock_steps),
                 other => other.strip_prefix("skipped_").and_then(|r| {
                     Skip::ALL
                         .iter()

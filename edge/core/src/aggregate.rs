@@ -6,6 +6,10 @@
 //! revision of that hour's record — the full totals again, never a silent edit — so the cloud
 //! can upsert by (hour, revision).
 //!
+//! An hour a step of the input's clock touched is flagged (`clock_step`) in its record: its
+//! totals hold visits stamped by a clock that was replaced, or visits from both sides of the
+//! step. Flagging an hour that was already sealed seals it again as a new revision.
+//!
 //! The fragments of one counting group (a randomized MAC rotating during one visit) are merged
 //! into one visit in the hour the group started, exactly as the day report merges them, so the
 //! hourly records and the report count the same visitors.
@@ -14,15 +18,16 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::ClockStep;
 use crate::params::DEFINITIONS_VERSION;
-use crate::session::{Visit, VisitClass};
+use crate::session::{Visit, VisitClass, MAX_REWIND_MS};
 use crate::time::LocalClock;
 use crate::ZoneId;
 
 const HOUR_MS: i64 = 3_600_000;
 /// Sealed, unchanged hours are forgotten after this long (input time); late visits older than
 /// that can no longer arrive because the sessionizer rejects sightings that late.
-const KEEP_MS: i64 = 48 * HOUR_MS;
+pub(crate) const KEEP_MS: i64 = 48 * HOUR_MS;
 
 /// Dwell bucket edges (ms): under 5 min, 5–30 min, 30–60 min, 1–5 h, 5–8 h, 8 h+.
 pub const DWELL_BUCKET_EDGES_MS: [i64; 5] = [
@@ -136,6 +141,10 @@ pub struct HourRecord {
     pub definitions_version: u32,
     /// The totals.
     pub stats: HourStats,
+    /// A step of the input's clock touched the hour (see [`Aggregator::flag_step`]): some of
+    /// its totals were stamped by a clock that was replaced, so they may belong to another
+    /// hour. A data-quality flag: the totals are what was seen, nothing was moved.
+    pub clock_step: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -148,6 +157,8 @@ struct HourSlot {
     dirty: bool,
     local_date: String,
     local_hour: u32,
+    /// See [`HourRecord::clock_step`].
+    clock_step: bool,
 }
 
 /// Accumulates closed visits into hours and seals them.
@@ -182,23 +193,20 @@ impl Aggregator {
     pub fn add(&mut self, v: &Visit, clock: &LocalClock) {
         if let Some(g) = &v.group {
             // Groups live at most a few visit timeouts, so only the last few hours can hold it.
-            let held = self
-                .hours
-                .values_mut()
-                .rev()
-                .find_map(|slot| slot.groups.get_mut(g).map(|m| (m, &mut slot.dirty)));
-            if let Some((merged, dirty)) = held {
+            let held = self.hours.values_mut().rev().find_map(|slot| {
+                slot.groups
+                    .get_mut(g)
+                    .map(|m| (m, &mut slot.dirty, &mut slot.clock_step))
+            });
+            if let Some((merged, dirty, clock_step)) = held {
                 merge_fragment(merged, v, self.min_dwell_ms);
                 *dirty = true;
+                *clock_step |= v.clock_step;
                 return;
             }
         }
-        let start = clock.hour_start(v.start_ms);
-        let slot = self.hours.entry(start).or_insert_with(|| HourSlot {
-            local_date: clock.date(v.start_ms).to_string(),
-            local_hour: clock.hour(v.start_ms),
-            ..HourSlot::default()
-        });
+        let slot = self.slot(v.start_ms, clock);
+        slot.clock_step |= v.clock_step;
         match &v.group {
             Some(g) => {
                 slot.groups.insert(g.clone(), v.clone());
@@ -206,6 +214,46 @@ impl Aggregator {
             None => slot.stats.add(v),
         }
         slot.dirty = true;
+    }
+
+    /// The slot of the hour containing `ts_ms`, created empty if needed.
+    fn slot(&mut self, ts_ms: i64, clock: &LocalClock) -> &mut HourSlot {
+        self.hours
+            .entry(clock.hour_start(ts_ms))
+            .or_insert_with(|| HourSlot {
+                local_date: clock.date(ts_ms).to_string(),
+                local_hour: clock.hour(ts_ms),
+                ..HourSlot::default()
+            })
+    }
+
+    /// Flags the hours a step of the input's clock touched. Forward, the hour the old clock
+    /// stopped in and the hour the new one starts in (the hours between were skipped: nothing
+    /// is filed in them). Back, every hour from the new reading to the old one: the new clock
+    /// files into them again, beside what the old clock filed there. An hour with nothing in
+    /// it gets a record of its own, so the flag reaches the cloud; one already sealed gets a
+    /// new revision. At most `MAX_REWIND_MS` worth of hours are flagged back from the old
+    /// reading (the sessionizer rewinds no further).
+    pub fn flag_step(&mut self, step: ClockStep, clock: &LocalClock) {
+        let flag = |agg: &mut Self, ts: i64| {
+            let slot = agg.slot(ts, clock);
+            if !slot.clock_step {
+                slot.clock_step = true;
+                slot.dirty = true;
+            }
+        };
+        if step.to_ms >= step.from_ms {
+            flag(self, step.from_ms);
+            flag(self, step.to_ms);
+            return;
+        }
+        let from = step.from_ms;
+        let mut t = step.to_ms.max(from.saturating_sub(MAX_REWIND_MS));
+        while t <= from {
+            flag(self, t);
+            // The next local hour's start (DST-safe: computed from the local clock).
+            t = clock.hour_start(t).saturating_add(HOUR_MS);
+        }
     }
 
     /// Seals every changed hour whose end + visit timeout is at or before the watermark.
@@ -245,6 +293,7 @@ impl Aggregator {
             local_hour: slot.local_hour,
             definitions_version: DEFINITIONS_VERSION,
             stats,
+            clock_step: slot.clock_step,
         });
     }
 
@@ -264,6 +313,7 @@ fn merge_fragment(m: &mut Visit, v: &Visit, min_dwell_ms: i64) {
     m.end_ms = end;
     m.inside_ms += v.inside_ms;
     m.sightings = m.sightings.saturating_add(v.sightings);
+    m.clock_step |= v.clock_step;
     for d in &v.path {
         match m.path.last_mut() {
             Some(last) if last.zone == d.zone => last.ms += d.ms,
@@ -309,6 +359,7 @@ mod tests {
             first_seq: None,
             last_seq: None,
             group: None,
+            clock_step: false,
         }
     }
 

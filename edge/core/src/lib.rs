@@ -6,6 +6,7 @@
 //! reproducible, so tests are table-driven and the same frames always give the same visits.
 
 pub mod aggregate;
+pub mod clock;
 pub mod counter;
 pub mod key;
 pub mod params;
@@ -20,6 +21,7 @@ pub mod time;
 pub mod zones;
 
 pub use aggregate::{Aggregator, HourRecord};
+pub use clock::{ClockGuard, ClockStep, ClockVerdict};
 pub use counter::{
     day_totals, footfall_by_hour, newest_revisions, Applied, CountInput, CounterError,
     CounterInterval, CounterTracker, DayCounts,

@@ -13,6 +13,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{Aggregator, HourRecord};
+use crate::clock::ClockStep;
 use crate::key::DeviceKey;
 use crate::params::MetricParams;
 use crate::person::PersonKey;
@@ -156,6 +157,10 @@ pub struct Visit {
     /// rotation share the natural key of the first of them. For counting only, never an
     /// identity beyond the visit.
     pub group: Option<String>,
+    /// The visit was open when the clock that stamps the input stepped
+    /// ([`Sessionizer::clock_step`]): it ended at the step, and its times are those of the
+    /// clock that was replaced.
+    pub clock_step: bool,
 }
 
 impl Visit {
@@ -244,6 +249,16 @@ pub struct SessionStats {
 
 /// How often (in input time) open visits are checked for closing.
 const SWEEP_EVERY_MS: i64 = 10_000;
+
+/// Farthest a step back of the input's clock moves the watermark back. The aggregator forgets
+/// sealed hours two days behind the watermark; a visit re-entering a forgotten hour would
+/// start its revisions over and collide with what is stored, so a step back further than a
+/// day (a broken clock, not an NTP correction) rewinds only a day, and sightings older than
+/// that are refused as late (and counted) until the clock catches up.
+pub const MAX_REWIND_MS: i64 = 24 * 3_600_000;
+// The oldest hour a rewound input can reach: a day back, less the longest visit timeout (6 h)
+// and the hour itself; it must still be kept.
+const _: () = assert!(MAX_REWIND_MS + 8 * 3_600_000 < crate::aggregate::KEEP_MS);
 
 /// Open visits, the staff tracker and the hourly aggregator: the whole core state, which the
 /// agent snapshots together with its source cursors.
@@ -500,7 +515,41 @@ impl Sessionizer {
         self.agg.seal_all();
     }
 
+    /// The clock that stamps the input stepped (see [`crate::clock`]); the input continues on
+    /// the new clock, which is the one to trust.
+    ///
+    /// No visit spans a step: every open visit ends at its last sighting before the step and is
+    /// flagged (`Visit::clock_step`), so sightings after the step can never be merged into a
+    /// visit, or an hour, on the other side of it. The hours the step touched are flagged in
+    /// their hourly records ([`Aggregator::flag_step`]): a sealed one gets a new revision.
+    /// After a step back the watermark moves back with the clock (by at most
+    /// [`MAX_REWIND_MS`]), so what the new clock stamps is not refused as late: the hours it
+    /// re-enters take the new visits as further revisions, flagged.
+    pub fn clock_step(&mut self, step: ClockStep) {
+        let mut all: Vec<(DeviceKey, Box<OpenVisit>)> =
+            self.open.drain().map(|(k, slot)| (k, slot.visit)).collect();
+        all.sort_unstable_by_key(|(k, v)| (v.first_ms, *k));
+        for (k, v) in all {
+            self.close_flagged(k, *v, true);
+        }
+        // A fragment before the step and one after it are on different clocks: never linked.
+        self.links.clear();
+        let clock = self.clock();
+        self.agg.flag_step(step, &clock);
+        let by = step.by_ms();
+        if by < 0 && self.watermark_ms != i64::MIN {
+            let back = by.saturating_neg().min(MAX_REWIND_MS);
+            self.watermark_ms = self.watermark_ms.saturating_sub(back);
+            self.last_sweep_ms = self.watermark_ms;
+        }
+    }
+
     fn close(&mut self, device: DeviceKey, v: OpenVisit) {
+        self.close_flagged(device, v, false);
+    }
+
+    /// Closes a visit; `clock_step`: it is closed because the input's clock stepped.
+    fn close_flagged(&mut self, device: DeviceKey, v: OpenVisit, clock_step: bool) {
         let clock = self.clock();
         let p = &self.params;
         let parts = clock.split_by_day(v.first_ms, v.last_ms.max(v.first_ms + 1));
@@ -529,6 +578,7 @@ impl Sessionizer {
             first_seq: v.first_seq,
             last_seq: v.last_seq,
             group: None,
+            clock_step,
         };
         let mut visit = visit;
         visit.group = self.link(&visit);

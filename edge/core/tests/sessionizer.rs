@@ -481,3 +481,170 @@ fn logins_bind_the_visit_to_a_person_and_make_it_a_visitor() {
         assert_eq!(got, case.want, "{}", case.name);
     }
 }
+
+/// One input event of a clock-step case.
+#[derive(Clone)]
+enum Ev {
+    See(Vec<Sighting>),
+    /// Advance the watermark to this second.
+    Advance(i64),
+    /// The input's clock stepped from this second to that one.
+    Step(i64, i64),
+}
+
+fn feed(s: &mut Sessionizer, events: &[Ev]) -> Vec<edge_core::HourRecord> {
+    let mut sealed = Vec::new();
+    for e in events {
+        match e {
+            Ev::See(xs) => xs.iter().for_each(|x| s.observe(x)),
+            Ev::Advance(t) => s.advance(t * S),
+            Ev::Step(from, to) => s.clock_step(edge_core::ClockStep {
+                from_ms: from * S,
+                to_ms: to * S,
+            }),
+        }
+        sealed.extend(s.drain_sealed());
+    }
+    s.flush();
+    sealed.extend(s.drain_sealed());
+    sealed
+}
+
+#[test]
+fn clock_steps_end_open_visits_and_flag_the_hours_they_touch() {
+    struct Case {
+        name: &'static str,
+        events: Vec<Ev>,
+        // (start s, end s, clock_step)
+        visits: Vec<(i64, i64, bool)>,
+        // (hour, revision, visits counted, clock_step), in the order sealed
+        hours: Vec<(i64, u32, u32, bool)>,
+        too_late: u64,
+    }
+    let table = vec![
+        Case {
+            name: "+1 h in the middle of a visit: split at the step, both hours flagged",
+            events: vec![
+                Ev::See(steady(1, 0, -50, 3000, 3300, 30)),
+                Ev::Step(3300, 3300 + H),
+                Ev::See(steady(1, 0, -50, 3301 + H, 3600 + H, 30)),
+            ],
+            visits: vec![(3000, 3300, true), (3301 + H, 3571 + H, false)],
+            hours: vec![(0, 1, 1, true), (1, 1, 1, true)],
+            too_late: 0,
+        },
+        Case {
+            name: "-1 h in the middle of a visit: not refused as late, not merged backwards",
+            events: vec![
+                Ev::See(steady(1, 0, -50, 3000 + H, 3300 + H, 30)),
+                Ev::Step(3300 + H, 3300),
+                Ev::See(steady(1, 0, -50, 3301, 3600, 30)),
+            ],
+            visits: vec![(3000 + H, 3300 + H, true), (3301, 3571, false)],
+            hours: vec![(0, 1, 1, true), (1, 1, 1, true)],
+            too_late: 0,
+        },
+        Case {
+            name: "-1 h into a sealed hour: a new revision, flagged",
+            events: vec![
+                Ev::See(steady(1, 0, -50, 600, 900, 30)),
+                Ev::See(steady(2, 0, -50, H + 900, H + 1200, 30)),
+                Ev::Advance(H + 1200),
+                Ev::Step(H + 1200, 1200),
+                Ev::See(steady(3, 0, -50, 1201, 1500, 30)),
+            ],
+            visits: vec![
+                (600, 900, false),
+                (H + 900, H + 1200, true),
+                (1201, 1471, false),
+            ],
+            hours: vec![(0, 1, 1, false), (0, 2, 2, true), (1, 1, 1, true)],
+            too_late: 0,
+        },
+        Case {
+            name: "a step within an hour flags that hour once",
+            events: vec![
+                Ev::See(steady(1, 0, -50, 600, 900, 30)),
+                Ev::Step(900, 900 + 120),
+                Ev::See(steady(1, 0, -50, 1021, 1200, 30)),
+            ],
+            visits: vec![(600, 900, true), (1021, 1171, false)],
+            hours: vec![(0, 1, 2, true)],
+            too_late: 0,
+        },
+        Case {
+            name: "-3 days: the watermark goes back one day only; older sightings are late",
+            events: vec![
+                Ev::See(steady(1, 0, -50, 72 * H - 300, 72 * H, 30)),
+                Ev::Step(72 * H, 0),
+                Ev::See(steady(2, 0, -50, 1, 300, 30)),
+                Ev::See(steady(3, 0, -50, 48 * H + 60, 48 * H + 360, 30)),
+            ],
+            visits: vec![
+                (48 * H + 60, 48 * H + 360, false),
+                (72 * H - 300, 72 * H, true),
+            ],
+            // Hours 48 to 72 flagged (25 records); hour 48 holds device 3, hour 71 device 1.
+            hours: (48..=72)
+                .map(|h| (h, 1, u32::from(h == 48 || h == 71), true))
+                .collect(),
+            too_late: 10,
+        },
+    ];
+    for c in table {
+        let mut s = new_sessionizer();
+        let sealed = feed(&mut s, &c.events);
+        let mut visits: Vec<(i64, i64, bool)> = s
+            .drain_closed()
+            .iter()
+            .map(|v| (v.start_ms / S, v.end_ms / S, v.clock_step))
+            .collect();
+        // Visits closed at the step come out before those closed at the flush.
+        visits.sort();
+        let mut want = c.visits.clone();
+        want.sort();
+        assert_eq!(visits, want, "{}: visits", c.name);
+        let mut hours: Vec<(i64, u32, u32, bool)> = sealed
+            .iter()
+            .map(|r| {
+                (
+                    r.hour_start_ms / (H * S),
+                    r.revision,
+                    r.stats.visitors + r.stats.passersby,
+                    r.clock_step,
+                )
+            })
+            .collect();
+        if c.name.starts_with("-3 days") {
+            hours.sort();
+        }
+        assert_eq!(hours, c.hours, "{}: hours", c.name);
+        assert_eq!(s.stats().too_late, c.too_late, "{}: too late", c.name);
+    }
+}
+
+#[test]
+fn a_flagged_hour_survives_a_snapshot() {
+    let mut s = new_sessionizer();
+    for x in steady(1, 0, -50, 600, 900, 30) {
+        s.observe(&x);
+    }
+    s.clock_step(edge_core::ClockStep {
+        from_ms: 900 * S,
+        to_ms: (900 + H) * S,
+    });
+    let bytes = snapshot::encode(&s);
+    let mut r = snapshot::decode(
+        &bytes,
+        MetricParams::default(),
+        LocalClock::new(chrono_tz::UTC),
+    )
+    .unwrap();
+    r.flush();
+    let sealed: Vec<(i64, bool)> = r
+        .drain_sealed()
+        .iter()
+        .map(|h| (h.hour_start_ms / (H * S), h.clock_step))
+        .collect();
+    assert_eq!(sealed, vec![(0, true), (1, true)]);
+}

@@ -33,6 +33,13 @@
 //!   start, and the start of today's opening hours (a counter that pauses at night gets
 //!   `counter_silence` after opening to report). Cleared when the counter stores an interval
 //!   ending within `counter_silence` again — also outside opening hours.
+//! - `clock_unset`: a live Wi-Fi source received frames stamped before 2024 since the last look
+//!   (the capture host's clock has not been set since boot: no real-time clock, NTP not
+//!   synchronised); the agent holds them until the clock is set. Cleared when frames arrive
+//!   again and none of them is unset.
+//! - `clock_step`: a live Wi-Fi source's clock stepped (`clock_steps` moved) since the last
+//!   look: visits open at the step ended there and the hours it touched are flagged. Kept for
+//!   [`CLOCK_STEP_ALERT_MS`] after the last step the monitor saw, then cleared.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -48,6 +55,10 @@ use crate::store::activity::Activity;
 /// Wi-Fi counters of frames lost before they were read.
 const CAPTURE_DROP_COUNTERS: [&str; 3] =
     ["backpressure_dropped", "pcap_dropped", "pcap_if_dropped"];
+
+/// How long the `clock_step` alert stays raised after the monitor last saw a step: about the
+/// hours the step flagged.
+pub const CLOCK_STEP_ALERT_MS: i64 = 3_600_000;
 
 /// One source's counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +179,8 @@ pub struct Monitor {
     prev_at_ms: i64,
     states: BTreeMap<String, SourceState>,
     active: BTreeSet<String>,
+    /// When the monitor last saw each source's clock step.
+    last_step_ms: BTreeMap<String, i64>,
 }
 
 fn sum(c: &BTreeMap<String, u64>, names: &[&str]) -> u64 {
@@ -210,6 +223,7 @@ impl Monitor {
             prev_at_ms: at_ms,
             states,
             active: BTreeSet::new(),
+            last_step_ms: BTreeMap::new(),
             settings,
         }
     }
@@ -226,6 +240,53 @@ impl Monitor {
             self.active.insert(key)
         } else {
             self.active.remove(&key)
+        }
+    }
+
+    /// The clock alerts of a Wi-Fi source whose counters moved by `delta` since the last look.
+    fn clock_alerts(
+        &mut self,
+        now: i64,
+        src: &SourceCounters,
+        delta: &BTreeMap<String, u64>,
+        events: &mut Vec<Value>,
+    ) {
+        let moved = |k: &str| delta.get(k).copied().unwrap_or(0);
+        let total = |k: &str| src.counters.get(k).copied().unwrap_or(0);
+        let unset = moved("clock_unset_frames");
+        let key = format!("clock_unset:{}", src.name);
+        if unset > 0 && self.flip(key.clone(), true) {
+            events.push(json!({
+                "event": "clock_unset", "at_ms": now, "source": src.name,
+                "unset_frames": unset, "held_dropped": total("clock_unset_dropped"),
+            }));
+        } else if unset == 0 && moved("frames_read") > 0 && self.flip(key, false) {
+            events.push(json!({
+                "event": "clock_unset_cleared", "at_ms": now, "source": src.name,
+                "restamped_frames": total("clock_restamped_frames"),
+                "held_dropped": total("clock_unset_dropped"),
+            }));
+        }
+        let key = format!("clock_step:{}", src.name);
+        if moved("clock_steps") > 0 {
+            self.last_step_ms.insert(src.name.clone(), now);
+            if self.flip(key, true) {
+                events.push(json!({
+                    "event": "clock_step", "at_ms": now, "source": src.name,
+                    "steps": total("clock_steps"),
+                }));
+            }
+        } else if self
+            .last_step_ms
+            .get(&src.name)
+            .is_some_and(|t| now.saturating_sub(*t) >= CLOCK_STEP_ALERT_MS)
+            && self.flip(key, false)
+        {
+            self.last_step_ms.remove(&src.name);
+            events.push(json!({
+                "event": "clock_step_cleared", "at_ms": now, "source": src.name,
+                "steps": total("clock_steps"),
+            }));
         }
     }
 
@@ -267,6 +328,9 @@ impl Monitor {
                     "event": event, "at_ms": now, "source": src.name, "kind": src.kind,
                     "state": state.label(),
                 }));
+            }
+            if src.kind == "wifi" {
+                self.clock_alerts(now, src, &delta, &mut events);
             }
             self.states.insert(src.name.clone(), state);
             self.prev.insert(src.name.clone(), src.counters.clone());
@@ -616,6 +680,72 @@ mod tests {
         // Silent again for longer than the threshold: a new episode.
         let (ev, _) = look(150_000, 400, 3, 1, 1_100, Some(85_000));
         assert_eq!(ev, ["counter_silent:door"]);
+    }
+
+    /// `clock_unset` while frames arrive stamped 1970, cleared once frames arrive with a set
+    /// clock; `clock_step` raised by a step and kept an hour after the last one. (A capture
+    /// streamed into a pipe: not a live radio, so a quiet look is not `source_down`.)
+    #[test]
+    fn clock_alerts_are_raised_once_and_cleared() {
+        let base = vec![src("capture", "wifi", &[("frames_read", 0)])];
+        let mut st = settings();
+        st.live_counters.clear();
+        let mut m = Monitor::new(st, base, T0);
+        let mut look = |at: i64, kv: &[(&str, u64)]| {
+            let s = Sample {
+                at_ms: T0 + at,
+                sources: vec![src("capture", "wifi", kv)],
+                free_disk_bytes: 1 << 30,
+                ..Sample::default()
+            };
+            let o = m.observe(&s, &BTreeMap::new());
+            (names(&o.events), o.telemetry["alerts"].clone(), o.events)
+        };
+        // Booted at 1970: frames arrive unset.
+        let (ev, alerts, events) = look(10_000, &[("frames_read", 10), ("clock_unset_frames", 10)]);
+        assert_eq!(ev, ["clock_unset:capture"]);
+        assert_eq!(alerts, json!(["clock_unset:capture"]));
+        assert_eq!(events[0]["unset_frames"], 10);
+        // Still unset: nothing new.
+        let (ev, _, _) = look(20_000, &[("frames_read", 20), ("clock_unset_frames", 20)]);
+        assert!(ev.is_empty());
+        // No frames at all (a pipe whose writer paused): nothing is known, the alert stays.
+        let (ev, _, _) = look(30_000, &[("frames_read", 20), ("clock_unset_frames", 20)]);
+        assert!(ev.is_empty());
+        // NTP set the clock: the held frames were re-stamped, new frames are sane.
+        let set = [
+            ("frames_read", 30),
+            ("clock_unset_frames", 20),
+            ("clock_restamped_frames", 20),
+        ];
+        let (ev, alerts, events) = look(40_000, &set);
+        assert_eq!(ev, ["clock_unset_cleared:capture"]);
+        assert_eq!(alerts, json!([]));
+        assert_eq!(events[0]["restamped_frames"], 20);
+        // A step: raised once, kept while steps keep coming and for an hour after the last.
+        let stepped = |frames: u64, steps: u64| {
+            [
+                ("frames_read", frames),
+                ("clock_unset_frames", 20),
+                ("clock_restamped_frames", 20),
+                ("clock_steps", steps),
+            ]
+        };
+        let (ev, alerts, _) = look(50_000, &stepped(40, 1));
+        assert_eq!(ev, ["clock_step:capture"]);
+        assert_eq!(alerts, json!(["clock_step:capture"]));
+        let (ev, _, _) = look(60_000 + CLOCK_STEP_ALERT_MS / 2, &stepped(50, 2));
+        assert!(ev.is_empty(), "a second step in the episode: {ev:?}");
+        let (ev, _, _) = look(60_000 + CLOCK_STEP_ALERT_MS, &stepped(60, 2));
+        assert!(
+            ev.is_empty(),
+            "an hour after the first step, not after the last"
+        );
+        let (ev, alerts, _) = look(60_000 + CLOCK_STEP_ALERT_MS * 3 / 2, &stepped(70, 2));
+        assert_eq!(ev, ["clock_step_cleared:capture"]);
+        assert_eq!(alerts, json!([]));
+        let (ev, _, _) = look(70_000 + CLOCK_STEP_ALERT_MS * 2, &stepped(80, 2));
+        assert!(ev.is_empty());
     }
 
     /// With opening hours, silence is only an alert while the store is open, and counts from

@@ -5,14 +5,40 @@
 //! because the kernel would drop frames anyway if the capture loop stalled. Every frame carries
 //! its position in the source so the pipeline can commit a cursor that covers exactly what the
 //! store has.
+//!
+//! Live Wi-Fi sources also say when they received each frame, on the process's monotonic
+//! clock ([`mono_ms`]): the frame times come from the capture host's wall clock, which may be
+//! unset (1970) or stepped, and only a clock that never jumps can tell (see the pipeline's
+//! clock guard). Replayed files carry no receive times: their timestamps are what they are.
 
 pub mod counter;
 pub mod portal;
 pub mod pos;
 pub mod wifi;
 
+use std::sync::OnceLock;
+use std::time::Instant;
+
 use edge_core::person::PersonKey;
 use edge_core::{DeviceKey, SightingKind};
+
+/// Milliseconds on the process's monotonic clock (since its first use): never steps, whatever
+/// the wall clock does, and means nothing across a restart.
+pub fn mono_ms() -> i64 {
+    static ANCHOR: OnceLock<Instant> = OnceLock::new();
+    let since = ANCHOR.get_or_init(Instant::now).elapsed().as_millis();
+    // i64 milliseconds last 292 million years.
+    i64::try_from(since).unwrap_or(i64::MAX)
+}
+
+/// When a live source received what a batch carries, in [`mono_ms`] time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Received {
+    /// Receive time of each frame (parallel to the batch's `frames`).
+    pub frames_ms: Vec<i64>,
+    /// When the batch was sent: the moment its watermark speaks for.
+    pub at_ms: i64,
+}
 
 /// Batches queued per source before a file source waits / a live source drops.
 pub const CHANNEL_BATCHES: usize = 64;
@@ -98,6 +124,9 @@ pub enum SourceMsg {
         watermark_ms: i64,
         /// Records consumed so far (cursor), including skipped ones.
         position: u64,
+        /// Receive times: live Wi-Fi sources only (`None`: the frame times are taken as they
+        /// are, and `watermark_ms` is trusted).
+        received: Option<Received>,
     },
     /// The source moved on to another input (a followed file was rotated or truncated): the
     /// positions of later batches count from 0 in the input with this fingerprint.

@@ -1064,6 +1064,7 @@ fn visit_json(v: &Visit, b: &Batch, cx: &VisitContext<'_>) -> (String, String) {
         "sightings": v.sightings,
         "person_key_version": if cx.person_key.is_some() { b.person_key_version } else { 0 },
         "repeat": cx.repeat,
+        "clock_step": v.clock_step,
     });
     (path_json, body.to_string())
 }
@@ -1113,6 +1114,7 @@ fn hour_json(h: &HourRecord, zones: &[String]) -> String {
             .collect::<serde_json::Map<_, _>>(),
         "zones": zone_stats,
         "transitions": transitions,
+        "clock_step": h.clock_step,
     })
     .to_string()
 }
@@ -1795,6 +1797,7 @@ mod tests {
             first_seq: None,
             last_seq: None,
             group: None,
+            clock_step: false,
         }
     }
 
@@ -1806,6 +1809,7 @@ mod tests {
             local_hour: 9,
             definitions_version: 1,
             stats: HourStats::default(),
+            clock_step: false,
         }
     }
 

@@ -254,6 +254,7 @@ impl Batcher {
             logins: std::mem::take(&mut self.logins),
             watermark_ms: self.watermark_ms,
             position,
+            received: None,
         }
     }
 }

@@ -221,6 +221,7 @@ fn login_msg(ts_ms: i64, l: Login, id: u64) -> SourceMsg {
         logins: vec![l],
         watermark_ms: ts_ms,
         position: id,
+        received: None,
     }
 }
 
@@ -354,6 +355,7 @@ pub async fn spawn(
                 logins: Vec::new(),
                 watermark_ms: chrono::Utc::now().timestamp_millis() - 2000,
                 position,
+                received: None,
             };
             if let Err(TrySendError::Disconnected(_)) = tx.try_send(msg) {
                 break;

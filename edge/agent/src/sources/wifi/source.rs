@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::config::{WifiInput, WifiSource};
-use crate::sources::{Frame, SourceMsg, BATCH_FRAMES};
+use crate::sources::{mono_ms, Frame, Received, SourceMsg, BATCH_FRAMES};
 use crate::stats::SourceStats;
 
 /// How much of a capture file identifies it for its cursor: a file that was replaced gets a
@@ -66,16 +66,28 @@ pub struct FrameHandler {
     pub position: u64,
     /// Newest timestamp seen.
     pub watermark_ms: i64,
+    /// Live captures: the receive time ([`mono_ms`]) of each batched frame.
+    received: Option<Vec<i64>>,
 }
 
 impl FrameHandler {
-    /// A handler whose first record has position `position`.
+    /// A handler for a replayed file, whose first record has position `position`.
     pub fn new(stats: Arc<SourceStats>, position: u64) -> Self {
         FrameHandler {
             stats,
             batch: Vec::with_capacity(BATCH_FRAMES),
             position,
             watermark_ms: i64::MIN,
+            received: None,
+        }
+    }
+
+    /// A handler for a live capture: its batches say when each frame was received, so the
+    /// pipeline can judge the capture host's clock.
+    pub fn live(stats: Arc<SourceStats>) -> Self {
+        FrameHandler {
+            received: Some(Vec::with_capacity(BATCH_FRAMES)),
+            ..FrameHandler::new(stats, 0)
         }
     }
 
@@ -103,6 +115,10 @@ impl FrameHandler {
             frames: std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_FRAMES)),
             watermark_ms: self.watermark_ms,
             position: self.position,
+            received: self.received.as_mut().map(|r| Received {
+                frames_ms: std::mem::replace(r, Vec::with_capacity(BATCH_FRAMES)),
+                at_ms: mono_ms(),
+            }),
         }
     }
 }
@@ -280,6 +296,10 @@ pub fn read_pipe(
                         frames: Vec::new(),
                         watermark_ms: ts.saturating_add(elapsed).saturating_sub(1000),
                         position: 0,
+                        received: Some(Received {
+                            frames_ms: Vec::new(),
+                            at_ms: mono_ms(),
+                        }),
                     };
                     if let Err(TrySendError::Disconnected(_)) = tx.try_send(msg) {
                         break;
@@ -287,7 +307,7 @@ pub fn read_pipe(
                 }
             })
     };
-    let mut h = FrameHandler::new(stats.clone(), 0);
+    let mut h = FrameHandler::live(stats.clone());
     let mut failures = 0u32;
     'streams: while !cancel.is_cancelled() {
         let file = match open_pipe(path) {
@@ -422,7 +442,7 @@ pub async fn capture_live(
     let cap = open_live(&src, &iface)?;
     let linktype = cap.get_datalink().0 as u32;
     let mut stream = cap.stream(Codec { linktype })?;
-    let mut h = FrameHandler::new(stats.clone(), 0);
+    let mut h = FrameHandler::live(stats.clone());
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let send = |msg: SourceMsg, stats: &SourceStats| match tx.try_send(msg) {
@@ -485,6 +505,9 @@ impl FrameHandler {
         match verdict {
             Ok(p) => {
                 self.stats.sightings.fetch_add(1, Ordering::Relaxed);
+                if let Some(r) = &mut self.received {
+                    r.push(mono_ms());
+                }
                 self.batch.push(Frame {
                     ts_ms,
                     mac: p.mac.to_u64(),

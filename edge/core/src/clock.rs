@@ -1,0 +1,278 @@
+//! Clock faults of a live capture: telling a frame time that can be trusted from one stamped by
+//! a clock that was never set, or that was just stepped.
+//!
+//! A store gateway has no real-time clock: it boots at 1970 until NTP sets the time, and NTP
+//! may later step the clock (by an hour, after a wrong time zone or a stale fake-hwclock). A
+//! live capture stamps frames with that clock, so the faults arrive as frame times. The
+//! [`ClockGuard`] of one capture host's clock is fed pairs of (frame time, monotonic receive
+//! time): the monotonic clock never jumps, so a change of `frame time − receive time` larger
+//! than [`STEP_TOLERANCE_MS`] between two frames is a step of the wall clock, not time passing.
+//!
+//! Several captures may share one clock (a gateway's own interfaces) and so one guard; their
+//! frames reach it interleaved, so a frame stamped just before a step may arrive after another
+//! capture's first frame stamped after it. For [`STEP_GRACE_MS`] after a step, a frame on the
+//! replaced clock is [`ClockVerdict::Lagging`] (to be moved to the new clock), not a step back.
+//!
+//! Nothing here reads a clock: the monotonic times come in with the frames (the agent measures
+//! them when it receives a frame), so the classification is a pure function of its inputs.
+//! Replayed files have no receive times and are never judged: their timestamps are what
+//! they are.
+
+use serde::{Deserialize, Serialize};
+
+/// 2024-01-01T00:00:00Z. A frame stamped earlier was stamped by a clock that has not been set
+/// since boot (it counts from 1970); no capture this software reads can be that old.
+pub const MIN_SANE_MS: i64 = 1_704_067_200_000;
+
+/// How far the wall clock may drift from the monotonic clock between two frames before the
+/// difference is a step. NTP slews small errors at most 0.5 ms/s, and a frame waits in capture
+/// buffers for well under a second; a minute is far above both and far below the steps that
+/// misfile data (a time zone hour, a stale boot time).
+pub const STEP_TOLERANCE_MS: i64 = 60_000;
+
+/// How long (monotonic time) after a step a frame still stamped by the replaced clock is taken
+/// for one that was captured before the step and received late, rather than for a step back.
+/// Captures deliver what they read within a second.
+pub const STEP_GRACE_MS: i64 = 10_000;
+
+/// What one frame time says about the clock that stamped it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockVerdict {
+    /// Before [`MIN_SANE_MS`]: the clock has not been set since boot.
+    Unset,
+    /// The first sane time the guard sees: from now on the clock's relation to monotonic time
+    /// is known, so frames held while it was unset can be given real times
+    /// ([`ClockGuard::wall_at`]).
+    Set,
+    /// Consistent with the frames before it.
+    Ok,
+    /// The clock jumped by `by_ms` (positive: forward) since the previous frame, beyond what
+    /// the monotonic time between them explains.
+    Step {
+        /// Size of the jump, ms.
+        by_ms: i64,
+    },
+    /// Stamped by the clock a step just replaced (received within [`STEP_GRACE_MS`] of the
+    /// step, consistent with the old clock): captured before the step, received after it.
+    /// Adding `by_ms` puts it on the new clock.
+    Lagging {
+        /// What to add to the frame time, ms (the step's size).
+        by_ms: i64,
+    },
+}
+
+/// A step of the clock that stamps the input, as the core needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockStep {
+    /// What the old clock read at the moment of the step, UTC ms.
+    pub from_ms: i64,
+    /// What the new clock read at that moment, UTC ms.
+    pub to_ms: i64,
+}
+
+impl ClockStep {
+    /// Size of the step (positive: forward), ms.
+    pub fn by_ms(&self) -> i64 {
+        self.to_ms.saturating_sub(self.from_ms)
+    }
+}
+
+/// Follows one capture host's wall clock against the monotonic clock of the receiving process.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClockGuard {
+    /// `frame time − monotonic receive time` of the newest sane frame: the wall clock's reading
+    /// at monotonic time 0. `None` until the first sane frame.
+    offset_ms: Option<i64>,
+    /// The last step: (offset of the replaced clock, monotonic time of the step).
+    replaced: Option<(i64, i64)>,
+}
+
+impl ClockGuard {
+    /// A guard that has seen nothing yet.
+    pub fn new() -> Self {
+        ClockGuard::default()
+    }
+
+    /// Judges a frame stamped `ts_ms` and received at monotonic `mono_ms`. Frames must come in
+    /// the order they were received. A step moves the guard to the new clock (NTP's step is a
+    /// correction: the new time is the one to trust).
+    pub fn classify(&mut self, ts_ms: i64, mono_ms: i64) -> ClockVerdict {
+        if ts_ms < MIN_SANE_MS {
+            return ClockVerdict::Unset;
+        }
+        let offset = ts_ms.saturating_sub(mono_ms);
+        let Some(current) = self.offset_ms else {
+            self.offset_ms = Some(offset);
+            return ClockVerdict::Set;
+        };
+        let by_ms = offset.saturating_sub(current);
+        if by_ms.abs() <= STEP_TOLERANCE_MS {
+            // The newest offset is kept, so the slow drift NTP slews away never adds up to a
+            // false step.
+            self.offset_ms = Some(offset);
+            return ClockVerdict::Ok;
+        }
+        if let Some((old, at)) = self.replaced {
+            let recent = mono_ms.saturating_sub(at) <= STEP_GRACE_MS;
+            if recent && offset.saturating_sub(old).abs() <= STEP_TOLERANCE_MS {
+                return ClockVerdict::Lagging {
+                    by_ms: current.saturating_sub(offset),
+                };
+            }
+        }
+        self.replaced = Some((current, mono_ms));
+        self.offset_ms = Some(offset);
+        ClockVerdict::Step { by_ms }
+    }
+
+    /// Whether a sane time has been seen.
+    pub fn is_set(&self) -> bool {
+        self.offset_ms.is_some()
+    }
+
+    /// What the (current) wall clock read, or will read, at monotonic time `mono_ms`; `None`
+    /// until the clock has been set.
+    pub fn wall_at(&self, mono_ms: i64) -> Option<i64> {
+        self.offset_ms.map(|o| o.saturating_add(mono_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: i64 = 1_795_000_000_000; // 2026-11-18
+    const HOUR: i64 = 3_600_000;
+
+    /// (frame time, receive time) sequences and the verdict of each frame.
+    #[test]
+    fn classifies_unset_set_ok_and_steps() {
+        use ClockVerdict::*;
+        let table: &[(&str, &[(i64, i64)], &[ClockVerdict])] = &[
+            (
+                "a sane clock throughout",
+                &[(T, 1_000), (T + 500, 1_500), (T + 10_000, 11_000)],
+                &[Set, Ok, Ok],
+            ),
+            (
+                "boot at 1970, then NTP sets the clock",
+                &[
+                    (10_000, 10_000),
+                    (10_500, 10_500),
+                    (T, 11_000),
+                    (T + 500, 11_500),
+                ],
+                &[Unset, Unset, Set, Ok],
+            ),
+            (
+                "negative times are unset too",
+                &[(-5, 1), (MIN_SANE_MS - 1, 2), (MIN_SANE_MS, 3)],
+                &[Unset, Unset, Set],
+            ),
+            (
+                "+1 h step",
+                &[
+                    (T, 1_000),
+                    (T + 500, 1_500),
+                    (T + HOUR + 1_000, 2_000),
+                    (T + HOUR + 1_500, 2_500),
+                ],
+                &[Set, Ok, Step { by_ms: HOUR }, Ok],
+            ),
+            (
+                "-1 h step",
+                &[
+                    (T, 1_000),
+                    (T + 500, 1_500),
+                    (T - HOUR + 1_000, 2_000),
+                    (T - HOUR + 1_500, 2_500),
+                ],
+                &[Set, Ok, Step { by_ms: -HOUR }, Ok],
+            ),
+            (
+                "a step during a quiet hour is still seen: the monotonic gap is two hours",
+                &[(T, 1_000), (T + HOUR, 2 * HOUR + 1_000)],
+                &[Set, Step { by_ms: -HOUR }],
+            ),
+            (
+                "a long quiet gap is time passing, not a step",
+                &[(T, 1_000), (T + 5 * HOUR, 5 * HOUR + 1_000)],
+                &[Set, Ok],
+            ),
+            (
+                "drift and delays within the tolerance",
+                // The second frame waited 30 s in a buffer, the third none.
+                &[(T, 1_000), (T + 1_000, 32_000), (T + 3_000, 4_000)],
+                &[Set, Ok, Ok],
+            ),
+            (
+                "just beyond the tolerance",
+                &[(T, 1_000), (T + 1_000 + STEP_TOLERANCE_MS + 1, 2_000)],
+                &[
+                    Set,
+                    Step {
+                        by_ms: STEP_TOLERANCE_MS + 1,
+                    },
+                ],
+            ),
+            (
+                "a frame of another capture of the same clock, stamped before the step",
+                &[
+                    (T, 1_000),
+                    (T - HOUR + 1_000, 2_000),
+                    (T + 1_100, 2_100),
+                    (T - HOUR + 1_200, 2_200),
+                ],
+                &[Set, Step { by_ms: -HOUR }, Lagging { by_ms: -HOUR }, Ok],
+            ),
+            (
+                "the old clock again after the grace: a step back to it",
+                &[
+                    (T, 1_000),
+                    (T - HOUR + 1_000, 2_000),
+                    (T + 2_000 + STEP_GRACE_MS, 3_000 + STEP_GRACE_MS),
+                ],
+                &[Set, Step { by_ms: -HOUR }, Step { by_ms: HOUR }],
+            ),
+            (
+                "the clock falls back to 1970 after being set: unset again, the relation is kept",
+                &[(T, 1_000), (3_000, 3_000), (T + 3_000, 4_000)],
+                &[Set, Unset, Ok],
+            ),
+        ];
+        for (name, frames, want) in table {
+            let mut g = ClockGuard::new();
+            let got: Vec<ClockVerdict> = frames.iter().map(|&(ts, m)| g.classify(ts, m)).collect();
+            assert_eq!(&got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn wall_at_follows_the_newest_clock() {
+        let mut g = ClockGuard::new();
+        assert_eq!(g.wall_at(5_000), None);
+        assert!(!g.is_set());
+        g.classify(20_000, 20_000);
+        assert_eq!(g.wall_at(5_000), None, "an unset time says nothing");
+        g.classify(T, 30_000);
+        assert!(g.is_set());
+        // Frames held while unset, received 10 s and 2 s before the first sane one.
+        assert_eq!(g.wall_at(20_000), Some(T - 10_000));
+        assert_eq!(g.wall_at(28_000), Some(T - 2_000));
+        g.classify(T - HOUR + 1_000, 31_000);
+        assert_eq!(
+            g.wall_at(32_000),
+            Some(T - HOUR + 2_000),
+            "after a step: the new clock"
+        );
+    }
+
+    #[test]
+    fn step_size() {
+        let s = ClockStep {
+            from_ms: T,
+            to_ms: T - HOUR,
+        };
+        assert_eq!(s.by_ms(), -HOUR);
+    }
+}
