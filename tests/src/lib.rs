@@ -406,6 +406,23 @@ impl Agent {
         }
     }
 
+    /// Stops the agent with SIGTERM, waits (up to 30 s) for it to exit and checks that it did
+    /// not panic; gives its log.
+    pub fn stop_cleanly(mut self) -> Vec<String> {
+        self.terminate();
+        assert!(
+            self.wait_exit(Duration::from_secs(30)).is_some(),
+            "the agent did not stop"
+        );
+        let log = self.log_lines();
+        assert!(
+            !log.iter().any(|l| l.contains("panicked")),
+            "the agent panicked:\n{}",
+            log.join("\n")
+        );
+        log
+    }
+
     /// Kills the agent with SIGKILL (an unclean stop) and waits for it.
     pub fn kill9(mut self) {
         let _ = self.child.kill();

@@ -209,17 +209,7 @@ fn a_full_disk_holds_what_it_cannot_write_and_recovers_by_itself() {
         freed.elapsed().as_secs_f64(),
         clean_visits.len()
     );
-    agent.terminate();
-    assert!(
-        agent.wait_exit(Duration::from_secs(30)).is_some(),
-        "the agent did not stop"
-    );
-    let log = agent.log_lines();
-    assert!(
-        !log.iter().any(|l| l.contains("panicked")),
-        "{}",
-        log.join("\n")
-    );
+    let log = agent.stop_cleanly();
     assert!(
         log.iter().any(|l| l.contains("out of space")),
         "the full disk was not logged:\n{}",
@@ -242,18 +232,13 @@ fn a_full_disk_holds_what_it_cannot_write_and_recovers_by_itself() {
             std::fs::remove_file(filler).unwrap();
         })
     };
-    let mut agent = Agent::start_live(&config);
+    let agent = Agent::start_live(&config);
     remover.join().unwrap();
-    let log = agent.log_lines();
+    let log = agent.stop_cleanly();
     assert!(
         log.iter().any(|l| l.contains("waiting for space")),
         "the start did not meet a full disk:\n{}",
         log.join("\n")
-    );
-    agent.terminate();
-    assert!(
-        agent.wait_exit(Duration::from_secs(30)).is_some(),
-        "the agent did not stop"
     );
     assert_eq!(stored_day(&data), want);
 }

@@ -64,17 +64,7 @@ fn no_personal_data_anywhere_after_retention() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    agent.terminate();
-    let mut agent = agent;
-    assert!(
-        agent.wait_exit(Duration::from_secs(30)).is_some(),
-        "the agent did not stop"
-    );
-    assert!(
-        !agent.log_lines().iter().any(|l| l.contains("panicked")),
-        "{}",
-        agent.log_lines().join("\n")
-    );
+    agent.stop_cleanly();
 
     let db = open_db(&data);
     let ok: String = db

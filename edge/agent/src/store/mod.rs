@@ -1771,7 +1771,8 @@ mod tests {
         )
     }
 
-    fn visit(dev: u8, start_ms: i64) -> Visit {
+    /// A 10-minute visit of device `dev` through both zones (shared with the model test).
+    pub(super) fn visit(dev: u8, start_ms: i64) -> Visit {
         Visit {
             device: DeviceKey([dev; 16]),
             start_ms,

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use edge_core::aggregate::{HourRecord, HourStats};
 use edge_core::counter::CounterInterval;
-use edge_core::{DeviceKey, LocalClock, Visit, VisitClass, ZoneDwell};
+use edge_core::LocalClock;
 use edge_proto::v1 as pb;
 use edge_proto::v1::sync_server::Sync as SyncApi;
 use futures::StreamExt;
@@ -37,6 +37,7 @@ use tonic::{Code, Request, Status};
 
 use super::counters::CounterBatch;
 use super::purchases::{PosBatch, PurchaseItem, PurchaseRow};
+use super::tests::visit;
 use super::{open, Batch, PrunePolicy, Reader, Store, StoreError, DB_FILE};
 use crate::sync::cursor::Cursor;
 use crate::sync::live::LiveHub;
@@ -293,35 +294,6 @@ fn zones() -> Arc<[String]> {
     vec!["entrance".to_string(), "checkout".to_string()].into()
 }
 
-fn visit(dev: u8, start_ms: i64) -> Visit {
-    Visit {
-        device: DeviceKey([dev; 16]),
-        start_ms,
-        end_ms: start_ms + 600_000,
-        inside_ms: 600_000,
-        sightings: 12,
-        class: VisitClass::Visitor,
-        randomized: false,
-        associated: false,
-        path: vec![
-            ZoneDwell {
-                zone: 0,
-                ms: 400_000,
-            },
-            ZoneDwell {
-                zone: 1,
-                ms: 200_000,
-            },
-        ],
-        person: None,
-        connected: false,
-        fingerprint: 0,
-        first_seq: None,
-        last_seq: None,
-        group: None,
-    }
-}
-
 fn hour(h: u8, revision: u8) -> HourRecord {
     HourRecord {
         hour_start_ms: T0 + i64::from(h) * HOUR,
@@ -330,6 +302,7 @@ fn hour(h: u8, revision: u8) -> HourRecord {
         local_hour: u32::from(h),
         definitions_version: 1,
         stats: HourStats::default(),
+        clock_step: false,
     }
 }
 
