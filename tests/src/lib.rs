@@ -76,6 +76,15 @@ pub fn bin() -> &'static Path {
     })
 }
 
+/// Makes a named pipe (FIFO) at `path`, for a Wi-Fi `pipe` source the test streams into.
+pub fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("running mkfifo");
+    assert!(status.success(), "mkfifo {} failed", path.display());
+}
+
 /// Runs `store-edge` with `args` and returns its output.
 pub fn store_edge(args: &[&str]) -> Output {
     Command::new(bin())

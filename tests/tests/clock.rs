@@ -18,7 +18,6 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use edge_e2e::mosquitto::{free_port, Broker, Watcher};
@@ -128,11 +127,7 @@ impl Live {
     fn start(wall_ms: i64) -> Live {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("live.pcap");
-        assert!(Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success());
+        edge_e2e::mkfifo(&fifo);
         let port = free_port();
         let broker = Broker::start(dir.path(), port);
         let watcher = Watcher::start(port, "clock-test-watcher", ROOT);

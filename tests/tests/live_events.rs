@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use edge_e2e::{open_db, run_once, Agent};
@@ -106,11 +105,7 @@ fn a_known_person_arriving_is_announced_within_5_s() {
 
     // Now live: the agent reads a capture stream from a named pipe.
     let fifo = dir.path().join("live.pcap");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    edge_e2e::mkfifo(&fifo);
     config(dir.path(), "pipe = \"live.pcap\"");
     let mut agent = Agent::start_live(&dir.path().join("config.toml"));
     let endpoint = agent.endpoint.clone();

@@ -315,16 +315,27 @@ fn side_groups(cfg: &Config) -> BTreeMap<String, Vec<String>> {
     out
 }
 
+/// The committed source cursors and counters, which restarted sources resume from (read off
+/// the runtime's threads).
+async fn committed_positions(
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(Vec<store::Cursor>, Vec<(String, String, u64)>)> {
+    let data_dir = data_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let reader = Reader::open(&data_dir).context("reading the store's cursors")?;
+        anyhow::Ok((reader.cursors()?, reader.counters()?))
+    })
+    .await
+    .context("cursor thread panicked")?
+}
+
 /// Starts the side-source groups of `cfg` whose keys are in `keys`.
 async fn spawn_side(
     cfg: &Config,
     keys: &BTreeSet<String>,
     env: &SideEnv,
 ) -> anyhow::Result<Vec<SideGroup>> {
-    let reader = Reader::open(&cfg.storage.data_dir).context("reading the store's cursors")?;
-    let cursors = reader.cursors()?;
-    let counters = reader.counters()?;
-    drop(reader);
+    let (cursors, counters) = committed_positions(&cfg.storage.data_dir).await?;
     let mut groups: Vec<SideGroup> = Vec::new();
     let new_group = |key: String| SideGroup {
         key,
@@ -996,13 +1007,7 @@ impl Running {
             l.stop().await;
         }
         self.publish_sources();
-        let data_dir = self.cfg.storage.data_dir.clone();
-        let (cursors, counters) = tokio::task::spawn_blocking(move || {
-            let reader = Reader::open(&data_dir).context("reading the store's cursors")?;
-            anyhow::Ok((reader.cursors()?, reader.counters()?))
-        })
-        .await
-        .context("cursor thread panicked")??;
+        let (cursors, counters) = committed_positions(&self.cfg.storage.data_dir).await?;
         let mut started = Vec::new();
         let mut failed = None;
         for name in &start {
