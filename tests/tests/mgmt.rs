@@ -241,7 +241,7 @@ fn status_commands_and_telemetry_through_mosquitto() {
         "debug lines before the change"
     );
     let r = w.command("set-log-level", json!({"id": "l-2", "level": "debug"}));
-    assert_eq!(r["result"]["filter"], "info,store_edge=debug", "{r}");
+    assert_eq!(r["result"]["filter"], "info,edge_agent=debug", "{r}");
     w.command("ping", json!({"id": "p-2"}));
     wait_log(
         &agent,

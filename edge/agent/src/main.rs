@@ -1,19 +1,5 @@
 //! `store-edge`: the command line. Owns argument parsing, logging set-up, the tokio runtime and
-//! the shutdown sequence; everything else lives in the modules below.
-
-mod config;
-mod mgmt;
-mod notify;
-mod pipeline;
-mod pull;
-mod report;
-mod run;
-mod secrets;
-mod sources;
-mod stats;
-mod store;
-mod supervise;
-mod sync;
+//! the shutdown sequence; everything else lives in the `edge_agent` library (`src/lib.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
+use edge_agent::{config, mgmt, pull, report, run, store, supervise, sync};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 

@@ -794,12 +794,13 @@ pub fn parse_counter(id: &str, text: &str) -> Result<CounterProfile, ProfileErro
 }
 
 /// Resolves a counter `profile =` value: an embedded id (`counter/xovis-pc2s-v5`) or a path
-/// to a `.toml` file (relative to `base`).
+/// to a `.toml` file (relative to `base`, read as `reads` says).
 pub fn resolve_counter(
     value: &str,
     base: &std::path::Path,
+    reads: super::FileReads<'_>,
 ) -> Result<CounterProfile, ProfileError> {
-    let (id, text) = super::profiles::lookup(value, base, "counter")?;
+    let (id, text) = super::profiles::lookup(value, base, "counter", reads)?;
     parse_counter(&id, &text)
 }
 

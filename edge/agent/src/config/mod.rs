@@ -4,6 +4,14 @@
 //! Raw structs mirror the file one to one with `deny_unknown_fields`, so a typo is an error, not
 //! a silently ignored setting. Validation resolves relative paths against the config file,
 //! loads hardware profiles and checks every value; errors name the file, the key and the reason.
+//!
+//! [`parse`] is the one path from text to [`Config`], for `--config` files ([`load`]) and pushed
+//! `config/desired` texts alike. Validation reads the files a config names — password and
+//! token files, TLS material, hardware profiles given as `.toml` paths — and nothing else (the
+//! secrets file and the staff phone list are read when the agent starts);
+//! [`parse_with`] and [`FileReads::Given`] run the same validation without touching the disk
+//! (the `config` fuzz target does, so arbitrary text cannot make it open `/dev/zero` or wait
+//! on a FIFO).
 
 pub mod counter_profile;
 pub mod profiles;
@@ -49,11 +57,43 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Builds [`ConfigError`]s for one file.
+/// Where validation reads the files a config names (password and token files, TLS material,
+/// hardware profiles given as `.toml` paths).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileReads<'a> {
+    /// From disk: what the agent does.
+    Disk,
+    /// Never from disk: every file the config names reads as these bytes (for fuzzing:
+    /// arbitrary text must not make validation open `/dev/zero` or wait on a FIFO).
+    Given(&'a [u8]),
+}
+
+impl FileReads<'_> {
+    /// The bytes of the file at `path`.
+    pub fn read(self, path: &Path) -> std::io::Result<Vec<u8>> {
+        match self {
+            FileReads::Disk => std::fs::read(path),
+            FileReads::Given(bytes) => Ok(bytes.to_vec()),
+        }
+    }
+
+    /// The text of the file at `path` (an `InvalidData` error when it is not UTF-8).
+    pub fn read_to_string(self, path: &Path) -> std::io::Result<String> {
+        match self {
+            FileReads::Disk => std::fs::read_to_string(path),
+            FileReads::Given(bytes) => String::from_utf8(bytes.to_vec())
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData)),
+        }
+    }
+}
+
+/// Builds [`ConfigError`]s for one file, and reads the files it names.
 #[derive(Debug, Clone)]
 pub struct Errs<'a> {
     /// The file being validated.
     pub file: &'a Path,
+    /// Where the files it names are read from.
+    pub reads: FileReads<'a>,
 }
 
 impl Errs<'_> {
@@ -64,6 +104,20 @@ impl Errs<'_> {
             key: key.into(),
             reason: reason.into(),
         }
+    }
+
+    /// The bytes of the file at `path` (already resolved), named by `key`.
+    pub fn read(&self, key: &str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+        self.reads
+            .read(path)
+            .map_err(|e| self.at(key, format!("cannot read {}: {e}", path.display())))
+    }
+
+    /// The text of the file at `path` (already resolved), named by `key`.
+    pub fn read_to_string(&self, key: &str, path: &Path) -> Result<String, ConfigError> {
+        self.reads
+            .read_to_string(path)
+            .map_err(|e| self.at(key, format!("cannot read {}: {e}", path.display())))
     }
 }
 
@@ -456,16 +510,26 @@ impl Config {
 
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let errs = Errs { file: path };
+    let errs = Errs {
+        file: path,
+        reads: FileReads::Disk,
+    };
     let text = std::fs::read_to_string(path)
         .map_err(|e| errs.at("", format!("cannot read config file: {e}")))?;
     parse(&text, path)
 }
 
 /// Parses and validates config text; `path` names the file in errors and anchors relative
-/// paths.
+/// paths. The files the config names are read from disk.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let errs = Errs { file: path };
+    parse_with(text, path, FileReads::Disk)
+}
+
+/// [`parse`], reading the files the config names as `reads` says. With
+/// [`FileReads::Given`] nothing touches the file system: the same checks run on the given
+/// bytes, and a file that is not UTF-8 where text is expected is an error naming its key.
+pub fn parse_with(text: &str, path: &Path, reads: FileReads<'_>) -> Result<Config, ConfigError> {
+    let errs = Errs { file: path, reads };
     let de = toml::Deserializer::new(text);
     let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
@@ -473,7 +537,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         // toml's message carries line and column; keep it, minus its trailing newline.
         errs.at(key, e.inner().to_string().trim_end().replace('\n', " "))
     })?;
-    validate(raw, path)
+    validate(raw, path, reads)
 }
 
 fn resolve(base: &Path, p: &Path) -> PathBuf {
@@ -495,9 +559,10 @@ fn dur_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Turns the raw file into a validated [`Config`].
-pub fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
-    let errs = Errs { file: path };
+/// Turns the raw file into a validated [`Config`], reading the files it names as `reads`
+/// says.
+pub fn validate(raw: RawConfig, path: &Path, reads: FileReads<'_>) -> Result<Config, ConfigError> {
+    let errs = Errs { file: path, reads };
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     if !valid_id(&raw.store.store_id) {
         return Err(errs.at(
@@ -1027,5 +1092,62 @@ pcap = "a.pcap"
             assert!(e.reason.contains(reason), "{key}: {e}");
             assert!(e.to_string().contains("/etc/store-edge/config.toml"), "{e}");
         }
+    }
+
+    /// With `FileReads::Given` every file the config names reads as the given bytes and the
+    /// disk is never touched: the same checks run on them.
+    #[test]
+    fn given_files_stand_in_for_the_disk() {
+        let path = Path::new("/nonexistent/etc/config.toml");
+        let counter = "[[sources.counter]]\nprofile = \"beam.toml\"\ndoor = \"back\"\n\
+                       port = \"/dev/ttyUSB1\"\n";
+        let beam =
+            include_str!("../../../../hardware-profiles/counter/generic-ir-beam-modbus.toml");
+        let text = format!("{MINIMAL}\n{counter}");
+        let c = parse_with(&text, path, FileReads::Given(beam.as_bytes())).unwrap();
+        assert_eq!(c.counter[0].profile.id, "/nonexistent/etc/beam.toml");
+        let e = parse(&text, path).unwrap_err();
+        assert!(e.reason.contains("cannot read"), "{e}");
+        let e = parse_with(&text, path, FileReads::Given(b"kind = 1")).unwrap_err();
+        assert_eq!(e.key, "sources.counter[0].profile", "{e}");
+        let e = parse_with(&text, path, FileReads::Given(b"\xff")).unwrap_err();
+        assert!(e.reason.contains("cannot read"), "{e}");
+
+        let mqtt = "[mqtt]\nbroker = \"127.0.0.1:1883\"\nusername = \"gw\"\n\
+                    password_file = \"/dev/zero\"\n";
+        let text = format!("{MINIMAL}\n{mqtt}");
+        let c = parse_with(&text, path, FileReads::Given(b"pw\nignored")).unwrap();
+        let creds = c.mqtt.and_then(|m| m.credentials).unwrap();
+        assert_eq!(creds.password, "pw");
+        let e = parse_with(&text, path, FileReads::Given(b"")).unwrap_err();
+        assert_eq!(e.key, "mqtt.password_file", "{e}");
+    }
+
+    /// The `config` fuzz target's seeds (and crash inputs kept there) go through the same
+    /// parse without a panic on the stable toolchain too: text, then after a NUL the bytes the
+    /// files it names read as.
+    #[test]
+    fn fuzz_seeds_parse_or_fail_with_a_reason() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/config");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            let (text, files) = match data.iter().position(|&b| b == 0) {
+                Some(i) => (&data[..i], &data[i + 1..]),
+                None => (&data[..], &[][..]),
+            };
+            let Ok(text) = std::str::from_utf8(text) else {
+                continue;
+            };
+            if let Err(e) = parse_with(
+                text,
+                Path::new("/fuzz/etc/config.toml"),
+                FileReads::Given(files),
+            ) {
+                assert!(!e.reason.is_empty(), "{e:?}");
+            }
+            n += 1;
+        }
+        assert!(n > 50, "{n} seeds in {}", dir.display());
     }
 }

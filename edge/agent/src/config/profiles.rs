@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::FileReads;
+
 /// Profiles compiled into the binary: (id, TOML text). The id is the path under
 /// `hardware-profiles/` without the extension.
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -391,9 +393,13 @@ pub fn parse_pos(id: &str, text: &str) -> Result<PosProfile, ProfileError> {
 }
 
 /// Resolves a POS `profile =` value: an embedded id (`pos/epson-tm-t88v-cp858`) or a path to a
-/// `.toml` file (relative to `base`).
-pub fn resolve_pos(value: &str, base: &Path) -> Result<PosProfile, ProfileError> {
-    let (id, text) = lookup(value, base, "pos")?;
+/// `.toml` file (relative to `base`, read as `reads` says).
+pub fn resolve_pos(
+    value: &str,
+    base: &Path,
+    reads: FileReads<'_>,
+) -> Result<PosProfile, ProfileError> {
+    let (id, text) = lookup(value, base, "pos", reads)?;
     parse_pos(&id, &text)
 }
 
@@ -447,18 +453,19 @@ pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(
 }
 
 /// Finds a `profile =` value: an embedded id, or a path to a `.toml` file (relative to
-/// `base`); gives the text and the name errors use.
+/// `base`, read as `reads` says); gives the text and the name errors use.
 pub(crate) fn lookup(
     value: &str,
     base: &Path,
     kind: &str,
+    reads: FileReads<'_>,
 ) -> Result<(String, String), ProfileError> {
     if let Some((_, text)) = EMBEDDED.iter().find(|(id, _)| *id == value) {
         return Ok((value.to_string(), (*text).to_string()));
     }
     if value.ends_with(".toml") {
         let path = base.join(value);
-        let text = std::fs::read_to_string(&path).map_err(|e| ProfileError {
+        let text = reads.read_to_string(&path).map_err(|e| ProfileError {
             profile: path.display().to_string(),
             key: String::new(),
             reason: format!("cannot read: {e}"),
@@ -547,9 +554,13 @@ pub fn parse_wifi(id: &str, text: &str) -> Result<WifiProfile, ProfileError> {
 }
 
 /// Resolves a `profile =` value: an embedded id (`wifi/alfa-awus036acm`) or a path to a
-/// `.toml` file (relative to `base`).
-pub fn resolve_wifi(value: &str, base: &Path) -> Result<WifiProfile, ProfileError> {
-    let (id, text) = lookup(value, base, "wifi")?;
+/// `.toml` file (relative to `base`, read as `reads` says).
+pub fn resolve_wifi(
+    value: &str,
+    base: &Path,
+    reads: FileReads<'_>,
+) -> Result<WifiProfile, ProfileError> {
+    let (id, text) = lookup(value, base, "wifi", reads)?;
     parse_wifi(&id, &text)
 }
 

@@ -232,7 +232,7 @@ fn level_filter(level: &str) -> String {
 }
 
 /// The tracing target (crate name) of the agent's own modules.
-const AGENT_TARGET: &str = "store_edge";
+const AGENT_TARGET: &str = "edge_agent";
 
 /// A successful reply.
 pub fn reply_ok(id: &str, result: Value) -> String {
@@ -283,9 +283,9 @@ impl ReplyCache {
         }
     }
 
-    /// Replies held.
+    /// Replies held (for the tests below).
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.replies.len()
     }
 }
@@ -401,7 +401,7 @@ mod tests {
         assert_eq!(command("reload", &plain), Ok(Command::Reload));
         assert_eq!(
             command("set-log-level", &req(r#"{"id": "1", "level": "DEBUG"}"#)),
-            Ok(Command::SetLogLevel("info,store_edge=debug".into()))
+            Ok(Command::SetLogLevel("info,edge_agent=debug".into()))
         );
         assert_eq!(
             command("set-log-level", &req(r#"{"id": "1", "level": "warn"}"#)),
@@ -465,5 +465,41 @@ mod tests {
         c.insert("ping", "c", "C".into());
         assert_eq!(c.get("ping", "a"), None, "the oldest is forgotten");
         assert_eq!((c.len(), c.get("ping", "c")), (3, Some("C")));
+    }
+
+    /// The `mqtt_payload` fuzz target's seeds (and crash inputs kept there) are requests and
+    /// `config/desired` payloads that are read or rejected with a stable reason, on the stable
+    /// toolchain too.
+    #[test]
+    fn fuzz_seeds_are_read_or_rejected_with_a_reason() {
+        let reasons = [
+            "too_large",
+            "malformed_json",
+            "missing_id",
+            "missing_version",
+            "missing_config",
+            "unknown_command",
+            "bad_request",
+        ];
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/mqtt_payload");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let payload = std::fs::read(entry.unwrap().path()).unwrap();
+            match parse(&payload) {
+                Ok(req) => {
+                    for name in COMMANDS.iter().chain(&["reboot"]) {
+                        if let Err(r) = command(name, &req) {
+                            assert!(reasons.contains(&r.reason), "{r:?}");
+                        }
+                    }
+                }
+                Err((_, r)) => assert!(reasons.contains(&r.reason), "{r:?}"),
+            }
+            if let Err((_, r)) = desired(&payload) {
+                assert!(reasons.contains(&r.reason), "{r:?}");
+            }
+            n += 1;
+        }
+        assert!(n > 30, "{n} seeds in {dir}");
     }
 }

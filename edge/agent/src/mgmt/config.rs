@@ -318,7 +318,7 @@ fn read(errs: &Errs<'_>, key: &str, base: &Path, p: &Path) -> Result<Vec<u8>, Co
     } else {
         base.join(p)
     };
-    std::fs::read(&path).map_err(|e| errs.at(key, format!("cannot read {}: {e}", path.display())))
+    errs.read(key, &path)
 }
 
 impl RawMqtt {
@@ -501,6 +501,7 @@ mod tests {
         raw.validate(
             &Errs {
                 file: Path::new("/etc/se.toml"),
+                reads: crate::config::FileReads::Disk,
             },
             Path::new("/etc"),
             "gw-1",

@@ -517,8 +517,8 @@ impl Store {
         self.call(|reply| Cmd::Ack(seq, now_ms, reply))
     }
 
-    /// Removes what the retention policy and the disk budget say must go (see
-    /// [`prune`](fn@prune)).
+    /// Removes what the retention policy and the disk budget say must go (see the module's
+    /// private `fn prune`, which runs on the store thread).
     pub fn prune(&self, policy: PrunePolicy) -> Result<PruneReport, StoreError> {
         self.call(|reply| Cmd::Prune(policy, reply))
     }

@@ -162,7 +162,7 @@ fn read(errs: &Errs<'_>, key: &str, base: &Path, p: &Path) -> Result<Vec<u8>, Co
     } else {
         base.join(p)
     };
-    std::fs::read(&path).map_err(|e| errs.at(key, format!("cannot read {}: {e}", path.display())))
+    errs.read(key, &path)
 }
 
 /// Compares without an early exit, so response time does not reveal a token's prefix.
@@ -287,6 +287,7 @@ mod tests {
         raw.validate(
             &Errs {
                 file: Path::new("/etc/se.toml"),
+                reads: crate::config::FileReads::Disk,
             },
             Path::new("/etc"),
         )

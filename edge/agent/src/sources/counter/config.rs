@@ -208,7 +208,7 @@ impl RawCounter {
                 ));
             }
         }
-        let profile = counter_profile::resolve_counter(&self.profile, base)
+        let profile = counter_profile::resolve_counter(&self.profile, base, errs.reads)
             .map_err(|e| errs.at(format!("{key}.profile"), e.to_string()))?;
         let resolve = |p: &PathBuf| {
             if p.is_absolute() {
@@ -287,12 +287,7 @@ impl RawCounter {
             (Some(p), None) => Some(p.clone()),
             (None, Some(f)) => {
                 let path = resolve(f);
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    errs.at(
-                        format!("{key}.password_file"),
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
+                let text = errs.read_to_string(&format!("{key}.password_file"), &path)?;
                 Some(text.lines().next().unwrap_or("").trim().to_string())
             }
             (None, None) => None,

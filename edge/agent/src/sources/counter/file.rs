@@ -155,12 +155,13 @@ fn commit_waiting(
 mod tests {
     use super::*;
     use crate::config::counter_profile::resolve_counter;
+    use crate::config::FileReads;
     use crate::sources::counter::config::{CounterInput, CounterSource};
     use crate::stats::SourceStats;
     use edge_core::LocalClock;
 
     fn ctx(profile: &str, dir: &Path) -> Arc<CounterContext> {
-        let p = resolve_counter(profile, Path::new("/")).unwrap();
+        let p = resolve_counter(profile, Path::new("/"), FileReads::Disk).unwrap();
         let store = Arc::new(crate::store::open(dir).unwrap());
         let src = CounterSource {
             name: "rec".into(),

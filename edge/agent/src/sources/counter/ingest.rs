@@ -80,51 +80,18 @@ impl std::fmt::Display for IngestError {
 
 impl std::error::Error for IngestError {}
 
-/// Everything a counter source's loops need.
-pub struct CounterContext {
+/// What turning a payload into core inputs needs: the source (profile, door, lines) and the
+/// store's clock, without the store, so that decoding can run on its own (the fuzz targets
+/// do).
+#[derive(Debug, Clone, Copy)]
+pub struct Decoder<'a> {
     /// The source.
-    pub src: CounterSource,
+    pub src: &'a CounterSource,
     /// The store's clock.
-    pub clock: LocalClock,
-    /// The store.
-    pub store: Arc<Store>,
-    /// Counters.
-    pub stats: Arc<SourceStats>,
-    state: Mutex<SourceState>,
+    pub clock: &'a LocalClock,
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-impl CounterContext {
-    /// A context starting from the source's committed state (or an empty one).
-    pub fn new(
-        src: CounterSource,
-        clock: LocalClock,
-        store: Arc<Store>,
-        stats: Arc<SourceStats>,
-    ) -> Arc<CounterContext> {
-        let state = match store.counter_state(&src.name) {
-            Ok(Some(json)) => serde_json::from_str(&json).unwrap_or_else(|e| {
-                tracing::warn!(source = %src.name, error = %e, "counter state unreadable; baselines start over");
-                SourceState::default()
-            }),
-            Ok(None) => SourceState::default(),
-            Err(e) => {
-                tracing::warn!(source = %src.name, error = %e, "cannot read the counter state; baselines start over");
-                SourceState::default()
-            }
-        };
-        Arc::new(CounterContext {
-            src,
-            clock,
-            store,
-            stats,
-            state: Mutex::new(state),
-        })
-    }
-
+impl Decoder<'_> {
     /// The parse context: the store's UTC offset at `at_ms` and the profile's labels.
     pub fn parse_context(&self, at_ms: i64) -> ParseContext {
         let offset = chrono::DateTime::from_timestamp_millis(at_ms)
@@ -141,42 +108,6 @@ impl CounterContext {
             direction_in: self.src.profile.direction_in.clone(),
             direction_out: self.src.profile.direction_out.clone(),
         }
-    }
-
-    /// Parses `body` in `dialect` and ingests it. Payload errors are counted as
-    /// `rejected_<reason>`.
-    pub fn ingest_body(
-        &self,
-        dialect: Dialect,
-        body: &[u8],
-        received_ms: i64,
-        cursor: Option<Cursor>,
-    ) -> Result<Outcome, IngestError> {
-        let push = match wire::parse(dialect, body, &self.parse_context(received_ms)) {
-            Ok(p) => p,
-            Err(e) => {
-                self.stats.count(&format!("rejected_{}", e.reason()), 1);
-                // The cursor still moves past an unreadable line of a replayed file.
-                if let Some(c) = cursor {
-                    self.commit_groups(Vec::new(), Some(c))
-                        .map_err(IngestError::Store)?;
-                }
-                return Err(IngestError::Payload(e));
-            }
-        };
-        self.ingest_push(&push, received_ms, cursor)
-            .map_err(IngestError::Store)
-    }
-
-    /// Ingests a parsed push: checks its sequence number and commits its readings.
-    pub fn ingest_push(
-        &self,
-        push: &Push,
-        received_ms: i64,
-        cursor: Option<Cursor>,
-    ) -> Result<Outcome, crate::store::StoreError> {
-        let group = self.push_group(push, received_ms);
-        self.commit_groups(vec![group], cursor)
     }
 
     /// The group of core inputs a parsed push stands for.
@@ -234,6 +165,106 @@ impl CounterContext {
                 resets_daily: daily,
             },
         }
+    }
+}
+
+/// Everything a counter source's loops need.
+pub struct CounterContext {
+    /// The source.
+    pub src: CounterSource,
+    /// The store's clock.
+    pub clock: LocalClock,
+    /// The store.
+    pub store: Arc<Store>,
+    /// Counters.
+    pub stats: Arc<SourceStats>,
+    state: Mutex<SourceState>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl CounterContext {
+    /// A context starting from the source's committed state (or an empty one).
+    pub fn new(
+        src: CounterSource,
+        clock: LocalClock,
+        store: Arc<Store>,
+        stats: Arc<SourceStats>,
+    ) -> Arc<CounterContext> {
+        let state = match store.counter_state(&src.name) {
+            Ok(Some(json)) => serde_json::from_str(&json).unwrap_or_else(|e| {
+                tracing::warn!(source = %src.name, error = %e, "counter state unreadable; baselines start over");
+                SourceState::default()
+            }),
+            Ok(None) => SourceState::default(),
+            Err(e) => {
+                tracing::warn!(source = %src.name, error = %e, "cannot read the counter state; baselines start over");
+                SourceState::default()
+            }
+        };
+        Arc::new(CounterContext {
+            src,
+            clock,
+            store,
+            stats,
+            state: Mutex::new(state),
+        })
+    }
+
+    /// Decoding with this source and clock.
+    pub fn decoder(&self) -> Decoder<'_> {
+        Decoder {
+            src: &self.src,
+            clock: &self.clock,
+        }
+    }
+
+    /// The parse context: the store's UTC offset at `at_ms` and the profile's labels.
+    pub fn parse_context(&self, at_ms: i64) -> ParseContext {
+        self.decoder().parse_context(at_ms)
+    }
+
+    /// Parses `body` in `dialect` and ingests it. Payload errors are counted as
+    /// `rejected_<reason>`.
+    pub fn ingest_body(
+        &self,
+        dialect: Dialect,
+        body: &[u8],
+        received_ms: i64,
+        cursor: Option<Cursor>,
+    ) -> Result<Outcome, IngestError> {
+        let push = match wire::parse(dialect, body, &self.parse_context(received_ms)) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.count(&format!("rejected_{}", e.reason()), 1);
+                // The cursor still moves past an unreadable line of a replayed file.
+                if let Some(c) = cursor {
+                    self.commit_groups(Vec::new(), Some(c))
+                        .map_err(IngestError::Store)?;
+                }
+                return Err(IngestError::Payload(e));
+            }
+        };
+        self.ingest_push(&push, received_ms, cursor)
+            .map_err(IngestError::Store)
+    }
+
+    /// Ingests a parsed push: checks its sequence number and commits its readings.
+    pub fn ingest_push(
+        &self,
+        push: &Push,
+        received_ms: i64,
+        cursor: Option<Cursor>,
+    ) -> Result<Outcome, crate::store::StoreError> {
+        let group = self.push_group(push, received_ms);
+        self.commit_groups(vec![group], cursor)
+    }
+
+    /// The group of core inputs a parsed push stands for.
+    pub fn push_group(&self, push: &Push, received_ms: i64) -> Group {
+        self.decoder().push_group(push, received_ms)
     }
 
     /// Applies `inputs` (already of this door) and commits what they produced.
@@ -388,6 +419,7 @@ impl CounterContext {
 mod tests {
     use super::*;
     use crate::config::counter_profile::resolve_counter;
+    use crate::config::FileReads;
     use crate::sources::counter::config::CounterInput;
 
     const FIXTURES: &str = concat!(
@@ -396,7 +428,7 @@ mod tests {
     );
 
     fn source(profile: &str, lines: Option<Vec<String>>) -> CounterSource {
-        let p = resolve_counter(profile, std::path::Path::new(FIXTURES)).unwrap();
+        let p = resolve_counter(profile, std::path::Path::new(FIXTURES), FileReads::Disk).unwrap();
         CounterSource {
             name: "c1".into(),
             profile: Arc::new(p),

@@ -531,6 +531,7 @@ mod tests {
 
     use super::*;
     use crate::config::counter_profile::{parse_counter, resolve_counter, CounterProfile};
+    use crate::config::FileReads;
 
     const FIXTURE: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -538,7 +539,12 @@ mod tests {
     ));
 
     fn beam() -> CounterProfile {
-        resolve_counter("counter/generic-ir-beam-modbus", std::path::Path::new(".")).unwrap()
+        resolve_counter(
+            "counter/generic-ir-beam-modbus",
+            std::path::Path::new("."),
+            FileReads::Disk,
+        )
+        .unwrap()
     }
 
     fn modbus(p: &CounterProfile) -> &ModbusProfile {

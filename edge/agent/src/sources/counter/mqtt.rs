@@ -1,7 +1,8 @@
 //! Counter transport: the MQTT subscriber, and the decoding of MQTT counter payloads
 //! (Milesight VS13x TLV uplinks, JSON with configured field paths, HTTP dialects carried over
 //! MQTT) into core inputs of the source's door. The file replay decodes recordings of MQTT
-//! profiles through [`decode_payload`] too.
+//! profiles through [`decode_payload`] too; [`decode`] is the same without a store (the
+//! `mqtt_payload` fuzz target calls it).
 //!
 //! # Payloads
 //! - **Milesight TLV**: raw TLV bytes, or their hex/base64 text, or — when the profile names a
@@ -71,7 +72,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::ingest::{CounterContext, Group};
+use super::config::CounterSource;
+use super::ingest::{CounterContext, Decoder, Group};
 use crate::config::counter_profile::{CounterTransport, JsonFields, MqttPayload};
 
 /// Why an MQTT payload was not taken.
@@ -121,6 +123,13 @@ pub fn decode_payload(
     payload: &[u8],
     received_ms: i64,
 ) -> Result<Group, DecodeError> {
+    decode(ctx.decoder(), payload, received_ms)
+}
+
+/// Decodes one message payload of the decoder's source (its profile, door and lines) that
+/// arrived at `received_ms` into core inputs of its door; needs no store.
+pub fn decode(dec: Decoder<'_>, payload: &[u8], received_ms: i64) -> Result<Group, DecodeError> {
+    let src = dec.src;
     if payload.len() > wire::MAX_BODY {
         return Err(DecodeError::new(
             "too_large",
@@ -131,10 +140,10 @@ pub fn decode_payload(
             ),
         ));
     }
-    let CounterTransport::Mqtt(m) = &ctx.src.profile.transport else {
+    let CounterTransport::Mqtt(m) = &src.profile.transport else {
         return Err(DecodeError::new(
             "not_mqtt",
-            format!("profile {} is not an MQTT counter", ctx.src.profile.id),
+            format!("profile {} is not an MQTT counter", src.profile.id),
         ));
     };
     match &m.payload {
@@ -142,11 +151,11 @@ pub fn decode_payload(
             let bytes = milesight_bytes(payload, field.as_deref())?;
             let repr = MilesightRepr::parse(&bytes)
                 .map_err(|e| DecodeError::new("malformed_tlv", e.to_string()))?;
-            Ok(milesight_group(ctx, &repr, line_names, received_ms))
+            Ok(milesight_group(src, &repr, line_names, received_ms))
         }
-        MqttPayload::Json(fields) => json_group(ctx, fields, payload, received_ms),
-        MqttPayload::Dialect(d) => wire::parse(*d, payload, &ctx.parse_context(received_ms))
-            .map(|p| ctx.push_group(&p, received_ms))
+        MqttPayload::Json(fields) => json_group(src, fields, payload, received_ms),
+        MqttPayload::Dialect(d) => wire::parse(*d, payload, &dec.parse_context(received_ms))
+            .map(|p| dec.push_group(&p, received_ms))
             .map_err(|e| DecodeError::new(e.reason(), e.to_string())),
     }
 }
@@ -188,7 +197,7 @@ fn milesight_bytes(payload: &[u8], field: Option<&str>) -> Result<Vec<u8>, Decod
 
 /// The readings of one Milesight uplink.
 fn milesight_group(
-    ctx: &CounterContext,
+    src: &CounterSource,
     repr: &MilesightRepr,
     line_names: &[String; 4],
     received_ms: i64,
@@ -206,7 +215,7 @@ fn milesight_group(
         let Some(name) = line_names.get(usize::from(l.line).wrapping_sub(1)) else {
             continue;
         };
-        if !ctx.src.counts_line(name) {
+        if !src.counts_line(name) {
             g.other_lines += 1;
             continue;
         }
@@ -215,7 +224,7 @@ fn milesight_group(
             continue;
         }
         g.inputs.push(CountInput::Cumulative {
-            door: ctx.src.door.clone(),
+            door: src.door.clone(),
             line: name.clone(),
             at_ms: received_ms,
             ins: l.total_in.map(u64::from),
@@ -390,7 +399,7 @@ fn line_name(v: &Value, path: &str) -> Result<String, DecodeError> {
 
 /// The reading of one JSON message.
 fn json_group(
-    ctx: &CounterContext,
+    src: &CounterSource,
     f: &JsonFields,
     payload: &[u8],
     received_ms: i64,
@@ -404,7 +413,7 @@ fn json_group(
         Some(p) => time_ms(lookup(&v, p)?, p)?,
         None => received_ms,
     };
-    let door = ctx.src.door.clone();
+    let door = src.door.clone();
     let input = if f.cumulative {
         let ins = Some(count_u64(lookup(&v, &f.ins)?, &f.ins)?);
         let outs = match &f.outs {
@@ -456,7 +465,7 @@ fn json_group(
         received_ms,
         ..Group::default()
     };
-    if ctx.src.counts_line(&line) {
+    if src.counts_line(&line) {
         g.inputs.push(input);
     } else {
         g.other_lines = 1;
@@ -744,6 +753,7 @@ async fn apply(
 mod tests {
     use super::*;
     use crate::config::counter_profile::{parse_counter, resolve_counter, CounterProfile};
+    use crate::config::FileReads;
     use crate::sources::counter::config::{CounterInput, CounterSource};
     use crate::stats::SourceStats;
     use edge_core::LocalClock;
@@ -790,7 +800,7 @@ mod tests {
 
     fn builtin(id: &str, lines: Option<&[&str]>) -> (Arc<CounterContext>, tempfile::TempDir) {
         ctx_of(
-            resolve_counter(id, std::path::Path::new(PROFILES)).unwrap(),
+            resolve_counter(id, std::path::Path::new(PROFILES), FileReads::Disk).unwrap(),
             lines,
         )
     }
@@ -1192,5 +1202,32 @@ mod tests {
         }
         assert!(!r.is_redelivery(true, "a", b"1"));
         assert_eq!(r.hashes.len(), RECENT);
+    }
+
+    /// The `mqtt_payload` fuzz target's seeds (and crash inputs kept there) decode or fail
+    /// with a reason under each kind of MQTT profile, on the stable toolchain too.
+    #[test]
+    fn fuzz_seeds_decode_or_fail_with_a_reason() {
+        let contexts = [
+            builtin("counter/milesight-vs133", Some(&["line1"])),
+            builtin("counter/mqtt-json-interval", None),
+            raw_milesight(),
+            json_profile("ins = \"counts.0.in\"\ntime = \"ts\"\ncumulative = true"),
+        ];
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/mqtt_payload");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let payload = std::fs::read(entry.unwrap().path()).unwrap();
+            for (ctx, _) in &contexts {
+                match decode(ctx.decoder(), &payload, 1_795_252_504_000) {
+                    Ok(g) => assert!(g.inputs.iter().all(|i| matches!(i,
+                        CountInput::Interval { door, .. } | CountInput::Cumulative { door, .. }
+                            if door == "main"))),
+                    Err(e) => assert!(!e.reason().is_empty() && !e.detail.is_empty()),
+                }
+            }
+            n += 1;
+        }
+        assert!(n > 30, "{n} seeds in {dir}");
     }
 }

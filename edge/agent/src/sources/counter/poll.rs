@@ -160,7 +160,7 @@ async fn ingest(
 }
 
 /// The wait before the next poll after `failures` failures in a row: the interval, doubling
-/// from the second failure on, at most [`MAX_BACKOFF_INTERVALS`] intervals.
+/// from the second failure on, at most `MAX_BACKOFF_INTERVALS` (10) intervals.
 pub fn backoff(interval: Duration, failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(8);
     let factor = (1u32 << doublings).min(MAX_BACKOFF_INTERVALS);

@@ -206,6 +206,7 @@ mod tests {
         raw.validate(
             &Errs {
                 file: Path::new("/etc/se.toml"),
+                reads: crate::config::FileReads::Disk,
             },
             "sources.portal[0]",
             Path::new("/etc"),

@@ -100,7 +100,7 @@ impl RawPos {
                 "must be 1–64 printable characters without ':'",
             ));
         }
-        let profile = profiles::resolve_pos(&self.profile, base)
+        let profile = profiles::resolve_pos(&self.profile, base, errs.reads)
             .map_err(|e| errs.at(format!("{key}.profile"), e.to_string()))?;
         let resolve = |p: &PathBuf| {
             if p.is_absolute() {

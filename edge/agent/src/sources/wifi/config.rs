@@ -169,7 +169,7 @@ impl RawWifi {
         };
         let profile = match &self.profile {
             Some(p) => Some(
-                profiles::resolve_wifi(p, base)
+                profiles::resolve_wifi(p, base, errs.reads)
                     .map_err(|e| errs.at(format!("{key}.profile"), e.to_string()))?,
             ),
             None => None,
