@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
 # Short fuzz run, as CI does it: every target of edge/wire/fuzz and edge/agent/fuzz runs for
-# FUZZ_SECONDS (default 10) from its seeds, on a scratch copy of them (seeds/ is never written).
-# Fails if a target crashes, leaks, times out or cannot be built; the crashing input is kept in
-# the crate's artifacts/<target>/. Needs the nightly toolchain (FUZZ_TOOLCHAIN, default
-# `nightly`); installs cargo-fuzz 0.13.2 when it is missing. Builds go to $CARGO_TARGET_DIR
-# (default target/fuzz, shared by both crates).
-# The long runs are manual: see edge/wire/fuzz/README.md and edge/agent/fuzz/README.md.
+# FUZZ_SECONDS (default 10) from its seeds, on a scratch copy of them (seeds/ is never written),
+# as many at once as there are cores. Fails if a target panics, leaks, times out or cannot be
+# built; the crashing input is kept in the crate's artifacts/<target>/.
+#
+# By default the targets are built on the stable toolchain without a sanitizer and without
+# optimisation (`cargo fuzz build -s none --dev`): the crates are safe Rust, so what a short run
+# can find is a panic, and this build of the agent's dependency tree takes about 3 minutes cold
+# where the AddressSanitizer release build takes over 20. The long runs use nightly and ASan:
+# FUZZ_TOOLCHAIN=nightly FUZZ_BUILD_FLAGS= scripts/fuzz-smoke.sh, or the crates' READMEs.
+# Installs cargo-fuzz 0.13.2 when it is missing. Builds go to $CARGO_TARGET_DIR (default
+# target/fuzz, shared by both crates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 source scripts/deps.sh
 store_edge_deps
 
-toolchain=${FUZZ_TOOLCHAIN:-nightly}
+toolchain=${FUZZ_TOOLCHAIN:-stable}
 seconds=${FUZZ_SECONDS:-10}
+read -r -a build_flags <<<"${FUZZ_BUILD_FLAGS--s none --dev}"
+jobs=${FUZZ_JOBS:-$(nproc)}
 crates=(edge/wire/fuzz edge/agent/fuzz)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target/fuzz}
 
 if ! rustup run "$toolchain" rustc --version >/dev/null 2>&1; then
-    echo "fuzz-smoke: the Rust toolchain '$toolchain' is not installed; cargo-fuzz needs nightly" >&2
+    echo "fuzz-smoke: the Rust toolchain '$toolchain' is not installed" >&2
     echo "fuzz-smoke: install it with: rustup toolchain install $toolchain" >&2
     exit 1
 fi
@@ -30,38 +37,65 @@ fi
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 start=$SECONDS
-failed=()
+
+# One target's run; its outcome goes to $scratch/<crate>-<target>.result.
+run_one() {
+    local crate=$1 target=$2
+    local name=${crate//\//-}-$target
+    cd "$root/$crate"
+    if [[ ! -d seeds/$target ]]; then
+        echo "$crate:$target has no seeds/$target" >"$scratch/$name.result"
+        return
+    fi
+    cp -r "seeds/$target" "$scratch/$name.corpus"
+    # -timeout: one input may take at most 10 s; -rss_limit_mb: a leak or a blow-up fails.
+    if cargo "+$toolchain" fuzz run "${build_flags[@]}" "$target" "$scratch/$name.corpus" -- \
+        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        >"$scratch/$name.log" 2>&1; then
+        runs=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$scratch/$name.log" | tail -1 || true)
+        printf 'fuzz-smoke: %-16s %-14s ok  %s\n' "$crate" "$target" "${runs:-?}" >&2
+    else
+        tail -n 40 "$scratch/$name.log" >&2
+        printf 'fuzz-smoke: %-16s %-14s FAILED (input in %s/artifacts/%s/)\n' \
+            "$crate" "$target" "$crate" "$target" >&2
+        echo "$crate:$target" >"$scratch/$name.result"
+    fi
+}
+
+pairs=()
 for crate in "${crates[@]}"; do
     cd "$root/$crate"
-    echo "fuzz-smoke: building $crate (nightly, ASan)" >&2
-    if ! cargo "+$toolchain" fuzz build >"$scratch/build.log" 2>&1; then
+    echo "fuzz-smoke: building $crate (+$toolchain ${build_flags[*]})" >&2
+    if ! cargo "+$toolchain" fuzz build "${build_flags[@]}" >"$scratch/build.log" 2>&1; then
         tail -n 40 "$scratch/build.log" >&2
         echo "fuzz-smoke: $crate does not build" >&2
         exit 1
     fi
-    for target in $(cargo "+$toolchain" fuzz list); do
-        if [[ ! -d seeds/$target ]]; then
-            echo "fuzz-smoke: $crate has no seeds/$target" >&2
-            failed+=("$crate:$target (no seeds)")
-            continue
-        fi
-        corpus=$scratch/${crate//\//-}-$target
-        cp -r "seeds/$target" "$corpus"
-        log=$scratch/$target.log
-        # -timeout: one input may take at most 10 s; the run stops after $seconds.
-        if cargo "+$toolchain" fuzz run "$target" "$corpus" -- \
-            -max_total_time="$seconds" -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
-            runs=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | tail -1 || true)
-            printf 'fuzz-smoke: %-16s %-14s ok  %s\n' "$crate" "$target" "${runs:-?}" >&2
-        else
-            tail -n 40 "$log" >&2
-            printf 'fuzz-smoke: %-16s %-14s FAILED (input in %s/artifacts/%s/)\n' \
-                "$crate" "$target" "$crate" "$target" >&2
-            failed+=("$crate:$target")
-        fi
+    listed=$(cargo "+$toolchain" fuzz list)
+    if [[ -z $listed ]]; then
+        echo "fuzz-smoke: $crate lists no fuzz targets" >&2
+        exit 1
+    fi
+    for target in $listed; do
+        pairs+=("$crate $target")
     done
 done
-echo "fuzz-smoke: done in $((SECONDS - start)) s" >&2
+echo "fuzz-smoke: built in $((SECONDS - start)) s; running ${#pairs[@]} targets, $jobs at a time" >&2
+
+for pair in "${pairs[@]}"; do
+    while (($(jobs -rp | wc -l) >= jobs)); do
+        wait -n || true
+    done
+    # shellcheck disable=SC2086 # "crate target"
+    run_one $pair &
+done
+wait
+
+failed=()
+for f in "$scratch"/*.result; do
+    [[ -e $f ]] && failed+=("$(cat "$f")")
+done
+echo "fuzz-smoke: ${#pairs[@]} targets done in $((SECONDS - start)) s" >&2
 if ((${#failed[@]})); then
     echo "fuzz-smoke: failed: ${failed[*]}" >&2
     exit 1

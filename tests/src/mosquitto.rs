@@ -34,6 +34,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port whose connections are refused for as long as the returned socket lives: it
+/// is bound but never listens, so nothing else (another test's listener, an ephemeral port)
+/// can take it, which a bound-and-released port does not promise.
+pub fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind(([127, 0, 0, 1], 0).into())
+        .expect("binding 127.0.0.1:0");
+    let port = socket.local_addr().expect("local address").port();
+    (socket, port)
+}
+
 /// A Mosquitto broker on a loopback port (no persistence); killed when dropped.
 pub struct Broker {
     child: Child,

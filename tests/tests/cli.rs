@@ -272,12 +272,8 @@ fn run_check_names_the_sources_that_are_down() {
         "device_key_secret = \"11111111111111111111111111111111\"\n",
     )
     .unwrap();
-    // A port nobody listens on: bound, then released.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port that refuses connections for the whole test.
+    let (_held, closed) = edge_e2e::mosquitto::refusing_port();
     let base = "[store]\nstore_id = \"s\"\ngateway_id = \"gw\"\ntimezone = \"UTC\"\n\
                 [privacy]\nsecrets_file = \"secrets.toml\"\n[storage]\ndata_dir = \"data\"\n\
                 [sync]\nlisten = \"127.0.0.1:0\"\n\

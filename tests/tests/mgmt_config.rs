@@ -32,7 +32,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use edge_e2e::mosquitto::{free_port, Broker, Msg, Watcher};
+use edge_e2e::mosquitto::{free_port, refusing_port, Broker, Msg, Watcher};
 use edge_e2e::Agent;
 use serde_json::{json, Value};
 
@@ -466,7 +466,7 @@ fn failed_sources_roll_back_and_old_versions_are_ignored() {
 
     // v3: an AXIS poller whose device refuses connections: it counts poll errors, never
     // succeeds, and is judged within apply_timeout (3 s).
-    let closed = free_port();
+    let (_held, closed) = refusing_port();
     let poller = format!(
         "[[sources.counter]]\nname = \"counter-rear-poll\"\nprofile = \"counter/axis-people-counter\"\n\
          door = \"rear\"\nurl = \"http://127.0.0.1:{closed}\"\ninterval = \"1s\"\n\n"

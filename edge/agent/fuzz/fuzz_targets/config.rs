@@ -54,7 +54,7 @@ fn check(cfg: &Config) {
     assert!(s.commit_interval <= Duration::from_secs(60));
     assert!(s.checkpoint_interval >= s.commit_interval);
     assert!(s.checkpoint_interval <= Duration::from_secs(3600));
-    assert!(s.disk_budget_bytes >= 10_000_000);
+    assert!(s.max_bytes >= 10_000_000);
     assert!(s.prune_interval >= Duration::from_secs(1));
     // Relative paths were resolved against the config's directory.
     assert!(s.data_dir.is_absolute(), "{}", s.data_dir.display());

@@ -68,11 +68,56 @@ pub enum FileReads<'a> {
     Given(&'a [u8]),
 }
 
+/// The largest file a config may name (password and token files, TLS material, profiles) and
+/// the largest config file: far above any real one, and small enough that a pushed config
+/// naming a huge file cannot exhaust a gateway's memory.
+pub const MAX_NAMED_FILE: u64 = 1 << 20;
+
+/// Reads a file a config names: only a regular file, and at most [`MAX_NAMED_FILE`] bytes.
+/// A pushed config is remote input, so `/dev/zero` (endless), a FIFO (blocks forever) or a
+/// device must give an error, not a hung or exhausted agent. The file is opened non-blocking
+/// so that opening a FIFO without a writer does not wait; regular files ignore the flag.
+pub fn read_regular_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    if meta.len() > MAX_NAMED_FILE {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    // The length can grow after the check; `take` bounds what is read in any case.
+    file.take(MAX_NAMED_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_NAMED_FILE {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+fn too_large() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("larger than {MAX_NAMED_FILE} bytes"),
+    )
+}
+
+/// [`read_regular_file`] as UTF-8 text (an `InvalidData` error when it is not).
+pub fn read_regular_text(path: &Path) -> std::io::Result<String> {
+    String::from_utf8(read_regular_file(path)?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 impl FileReads<'_> {
-    /// The bytes of the file at `path`.
+    /// The bytes of the file at `path` (see [`read_regular_file`] for what is refused).
     pub fn read(self, path: &Path) -> std::io::Result<Vec<u8>> {
         match self {
-            FileReads::Disk => std::fs::read(path),
+            FileReads::Disk => read_regular_file(path),
             FileReads::Given(bytes) => Ok(bytes.to_vec()),
         }
     }
@@ -80,9 +125,10 @@ impl FileReads<'_> {
     /// The text of the file at `path` (an `InvalidData` error when it is not UTF-8).
     pub fn read_to_string(self, path: &Path) -> std::io::Result<String> {
         match self {
-            FileReads::Disk => std::fs::read_to_string(path),
-            FileReads::Given(bytes) => String::from_utf8(bytes.to_vec())
-                .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData)),
+            FileReads::Disk => read_regular_text(path),
+            FileReads::Given(bytes) => String::from_utf8(bytes.to_vec()).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")
+            }),
         }
     }
 }
@@ -514,7 +560,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         file: path,
         reads: FileReads::Disk,
     };
-    let text = std::fs::read_to_string(path)
+    let text = read_regular_text(path)
         .map_err(|e| errs.at("", format!("cannot read config file: {e}")))?;
     parse(&text, path)
 }
@@ -1121,6 +1167,52 @@ pcap = "a.pcap"
         assert_eq!(creds.password, "pw");
         let e = parse_with(&text, path, FileReads::Given(b"")).unwrap_err();
         assert_eq!(e.key, "mqtt.password_file", "{e}");
+    }
+
+    /// A pushed config is remote input: a named file that is a device, a FIFO, a directory
+    /// or larger than [`MAX_NAMED_FILE`] gives an error naming the key at once (before, a
+    /// `password_file` of `/dev/zero` was read until memory ran out, and a FIFO blocked).
+    #[test]
+    fn named_files_must_be_regular_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let fifo = dir.path().join("pw.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; MAX_NAMED_FILE as usize + 1]).unwrap();
+        let ok = dir.path().join("pw");
+        std::fs::write(&ok, "secret\n").unwrap();
+        let table = [
+            ("/dev/zero", "not a regular file"),
+            (fifo.to_str().unwrap(), "not a regular file"),
+            (dir.path().to_str().unwrap(), "not a regular file"),
+            (big.to_str().unwrap(), "larger than 1048576 bytes"),
+            ("missing", "No such file"),
+        ];
+        for (file, reason) in table {
+            let text = format!(
+                "{MINIMAL}\n[mqtt]\nbroker = \"127.0.0.1:1883\"\nusername = \"gw\"\n\
+                 password_file = \"{file}\"\n"
+            );
+            let e = parse(&text, &path).unwrap_err();
+            assert_eq!(e.key, "mqtt.password_file", "{file}: {e}");
+            assert!(e.reason.contains(reason), "{file}: {e}");
+        }
+        let text = format!(
+            "{MINIMAL}\n[mqtt]\nbroker = \"127.0.0.1:1883\"\nusername = \"gw\"\n\
+             password_file = \"pw\"\n"
+        );
+        let c = parse(&text, &path).unwrap();
+        assert_eq!(
+            c.mqtt.and_then(|m| m.credentials).unwrap().password,
+            "secret"
+        );
+        // The config file itself is bounded the same way.
+        let e = load(&fifo).unwrap_err();
+        assert!(e.reason.contains("not a regular file"), "{e}");
+        let e = load(&big).unwrap_err();
+        assert!(e.reason.contains("larger than"), "{e}");
     }
 
     /// The `config` fuzz target's seeds (and crash inputs kept there) go through the same

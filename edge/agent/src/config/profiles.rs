@@ -581,7 +581,7 @@ pub fn check_embedded(id: &str, text: &str) -> Result<(), ProfileError> {
 /// Validates profile files (for `store-edge profiles check`). A file's kind is taken from its
 /// parent directory name.
 pub fn check_file(path: &Path) -> Result<(), ProfileError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ProfileError {
+    let text = super::read_regular_text(path).map_err(|e| ProfileError {
         profile: path.display().to_string(),
         key: String::new(),
         reason: format!("cannot read: {e}"),
