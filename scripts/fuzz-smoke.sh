@@ -4,8 +4,8 @@
 # as many at once as there are cores. Fails if a target panics, leaks, times out or cannot be
 # built; the crashing input is kept in the crate's artifacts/<target>/.
 #
-# By default the targets are built on the stable toolchain without a sanitizer and without
-# optimisation (`cargo fuzz build -s none --dev`): the crates are safe Rust, so what a short run
+# By default the targets are built on the default (stable) toolchain, without a sanitizer and
+# unoptimised (`cargo fuzz build -s none --dev`): the crates are safe Rust, so what a short run
 # can find is a panic, and this build of the agent's dependency tree takes about 3 minutes cold
 # where the AddressSanitizer release build takes over 20. The long runs use nightly and ASan:
 # FUZZ_TOOLCHAIN=nightly FUZZ_BUILD_FLAGS= scripts/fuzz-smoke.sh, or the crates' READMEs.
@@ -17,16 +17,17 @@ root=$PWD
 source scripts/deps.sh
 store_edge_deps
 
-toolchain=${FUZZ_TOOLCHAIN:-stable}
+# The default toolchain (the project builds on stable) unless FUZZ_TOOLCHAIN names one.
+toolchain=(${FUZZ_TOOLCHAIN:+"+$FUZZ_TOOLCHAIN"})
 seconds=${FUZZ_SECONDS:-10}
 read -r -a build_flags <<<"${FUZZ_BUILD_FLAGS--s none --dev}"
 jobs=${FUZZ_JOBS:-$(nproc)}
 crates=(edge/wire/fuzz edge/agent/fuzz)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target/fuzz}
 
-if ! rustup run "$toolchain" rustc --version >/dev/null 2>&1; then
-    echo "fuzz-smoke: the Rust toolchain '$toolchain' is not installed" >&2
-    echo "fuzz-smoke: install it with: rustup toolchain install $toolchain" >&2
+if [[ -n ${FUZZ_TOOLCHAIN:-} ]] && ! rustup run "$FUZZ_TOOLCHAIN" rustc --version >/dev/null 2>&1; then
+    echo "fuzz-smoke: the Rust toolchain '$FUZZ_TOOLCHAIN' is not installed" >&2
+    echo "fuzz-smoke: install it with: rustup toolchain install $FUZZ_TOOLCHAIN" >&2
     exit 1
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -49,7 +50,7 @@ run_one() {
     fi
     cp -r "seeds/$target" "$scratch/$name.corpus"
     # -timeout: one input may take at most 10 s; -rss_limit_mb: a leak or a blow-up fails.
-    if cargo "+$toolchain" fuzz run "${build_flags[@]}" "$target" "$scratch/$name.corpus" -- \
+    if cargo "${toolchain[@]}" fuzz run "${build_flags[@]}" "$target" "$scratch/$name.corpus" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         >"$scratch/$name.log" 2>&1; then
         runs=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$scratch/$name.log" | tail -1 || true)
@@ -65,13 +66,13 @@ run_one() {
 pairs=()
 for crate in "${crates[@]}"; do
     cd "$root/$crate"
-    echo "fuzz-smoke: building $crate (+$toolchain ${build_flags[*]})" >&2
-    if ! cargo "+$toolchain" fuzz build "${build_flags[@]}" >"$scratch/build.log" 2>&1; then
+    echo "fuzz-smoke: building $crate (${FUZZ_TOOLCHAIN:-default toolchain} ${build_flags[*]})" >&2
+    if ! cargo "${toolchain[@]}" fuzz build "${build_flags[@]}" >"$scratch/build.log" 2>&1; then
         tail -n 40 "$scratch/build.log" >&2
         echo "fuzz-smoke: $crate does not build" >&2
         exit 1
     fi
-    listed=$(cargo "+$toolchain" fuzz list)
+    listed=$(cargo "${toolchain[@]}" fuzz list)
     if [[ -z $listed ]]; then
         echo "fuzz-smoke: $crate lists no fuzz targets" >&2
         exit 1
