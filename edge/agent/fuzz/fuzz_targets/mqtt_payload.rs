@@ -12,7 +12,9 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use edge_agent::config::{self, FileReads};
-use edge_agent::mgmt::commands::{self, Command, MAX_CONFIG, MAX_FILTER, MAX_ID, MAX_PAYLOAD};
+use edge_agent::mgmt::commands::{
+    self, Command, MAX_CONFIG, MAX_FILTER, MAX_ID, MAX_PAYLOAD, REASONS,
+};
 use edge_agent::sources::counter::config::CounterSource;
 use edge_agent::sources::counter::ingest::Decoder;
 use edge_agent::sources::counter::mqtt;
@@ -23,17 +25,6 @@ use serde_json::Value;
 
 /// When the message "arrived": 2026-11-20T09:15:04Z.
 const RECEIVED_MS: i64 = 1_795_252_504_000;
-
-/// The reasons `commands` documents.
-const REASONS: [&str; 7] = [
-    "too_large",
-    "malformed_json",
-    "missing_id",
-    "missing_version",
-    "missing_config",
-    "unknown_command",
-    "bad_request",
-];
 
 const STORE: &str =
     "[store]\nstore_id = \"fuzz\"\ngateway_id = \"gw-1\"\ntimezone = \"Europe/Berlin\"\n";
