@@ -11,7 +11,7 @@
 //! so intervals missed while the device was unreachable are fetched again; those already
 //! stored are recognised by the core and counted as `duplicates`.
 //!
-//! Counters: `polls` (every attempt), `poll_errors_<reason>` (`connect`, `timeout`, `io`,
+//! Counters: `polls` (every finished attempt), `poll_errors_<reason>` (`connect`, `timeout`, `io`,
 //! `http_<status>`, `auth`, `too_large`, `store`, `config`), `rejected_<parse reason>`. After
 //! repeated failures the wait between polls doubles, up to ten intervals, and returns to the
 //! interval after a success. Credentials never reach a log line.
@@ -72,7 +72,6 @@ pub async fn run(
     let mut last_reason: Option<String> = None;
     let mut answered = false;
     loop {
-        ctx.stats.count("polls", 1);
         let now = Utc::now();
         // Only the request is abandoned on cancel: the commit below is short and is awaited so
         // that nothing is written behind the store's back once the task has ended.
@@ -84,8 +83,12 @@ pub async fn run(
             Ok(body) => ingest(&ctx, poller.profile.dialect, body, now.timestamp_millis()).await,
             Err(e) => Err(e),
         };
+        // `polls` is counted once the attempt has its outcome, and after its error counter:
+        // a reader of the counters (status, `run --check`, the apply judge) then never sees
+        // more polls than outcomes, so a poll in flight does not pass for an answered one.
         match result {
             Ok(out) => {
+                ctx.stats.count("polls", 1);
                 if failures > 0 {
                     tracing::info!(source = %ctx.src.name, url = %shown, failures, "counter device answers again");
                 } else if !answered {
@@ -99,6 +102,7 @@ pub async fn run(
             Err(e) => {
                 let reason = e.reason();
                 ctx.stats.count(&e.counter(), 1);
+                ctx.stats.count("polls", 1);
                 failures = failures.saturating_add(1);
                 // One warning per streak and reason: a device that is down for a day must not
                 // fill the log with one line per poll.
