@@ -20,6 +20,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use chrono::Timelike;
 use edge_e2e::mosquitto::{free_port, Broker, Watcher};
 use edge_e2e::{counter, open_db, report_json, visits, Agent, Row};
 use edge_wire::pcap::Writer;
@@ -540,7 +541,27 @@ fn a_step_forward_by_an_hour_is_counted_and_flagged() {
             .find(|r| r.hour_start_ms == hour)
             .expect("hour stored");
         assert_eq!(rec.body["clock_step"], Value::Bool(true), "{}", iso(hour));
+        // The day report names the hour (the store's time zone is UTC).
+        let t = chrono::DateTime::from_timestamp_millis(hour).unwrap();
+        let report = report_json(&data, &t.format("%Y-%m-%d").to_string());
+        let listed = report["clock_step_hours"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            listed.contains(&Value::from(t.hour())),
+            "{} not in the report's clock_step_hours {listed:?}",
+            iso(hour)
+        );
     }
+    // An hour the step did not touch is not listed.
+    let t = chrono::DateTime::from_timestamp_millis(end).unwrap();
+    let report = report_json(&data, &t.format("%Y-%m-%d").to_string());
+    let listed = report["clock_step_hours"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!listed.contains(&Value::from(t.hour())), "{listed:?}");
     assert!(live
         .agent
         .log_lines()
@@ -608,6 +629,15 @@ fn a_step_back_by_an_hour_is_counted_and_flagged() {
     assert_eq!(
         rec.body["visitors"].as_u64().unwrap() + rec.body["passersby"].as_u64().unwrap(),
         1
+    );
+    let t = chrono::DateTime::from_timestamp_millis(real).unwrap();
+    let report = report_json(&data, &t.format("%Y-%m-%d").to_string());
+    assert!(
+        report["clock_step_hours"]
+            .as_array()
+            .is_some_and(|l| l.contains(&Value::from(t.hour()))),
+        "{}",
+        report
     );
     assert!(live
         .agent

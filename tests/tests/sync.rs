@@ -580,6 +580,7 @@ fn pull_client_gets_everything_once_even_when_killed() {
         pos: Some(pos),
         hours: None,
         min_visit_dwell_ms: edge_core::params::DEFAULT_MIN_VISIT_DWELL_MS,
+        clock_step_hours: &[],
     };
     let recomputed = serde_json::to_value(DayReport::compute(&inputs, &zones)).unwrap();
     assert_eq!(recomputed, report);

@@ -1,8 +1,9 @@
 //! `store-edge report`: reads a data directory and computes the report of one local date, or of
 //! a window of its local hours.
 //!
-//! The numbers come from the committed visits only, so `report` may run while the agent is
-//! running (SQLite WAL lets a reader see the last commit without blocking the writer).
+//! The numbers come from the committed visits (and the hourly records' clock-step flags), so
+//! `report` may run while the agent is running (SQLite WAL lets a reader see the last commit
+//! without blocking the writer).
 
 use std::path::Path;
 
@@ -120,6 +121,7 @@ pub fn day_report(
     } else {
         None
     };
+    let clock_step_hours = reader.clock_step_hours(&date.to_string())?;
     let inputs = ReportInputs {
         date,
         clock,
@@ -132,6 +134,7 @@ pub fn day_report(
             .meta("min_visit_dwell_ms")?
             .and_then(|v| v.parse().ok())
             .unwrap_or(edge_core::params::DEFAULT_MIN_VISIT_DWELL_MS),
+        clock_step_hours: &clock_step_hours,
     };
     Ok(Report {
         store_id,

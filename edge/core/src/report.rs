@@ -74,6 +74,9 @@ pub struct ReportInputs<'a> {
     /// Inside time from which a visit is a visitor's (`metrics.min_visit_dwell`), for visits
     /// merged from a rotating MAC's pieces.
     pub min_visit_dwell_ms: i64,
+    /// Local hours of `date` whose hourly records a step of the gateway's clock touched
+    /// (`clock_step`); their visits were cut at the step, so figures there are less certain.
+    pub clock_step_hours: &'a [u8],
 }
 
 /// The door counters' figures of the reported date (or window).
@@ -297,6 +300,10 @@ pub struct DayReport {
     pub top_paths: Vec<PathCount>,
     /// Arrivals per local hour (hours with any arrival).
     pub hourly: Vec<HourReport>,
+    /// Local hours (of the window, when one is given) a step of the gateway's clock touched:
+    /// visits open at the step were cut there, so these hours' figures are less certain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clock_step_hours: Vec<u8>,
 }
 
 /// Visits that share a counting group (one device under MAC rotation) merged into one: from
@@ -535,6 +542,17 @@ impl DayReport {
                     }
                 })
                 .collect(),
+            clock_step_hours: {
+                let mut h: Vec<u8> = inp
+                    .clock_step_hours
+                    .iter()
+                    .copied()
+                    .filter(|&h| inp.hours.is_none_or(|w| w.contains(u32::from(h))))
+                    .collect();
+                h.sort_unstable();
+                h.dedup();
+                h
+            },
         }
     }
 
@@ -669,6 +687,18 @@ impl DayReport {
                 s.push('\n');
             }
         }
+        if !self.clock_step_hours.is_empty() {
+            let hours: Vec<String> = self
+                .clock_step_hours
+                .iter()
+                .map(|h| format!("{h:02}:00"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "\nThe gateway's clock stepped in {}: visits open then were cut at the step.",
+                hours.join(", ")
+            );
+        }
         s
     }
 }
@@ -702,6 +732,7 @@ mod tests {
             pos: None,
             hours: None,
             min_visit_dwell_ms: 5 * 60_000,
+            clock_step_hours: &[],
         }
     }
 
@@ -759,16 +790,19 @@ mod tests {
             ..ConfiguredSources::default()
         };
         let zones = ["entrance".to_string(), "apparel".into(), "checkout".into()];
-        // (window, visitors, passers-by, hours present)
-        let table: [(Option<&str>, u64, u64, Vec<u32>); 4] = [
-            (None, 3, 1, vec![9, 10, 11, 12]),
-            (Some("10-11"), 1, 1, vec![10, 11]),
-            (Some("12"), 1, 0, vec![12]),
-            (Some("13-23"), 0, 0, vec![]),
+        // Hours a clock step touched (as the store lists them, any order, repeated).
+        let stepped = [12, 10, 10];
+        // (window, visitors, passers-by, hours present, clock-step hours reported)
+        let table: [(Option<&str>, u64, u64, Vec<u32>, Vec<u8>); 4] = [
+            (None, 3, 1, vec![9, 10, 11, 12], vec![10, 12]),
+            (Some("10-11"), 1, 1, vec![10, 11], vec![10]),
+            (Some("12"), 1, 0, vec![12], vec![12]),
+            (Some("13-23"), 0, 0, vec![], vec![]),
         ];
-        for (window, visitors, passersby, hours) in table {
+        for (window, visitors, passersby, hours, step_hours) in table {
             let inp = ReportInputs {
                 hours: window.map(|w| HourWindow::parse(w).unwrap()),
+                clock_step_hours: &stepped,
                 ..inputs(&visits, sources)
             };
             let r = DayReport::compute(&inp, &zones);
@@ -777,6 +811,20 @@ mod tests {
             let got: Vec<u32> = r.hourly.iter().map(|h| h.hour).collect();
             assert_eq!(got, hours, "{window:?}");
             assert_eq!(r.hours, inp.hours);
+            assert_eq!(r.clock_step_hours, step_hours, "{window:?}");
+            let text = r.render_text("s");
+            let json = serde_json::to_value(&r).unwrap();
+            if step_hours.is_empty() {
+                assert!(!text.contains("clock stepped"), "{text}");
+                assert!(json.get("clock_step_hours").is_none());
+            } else {
+                let listed: Vec<String> = step_hours.iter().map(|h| format!("{h:02}:00")).collect();
+                assert!(
+                    text.contains(&format!("clock stepped in {}:", listed.join(", "))),
+                    "{text}"
+                );
+                assert_eq!(json["clock_step_hours"], serde_json::json!(step_hours));
+            }
         }
         for bad in ["", "24", "13-12", "a-b", "1-2-3"] {
             assert_eq!(HourWindow::parse(bad), None, "{bad:?}");

@@ -1614,6 +1614,24 @@ impl Reader {
             .map_err(|e| StoreError::sqlite("reading visits", e))
     }
 
+    /// Local hours of a local date whose hourly record (any revision) is flagged `clock_step`:
+    /// a step of the gateway's clock touched them.
+    pub fn clock_step_hours(&self, local_date: &str) -> Result<Vec<u8>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT DISTINCT local_hour FROM hourly_aggregates
+                 WHERE local_date = ?1 AND json_extract(body, '$.clock_step') = 1
+                 ORDER BY local_hour",
+            )
+            .map_err(|e| StoreError::sqlite("reading hourly records", e))?;
+        let rows = st
+            .query_map([local_date], |r| r.get::<_, u8>(0))
+            .map_err(|e| StoreError::sqlite("reading hourly records", e))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(|e| StoreError::sqlite("reading hourly records", e))
+    }
+
     /// The latest local date with a visitor, else with any visit.
     pub fn latest_date(&self) -> Result<Option<String>, StoreError> {
         self.conn
