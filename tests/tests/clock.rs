@@ -334,6 +334,21 @@ fn clock_step_of_visit(data: &Path, visit_key: &str) -> Option<bool> {
     v.get("clock_step").and_then(Value::as_bool)
 }
 
+/// Whether the day report of the hour starting at `hour_ms` lists it in `clock_step_hours`
+/// (the store's time zone is UTC).
+fn report_lists_step(data: &Path, hour_ms: i64) -> bool {
+    let t = chrono::DateTime::from_timestamp_millis(hour_ms).unwrap();
+    let report = report_json(data, &t.format("%Y-%m-%d").to_string());
+    println!(
+        "report of {}: clock_step_hours {}",
+        iso(hour_ms),
+        report["clock_step_hours"]
+    );
+    report["clock_step_hours"]
+        .as_array()
+        .is_some_and(|l| l.contains(&Value::from(t.hour())))
+}
+
 fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
@@ -541,27 +556,12 @@ fn a_step_forward_by_an_hour_is_counted_and_flagged() {
             .find(|r| r.hour_start_ms == hour)
             .expect("hour stored");
         assert_eq!(rec.body["clock_step"], Value::Bool(true), "{}", iso(hour));
-        // The day report names the hour (the store's time zone is UTC).
-        let t = chrono::DateTime::from_timestamp_millis(hour).unwrap();
-        let report = report_json(&data, &t.format("%Y-%m-%d").to_string());
-        let listed = report["clock_step_hours"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        assert!(
-            listed.contains(&Value::from(t.hour())),
-            "{} not in the report's clock_step_hours {listed:?}",
-            iso(hour)
-        );
+        assert!(report_lists_step(&data, hour), "{}", iso(hour));
     }
-    // An hour the step did not touch is not listed.
-    let t = chrono::DateTime::from_timestamp_millis(end).unwrap();
-    let report = report_json(&data, &t.format("%Y-%m-%d").to_string());
-    let listed = report["clock_step_hours"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert!(!listed.contains(&Value::from(t.hour())), "{listed:?}");
+    assert!(
+        !report_lists_step(&data, end),
+        "an hour the step did not touch"
+    );
     assert!(live
         .agent
         .log_lines()
@@ -630,15 +630,7 @@ fn a_step_back_by_an_hour_is_counted_and_flagged() {
         rec.body["visitors"].as_u64().unwrap() + rec.body["passersby"].as_u64().unwrap(),
         1
     );
-    let t = chrono::DateTime::from_timestamp_millis(real).unwrap();
-    let report = report_json(&data, &t.format("%Y-%m-%d").to_string());
-    assert!(
-        report["clock_step_hours"]
-            .as_array()
-            .is_some_and(|l| l.contains(&Value::from(t.hour()))),
-        "{}",
-        report
-    );
+    assert!(report_lists_step(&data, real), "{}", iso(real));
     assert!(live
         .agent
         .log_lines()
