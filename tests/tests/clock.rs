@@ -401,6 +401,74 @@ fn split_at_step<'a>(
     (before, after, later)
 }
 
+/// A step scenario's common part: the phone probes, the clock steps by `by_ms`, the phone
+/// probes again, and after idling into the next hour a later shopper probes; the three visits
+/// and the hour before `end` (the current hour) stored. Checks what every step must give: nothing stored before a
+/// sane time, one step counted, no frame refused as late, and the visits split at the step.
+struct Stepped {
+    live: Live,
+    data: PathBuf,
+    hours: Vec<Hourly>,
+    pre: Row,
+    post: Row,
+    later: Row,
+}
+
+impl Stepped {
+    fn run(end: i64, start_ms: i64, by_ms: i64, label: &str) -> Stepped {
+        let mut live = Live::start(start_ms);
+        let (pre_first, pre_last) = live.probes(PHONE);
+        live.wall.step(by_ms);
+        let (post_first, post_last) = live.probes(PHONE);
+        println!(
+            "phone probed {} .. {}, {label}, then {} .. {}",
+            iso(pre_first),
+            iso(pre_last),
+            iso(post_first),
+            iso(post_last)
+        );
+        live.idle_until(end + 5_000);
+        let (later_first, _) = live.probes(LATER);
+        let stored = live.wait_visits(3);
+        let hours = live.wait_hour(end - HOUR);
+        live.show(label);
+        let data = live.data();
+
+        assert_nothing_before_sane(&data);
+        assert_eq!(live.counter("clock_steps"), 1);
+        assert_eq!(live.counter("too_late"), 0);
+        let (pre, post, later) = split_at_step(
+            &data,
+            &stored,
+            (pre_first, pre_last),
+            (post_first, post_last),
+            later_first,
+        );
+        let (pre, post, later) = (pre.clone(), post.clone(), later.clone());
+        Stepped {
+            live,
+            data,
+            hours,
+            pre,
+            post,
+            later,
+        }
+    }
+
+    /// The step was logged with its size and raised one `clock_step` alert; stops the agent.
+    fn finish(self, by_s: i64) {
+        let logged = format!("by_s={by_s}");
+        assert!(self
+            .live
+            .agent
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("clock stepped") && l.contains(&logged)));
+        assert_eq!(self.live.alert("clock_step")["steps"], 1);
+        self.live.stop();
+    }
+}
+
 fn assert_nothing_before_sane(data: &Path) {
     for v in visits(data) {
         assert!(
@@ -517,58 +585,25 @@ fn a_step_forward_by_an_hour_is_counted_and_flagged() {
     let end = this_hour();
     let real = end - HOUR;
     let before = real - HOUR;
-    let mut live = Live::start(before + HOUR - 24_000);
-    let (pre_first, pre_last) = live.probes(PHONE);
-    live.wall.step(HOUR);
-    let (post_first, post_last) = live.probes(PHONE);
-    println!(
-        "phone probed {} .. {}, step +1 h, then {} .. {}",
-        iso(pre_first),
-        iso(pre_last),
-        iso(post_first),
-        iso(post_last)
-    );
-    live.idle_until(end + 5_000);
-    let (later_first, _) = live.probes(LATER);
-    let stored = live.wait_visits(3);
-    let hours = live.wait_hour(real);
-    live.show("step +1 h");
-    let data = live.data();
-
-    assert_nothing_before_sane(&data);
-    assert_eq!(live.counter("clock_steps"), 1);
-    assert_eq!(live.counter("too_late"), 0);
-    let (pre, post, later) = split_at_step(
-        &data,
-        &stored,
-        (pre_first, pre_last),
-        (post_first, post_last),
-        later_first,
-    );
-    assert_eq!(hour_of(pre.start_ms), before);
-    assert_eq!(hour_of(post.start_ms), real);
-    assert_eq!(hour_of(later.start_ms), end);
+    let s = Stepped::run(end, before + HOUR - 24_000, HOUR, "step +1 h");
+    assert_eq!(hour_of(s.pre.start_ms), before);
+    assert_eq!(hour_of(s.post.start_ms), real);
+    assert_eq!(hour_of(s.later.start_ms), end);
     // Both hours the step touched are flagged in their newest stored revision.
-    let h = newest(&hours);
+    let h = newest(&s.hours);
     for hour in [before, real] {
         let rec = h
             .iter()
             .find(|r| r.hour_start_ms == hour)
             .expect("hour stored");
         assert_eq!(rec.body["clock_step"], Value::Bool(true), "{}", iso(hour));
-        assert!(report_lists_step(&data, hour), "{}", iso(hour));
+        assert!(report_lists_step(&s.data, hour), "{}", iso(hour));
     }
     assert!(
-        !report_lists_step(&data, end),
+        !report_lists_step(&s.data, end),
         "an hour the step did not touch"
     );
-    assert!(live
-        .agent
-        .log_lines()
-        .iter()
-        .any(|l| l.contains("clock stepped") && l.contains("by_s=3600")));
-    assert_eq!(live.alert("clock_step")["steps"], 1);
-    live.stop();
+    s.finish(3600);
 }
 
 /// (c) NTP steps the clock back by an hour while a phone is in the store: the frames after the
@@ -580,47 +615,20 @@ fn a_step_back_by_an_hour_is_counted_and_flagged() {
     let end = this_hour();
     let real = end - HOUR;
     // The clock runs an hour fast: the phone arrives 24 s before `end + HOUR` by it.
-    let mut live = Live::start(end + HOUR - 24_000);
-    let (pre_first, pre_last) = live.probes(PHONE);
-    live.wall.step(-HOUR);
-    let (post_first, post_last) = live.probes(PHONE);
-    println!(
-        "phone probed {} .. {}, step -1 h, then {} .. {}",
-        iso(pre_first),
-        iso(pre_last),
-        iso(post_first),
-        iso(post_last)
-    );
-    live.idle_until(end + 5_000);
-    let (later_first, _) = live.probes(LATER);
-    let stored = live.wait_visits(3);
-    let hours = live.wait_hour(real);
-    live.show("step -1 h");
-    let data = live.data();
-
-    assert_nothing_before_sane(&data);
-    assert_eq!(live.counter("clock_steps"), 1);
-    assert_eq!(live.counter("too_late"), 0);
-    let (pre, post, later) = split_at_step(
-        &data,
-        &stored,
-        (pre_first, pre_last),
-        (post_first, post_last),
-        later_first,
-    );
+    let s = Stepped::run(end, end + HOUR - 24_000, -HOUR, "step -1 h");
     assert_eq!(
-        hour_of(pre.start_ms),
+        hour_of(s.pre.start_ms),
         end,
         "on the old clock, an hour ahead"
     );
     assert_eq!(
-        hour_of(post.start_ms),
+        hour_of(s.post.start_ms),
         real,
         "on the new clock, not refused as late"
     );
-    assert_eq!(hour_of(later.start_ms), end);
+    assert_eq!(hour_of(s.later.start_ms), end);
     // The real hour (sealed within the test) carries the flag.
-    let h = newest(&hours);
+    let h = newest(&s.hours);
     let rec = h
         .iter()
         .find(|r| r.hour_start_ms == real)
@@ -630,12 +638,6 @@ fn a_step_back_by_an_hour_is_counted_and_flagged() {
         rec.body["visitors"].as_u64().unwrap() + rec.body["passersby"].as_u64().unwrap(),
         1
     );
-    assert!(report_lists_step(&data, real), "{}", iso(real));
-    assert!(live
-        .agent
-        .log_lines()
-        .iter()
-        .any(|l| l.contains("clock stepped") && l.contains("by_s=-3600")));
-    assert_eq!(live.alert("clock_step")["steps"], 1);
-    live.stop();
+    assert!(report_lists_step(&s.data, real), "{}", iso(real));
+    s.finish(-3600);
 }

@@ -109,7 +109,12 @@ fn too_large() -> std::io::Error {
 
 /// [`read_regular_file`] as UTF-8 text (an `InvalidData` error when it is not).
 pub fn read_regular_text(path: &Path) -> std::io::Result<String> {
-    String::from_utf8(read_regular_file(path)?)
+    utf8(read_regular_file(path)?)
+}
+
+/// Bytes as text, or an `InvalidData` error.
+fn utf8(bytes: Vec<u8>) -> std::io::Result<String> {
+    String::from_utf8(bytes)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
@@ -126,9 +131,7 @@ impl FileReads<'_> {
     pub fn read_to_string(self, path: &Path) -> std::io::Result<String> {
         match self {
             FileReads::Disk => read_regular_text(path),
-            FileReads::Given(bytes) => String::from_utf8(bytes.to_vec()).map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")
-            }),
+            FileReads::Given(bytes) => utf8(bytes.to_vec()),
         }
     }
 }

@@ -1136,15 +1136,13 @@ fn bulk(n: u8) -> Op {
     })
 }
 
-/// Regression: a power loss soon after a clean restart took the cleared clean-shutdown mark
-/// along with the records the new run had served, so the next start kept the epoch and gave
-/// their seqs to new records, which the client's cursor had already passed.
-#[test]
-fn power_loss_after_a_clean_restart_starts_a_new_epoch() {
+/// A power loss after a restart (`reopen`), while the new run had served records: the next
+/// start must begin a new epoch, so the client's cursor never passes records it did not get.
+fn power_loss_after_restart(reopen: Op) {
     use Op::*;
     let stats = Harness::run(&[
         bulk(2),
-        CleanReopen,
+        reopen,
         bulk(3),
         Pull(0),
         PowerLoss(u8::MAX),
@@ -1154,21 +1152,19 @@ fn power_loss_after_a_clean_restart_starts_a_new_epoch() {
     assert!(stats.steps_lost > 0, "{stats:?}");
 }
 
+/// Regression: a power loss soon after a clean restart took the cleared clean-shutdown mark
+/// along with the records the new run had served, so the next start kept the epoch and gave
+/// their seqs to new records, which the client's cursor had already passed.
+#[test]
+fn power_loss_after_a_clean_restart_starts_a_new_epoch() {
+    power_loss_after_restart(Op::CleanReopen);
+}
+
 /// Regression: the same after an unclean restart: the epoch row the lost run had started went
 /// with it, and the next start gave its number to a new epoch.
 #[test]
 fn power_loss_after_a_crash_restart_does_not_reuse_the_epoch() {
-    use Op::*;
-    let stats = Harness::run(&[
-        bulk(2),
-        CrashReopen,
-        bulk(3),
-        Pull(0),
-        PowerLoss(u8::MAX),
-        bulk(3),
-        Pull(0),
-    ]);
-    assert!(stats.steps_lost > 0, "{stats:?}");
+    power_loss_after_restart(Op::CrashReopen);
 }
 
 /// Regression: a power loss undid a budget drop (records and count) made before the client
