@@ -982,7 +982,7 @@ fn start_epoch(conn: &mut Connection, now_ms: i64) -> Result<(), StoreError> {
         .query_row("SELECT max(epoch) FROM outbox_epochs", [], |r| r.get(0))
         .map_err(e("reading the epoch"))?;
     let head: i64 = tx
-        .query_row("SELECT COALESCE(max(seq), 0) FROM outbox", [], |r| r.get(0))
+        .query_row(OUTBOX_HEAD, [], |r| r.get(0))
         .map_err(e("reading the outbox head"))?;
     let new = match last {
         None => Some((1, "new database")),
@@ -1018,6 +1018,14 @@ fn start_epoch(conn: &mut Connection, now_ms: i64) -> Result<(), StoreError> {
     .map_err(e("clearing the shutdown flag"))?;
     tx.commit().map_err(e("committing the epoch"))
 }
+
+/// The outbox's head: the highest seq ever issued (AUTOINCREMENT's counter, in the same
+/// transactions as the records), not the highest held. Retention and the disk budget may have
+/// removed the newest records after a client pulled them; its cursor must stay acceptable (an
+/// ack at it is not "past the head"), and a new epoch need not send it back.
+const OUTBOX_HEAD: &str = "SELECT max(
+    COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0),
+    COALESCE((SELECT max(seq) FROM outbox), 0))";
 
 /// Path element as stored: zone name and dwell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1348,7 +1356,8 @@ pub struct OutboxState {
     pub epochs: Vec<(u64, i64)>,
     /// Lowest seq held (1 when empty).
     pub first_seq: i64,
-    /// Highest committed seq (0 when empty).
+    /// Highest seq ever committed, also when that record is gone (retention, the disk
+    /// budget); 0 for a new outbox.
     pub head_seq: i64,
     /// Records held.
     pub records: u64,
@@ -1661,7 +1670,7 @@ impl Reader {
         let (first_seq, head_seq, records): (i64, i64, u64) = self
             .conn
             .query_row(
-                "SELECT COALESCE(min(seq), 1), COALESCE(max(seq), 0), count(*) FROM outbox",
+                &format!("SELECT COALESCE(min(seq), 1), ({OUTBOX_HEAD}), count(*) FROM outbox"),
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)),
             )

@@ -274,7 +274,7 @@ impl Sync for SyncService {
             .await?;
         if seq > st.head_seq {
             return Err(Status::failed_precondition(format!(
-                "ack at position {seq} is past the newest record served ({})",
+                "ack at position {seq} is past the newest record issued ({})",
                 st.head_seq
             )));
         }
