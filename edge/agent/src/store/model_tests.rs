@@ -1135,11 +1135,7 @@ fn a_fixed_run_goes_through_every_path() {
 fn an_ack_after_the_budget_dropped_the_tail_is_taken() {
     use Op::*;
     let stats = Harness::run(&[
-        Ingest(Write::Core {
-            visits: vec![(1, 0), (2, 0)],
-            hours: Vec::new(),
-            bulk: 0,
-        }),
+        ingest_visits(vec![(1, 0), (2, 0)], 0),
         Ingest(Write::Health(1)),
         Pull(0),
         Budget(0),
@@ -1155,12 +1151,17 @@ fn an_ack_after_the_budget_dropped_the_tail_is_taken() {
     assert_eq!(stats.acks, 2, "{stats:?}");
 }
 
-fn bulk(n: u8) -> Op {
+/// An ingest of these visits (device, start hour) and `bulk` more, without hourly records.
+fn ingest_visits(visits: Vec<(u8, u8)>, bulk: u8) -> Op {
     Op::Ingest(Write::Core {
-        visits: Vec::new(),
+        visits,
         hours: Vec::new(),
-        bulk: n,
+        bulk,
     })
+}
+
+fn bulk(n: u8) -> Op {
+    ingest_visits(Vec::new(), n)
 }
 
 /// A power loss after a restart (`reopen`), while the new run had served records: the next
@@ -1202,11 +1203,7 @@ fn power_loss_after_a_crash_restart_does_not_reuse_the_epoch() {
 fn power_loss_cannot_undo_a_drop_a_cursor_has_passed() {
     use Op::*;
     let stats = Harness::run(&[
-        Ingest(Write::Core {
-            visits: vec![(0, 0)],
-            hours: Vec::new(),
-            bulk: 0,
-        }),
+        ingest_visits(vec![(0, 0)], 0),
         Ingest(Write::Pos(vec![0])),
         Budget(0),
         Pull(0),
