@@ -288,6 +288,9 @@ pub fn median(v: &[f64]) -> Option<f64> {
     }
 }
 
+/// systemd's default soft limit on open descriptors for a service.
+pub const SYSTEMD_NOFILE: u64 = 1024;
+
 /// A running `store-edge run` (as a service) whose file sources have been drained, with its pull
 /// API's address. Killed when dropped.
 pub struct Agent {
@@ -305,17 +308,32 @@ impl Agent {
     /// listen and the sources to drain. The config must set `[sync] listen` to a free port
     /// (`127.0.0.1:0`).
     pub fn start(config: &Path) -> Agent {
-        Agent::launch(config, true)
+        Agent::launch(config, true, None)
     }
 
     /// Like [`Agent::start`] for an agent with live sources, which never drain: waits only
     /// for the pull API to listen.
     pub fn start_live(config: &Path) -> Agent {
-        Agent::launch(config, false)
+        Agent::launch(config, false, None)
     }
 
-    fn launch(config: &Path, wait_drained: bool) -> Agent {
-        let mut child = Command::new(bin())
+    /// Like [`Agent::start_live`] under systemd's default descriptor limit (a soft
+    /// `RLIMIT_NOFILE` of 1,024, set by util-linux's `prlimit`, which then runs the agent in
+    /// its own process).
+    pub fn start_live_as_a_service(config: &Path) -> Agent {
+        Agent::launch(config, false, Some(SYSTEMD_NOFILE))
+    }
+
+    fn launch(config: &Path, wait_drained: bool, nofile: Option<u64>) -> Agent {
+        let mut cmd = match nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:")).arg("--").arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = cmd
             .args(["run", "--config", path_str(config)])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -338,7 +356,8 @@ impl Agent {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .unwrap_or_else(|_| {
-                    panic!("agent did not come up (port {port:?}, drained {drained})")
+                    let said = log.lock().map(|l| l.join("\n")).unwrap_or_default();
+                    panic!("agent did not come up (port {port:?}, drained {drained}):\n{said}")
                 });
             if line.contains("pull API listening") {
                 port = logged_port(&line);

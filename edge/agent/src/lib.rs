@@ -9,10 +9,11 @@
 //!   management request and `config/desired` payloads;
 //! - [`sources::counter::mqtt::decode`]: a people counter's MQTT payload.
 //!
-//! The modules the binary drives are public; `notify`, `pipeline`, `secrets` and `stats` are
+//! The modules the binary drives are public (and `listen`, the listeners' shared limits); `notify`, `pipeline`, `secrets` and `stats` are
 //! internal.
 
 pub mod config;
+pub mod listen;
 pub mod mgmt;
 mod notify;
 mod pipeline;

@@ -17,6 +17,7 @@ pub mod counter_profile;
 pub mod profiles;
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -790,6 +791,7 @@ pub fn validate(raw: RawConfig, path: &Path, reads: FileReads<'_>) -> Result<Con
         ));
     }
     let sync = raw.sync.validate(&errs, &base)?;
+    check_relays(&errs, &portal, &pos, &counter, &sync)?;
     let mqtt = match &raw.mqtt {
         Some(m) => Some(m.validate(&errs, &base, &raw.store.gateway_id)?),
         None => None,
@@ -821,6 +823,73 @@ pub fn validate(raw: RawConfig, path: &Path, reads: FileReads<'_>) -> Result<Con
         sync,
         mqtt,
     })
+}
+
+/// A POS passthrough forwards raw bytes without credentials, so its `forward` must not be one
+/// of the agent's own listeners (the pull API, a webhook, the counter listener, another
+/// passthrough): that would be a relay around their tokens. A `forward` on one of those ports
+/// is refused unless its host is an IP address that is not the gateway's own.
+fn check_relays(
+    errs: &Errs<'_>,
+    portal: &[crate::sources::portal::config::PortalSource],
+    pos: &[crate::sources::pos::config::PosSource],
+    counter: &[crate::sources::counter::config::CounterSource],
+    sync: &crate::sync::config::SyncConfig,
+) -> Result<(), ConfigError> {
+    use crate::sources::counter::config::CounterInput;
+    use crate::sources::portal::config::PortalInput;
+    use crate::sources::pos::config::PosInput;
+    let mut own: Vec<SocketAddr> = Vec::new();
+    if sync.enabled {
+        own.push(sync.listen);
+    }
+    own.extend(portal.iter().filter_map(|p| match p.input {
+        PortalInput::Listen(a) => Some(a),
+        PortalInput::File(_) => None,
+    }));
+    own.extend(counter.iter().filter_map(|c| match c.input {
+        CounterInput::Push { listen, .. } => Some(listen),
+        _ => None,
+    }));
+    own.extend(pos.iter().filter_map(|p| match p.input {
+        PosInput::Passthrough { listen, .. } => Some(listen),
+        _ => None,
+    }));
+    for (i, p) in pos.iter().enumerate() {
+        let PosInput::Passthrough { forward, .. } = &p.input else {
+            continue;
+        };
+        // Validated as host:port by the POS table.
+        let Some((host, port)) = forward.rsplit_once(':') else {
+            continue;
+        };
+        let Ok(port) = port.parse::<u16>() else {
+            continue;
+        };
+        if !own.iter().any(|a| a.port() == port) {
+            continue;
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let foreign = host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| !is_own_address(ip, &own));
+        if !foreign {
+            return Err(errs.at(
+                format!("sources.pos[{i}].forward"),
+                format!("port {port} is one of this agent's own listeners: a passthrough must forward to the printer, never to the agent"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `ip` reaches this gateway: loopback, unspecified, one of the listeners' addresses,
+/// or an address of one of its interfaces (one a socket can be bound to).
+fn is_own_address(ip: std::net::IpAddr, own: &[SocketAddr]) -> bool {
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || own.iter().any(|a| a.ip() == ip)
+        || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
 #[cfg(test)]
@@ -1024,14 +1093,33 @@ pcap = "a.pcap"
             crate::sources::pos::config::PosInput::File("/etc/store-edge/till.bin".into())
         );
         let base = "[[sources.pos]]\nprofile = \"pos/xprinter-xp-58iih-gb18030\"\n";
+        // A printer elsewhere on the LAN, even on a port the agent also listens on.
+        let c = p(&format!(
+            "{MINIMAL}\n{base}listen = \"127.0.0.1:9100\"\nforward = \"192.0.2.10:9100\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.pos[0].idle_timeout, Duration::from_secs(300));
         let table = [
             (base.to_string(), "sources.pos[0]"),
             (format!("{base}file = \"a\"\nport = \"/dev/ttyUSB0\"\n"), "sources.pos[0]"),
-            (format!("{base}listen = \"0.0.0.0:9100\"\n"), "sources.pos[0].forward"),
+            (format!("{base}listen = \"127.0.0.1:9100\"\n"), "sources.pos[0].forward"),
             (
-                format!("{base}listen = \"0.0.0.0:9100\"\nforward = \"printer\"\n"),
+                format!("{base}listen = \"127.0.0.1:9100\"\nforward = \"printer\"\n"),
                 "sources.pos[0].forward",
             ),
+            // No credentials to check: never on every interface.
+            (format!("{base}listen = \"0.0.0.0:9100\"\nforward = \"192.0.2.10:9100\"\n"), "sources.pos[0].listen"),
+            (format!("{base}listen = \"[::]:9100\"\nforward = \"192.0.2.10:9100\"\n"), "sources.pos[0].listen"),
+            // Never a relay to the agent's own listeners: the pull API, itself, a webhook.
+            (format!("{base}listen = \"127.0.0.1:9100\"\nforward = \"127.0.0.1:50051\"\n"), "sources.pos[0].forward"),
+            (format!("{base}listen = \"127.0.0.1:9100\"\nforward = \"localhost:50051\"\n"), "sources.pos[0].forward"),
+            (format!("{base}listen = \"127.0.0.1:9100\"\nforward = \"localhost:9100\"\n"), "sources.pos[0].forward"),
+            (format!("{base}listen = \"127.0.0.1:9100\"\nforward = \"[::1]:9100\"\n"), "sources.pos[0].forward"),
+            (
+                format!("[[sources.portal]]\nformat = \"webhook\"\nlisten = \"127.0.0.1:8088\"\n{base}listen = \"127.0.0.1:9100\"\nforward = \"127.0.0.1:8088\"\n"),
+                "sources.pos[0].forward",
+            ),
+            (format!("{base}listen = \"127.0.0.1:9100\"\nforward = \"192.0.2.10:9100\"\nidle_timeout = \"1s\"\n"), "sources.pos[0].idle_timeout"),
             (format!("{base}port = \"/dev/ttyUSB0\"\nforward = \"p:9100\"\n"), "sources.pos[0].forward"),
             (format!("{base}port = \"/dev/ttyUSB0\"\nbaud = 12345\n"), "sources.pos[0].baud"),
             (format!("{base}port = \"/dev/ttyUSB0\"\nidle_gap = \"1ms\"\n"), "sources.pos[0].idle_gap"),

@@ -213,13 +213,14 @@ pub async fn spawn(
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(shared);
     tracing::info!(addr = %bound, paths = ?names, "counter listener");
-    tracker.spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(cancel.cancelled_owned())
-            .await
-        {
-            tracing::error!(error = %e, "counter listener stopped");
-        }
-    });
+    tracker.spawn(crate::listen::serve_http(
+        listener,
+        app,
+        crate::listen::HTTP_LIMITS,
+        stats.clone(),
+        "counter listener",
+        cancel,
+        tracker.clone(),
+    ));
     Ok((bound, stats))
 }

@@ -333,15 +333,15 @@ pub async fn spawn(
         ))
         .with_state(shared.clone());
     tracing::info!(source = %src.name, addr = %bound, "portal webhook listening");
-    let stop = cancel.clone();
-    tracker.spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-        {
-            tracing::error!(error = %e, "portal webhook stopped");
-        }
-    });
+    tracker.spawn(crate::listen::serve_http(
+        listener,
+        app,
+        crate::listen::HTTP_LIMITS,
+        shared.stats.clone(),
+        "portal webhook",
+        cancel.clone(),
+        tracker.clone(),
+    ));
     tracker.spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
         loop {

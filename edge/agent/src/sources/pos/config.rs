@@ -27,7 +27,9 @@ pub struct RawPos {
     /// A raw capture of the printer line to replay, relative to the config.
     #[serde(default)]
     pub file: Option<PathBuf>,
-    /// `host:port` the passthrough listens on for the POS (`0.0.0.0:9100`).
+    /// `address:port` the passthrough listens on for the POS: the gateway's address on the
+    /// POS's network (`192.168.1.2:9100`) or loopback, never every interface (it has no
+    /// credentials to check).
     #[serde(default)]
     pub listen: Option<String>,
     /// `host:port` of the real printer the passthrough forwards every byte to.
@@ -42,7 +44,19 @@ pub struct RawPos {
     /// Largest number of connections the passthrough serves at once.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// A passthrough connection on which the POS sends nothing for this long is closed (the
+    /// POS reconnects when it next prints); from 10s to 24h.
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
 }
+
+fn default_idle_timeout() -> Duration {
+    DEFAULT_IDLE_TIMEOUT
+}
+
+/// Default idle timeout of a passthrough connection: far longer than any pause within a
+/// receipt, short enough that connections left half-open do not hold the slots for long.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 fn default_max_connections() -> usize {
     DEFAULT_MAX_CONNECTIONS
@@ -83,6 +97,8 @@ pub struct PosSource {
     pub input: PosInput,
     /// Passthrough connection limit.
     pub max_connections: usize,
+    /// Passthrough idle timeout.
+    pub idle_timeout: Duration,
 }
 
 impl RawPos {
@@ -116,9 +132,15 @@ impl RawPos {
                 let listen: SocketAddr = l.parse().map_err(|_| {
                     errs.at(
                         format!("{key}.listen"),
-                        format!("{l:?} is not an IP address and port (e.g. 0.0.0.0:9100)"),
+                        format!("{l:?} is not an IP address and port (e.g. 192.168.1.2:9100)"),
                     )
                 })?;
+                if listen.ip().is_unspecified() {
+                    return Err(errs.at(
+                        format!("{key}.listen"),
+                        "a passthrough has no credentials to check: listen on the gateway's address on the POS's network (e.g. 192.168.1.2:9100) or on loopback, not on every interface",
+                    ));
+                }
                 let Some(forward) = &self.forward else {
                     return Err(errs.at(
                         format!("{key}.forward"),
@@ -165,6 +187,11 @@ impl RawPos {
         if !(1..=64).contains(&self.max_connections) {
             return Err(errs.at(format!("{key}.max_connections"), "must be between 1 and 64"));
         }
+        if self.idle_timeout < Duration::from_secs(10)
+            || self.idle_timeout > Duration::from_secs(24 * 3600)
+        {
+            return Err(errs.at(format!("{key}.idle_timeout"), "must be between 10s and 24h"));
+        }
         Ok(PosSource {
             name,
             profile: Arc::new(profile),
@@ -172,6 +199,7 @@ impl RawPos {
             idle_gap,
             input,
             max_connections: self.max_connections,
+            idle_timeout: self.idle_timeout,
         })
     }
 }

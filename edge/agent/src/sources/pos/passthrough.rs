@@ -6,16 +6,16 @@
 //! connection is closed, so the POS shows the same "printer offline" it would without us. Bytes
 //! are forwarded before they are decoded, so storing receipts never delays printing.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::source::PosContext;
+use crate::listen::{accept_loop, Limits, Slots};
 use edge_wire::escpos::{RawReceipt, ReceiptDecoder};
 
 /// How long connecting to the printer may take.
@@ -40,14 +40,7 @@ pub async fn spawn(
     let local = listener.local_addr()?;
     tracing::info!(source = %ctx.src.name, listen = %local, printer = %forward, "POS passthrough listening");
     let t = tracker.clone();
-    tracker.spawn(serve(
-        ctx,
-        listener,
-        forward,
-        Arc::new(Semaphore::new(max_connections)),
-        cancel,
-        t,
-    ));
+    tracker.spawn(serve(ctx, listener, forward, max_connections, cancel, t));
     Ok(local)
 }
 
@@ -55,39 +48,35 @@ async fn serve(
     ctx: PosContext,
     listener: TcpListener,
     forward: String,
-    slots: Arc<Semaphore>,
+    max_connections: usize,
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
-    loop {
-        let (pos, peer) = tokio::select! {
-            _ = cancel.cancelled() => {
-                let ctx = ctx.clone();
-                let _ = tokio::task::spawn_blocking(move || ctx.save_counters()).await;
-                return;
+    // The POS is one address: the per-peer cap is the listener's own.
+    let slots = Slots::new(Limits {
+        max_connections,
+        max_per_peer: max_connections,
+        idle_timeout: ctx.src.idle_timeout,
+        ..crate::listen::HTTP_LIMITS
+    });
+    let (c, t, stop) = (ctx.clone(), tracker.clone(), cancel.clone());
+    accept_loop(
+        listener,
+        slots,
+        ctx.stats.clone(),
+        "POS passthrough",
+        cancel,
+        tracker,
+        move |pos, _peer, slot| {
+            let (ctx, forward, cancel, t) = (c.clone(), forward.clone(), stop.clone(), t.clone());
+            async move {
+                connection(ctx, pos, &forward, cancel, &t).await;
+                drop(slot);
             }
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    ctx.stats.count("accept_errors", 1);
-                    tracing::warn!(source = %ctx.src.name, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            ctx.stats.count("connections_refused", 1);
-            tracing::warn!(source = %ctx.src.name, %peer, "too many POS connections; refused");
-            continue;
-        };
-        let (ctx, forward, cancel) = (ctx.clone(), forward.clone(), cancel.clone());
-        let t = tracker.clone();
-        tracker.spawn(async move {
-            connection(ctx, pos, &forward, cancel, &t).await;
-            drop(permit);
-        });
-    }
+        },
+    )
+    .await;
+    let _ = tokio::task::spawn_blocking(move || ctx.save_counters()).await;
 }
 
 /// Forwards one POS connection to the printer and decodes what the POS sends.
@@ -136,21 +125,30 @@ async fn connection(
     let mut dec = ReceiptDecoder::new(ctx.src.profile.decoder.clone());
     let gap = ctx.src.idle_gap;
     let gap_ms = i64::try_from(gap.as_millis()).unwrap_or(i64::MAX);
+    // A POS that sends nothing for the idle timeout is gone or stalled: its slot is freed.
+    let idle_limit = ctx.src.idle_timeout;
+    let mut last_byte = tokio::time::Instant::now();
     let mut buf = vec![0u8; 16 * 1024];
     let mut out = Vec::new();
     loop {
         let read = tokio::select! {
             _ = cancel.cancelled() => break,
-            r = tokio::time::timeout(gap, pos_rd.read(&mut buf)) => r,
+            r = tokio::time::timeout(gap.min(idle_limit), pos_rd.read(&mut buf)) => r,
         };
         match read {
             Err(_) => {
                 if let Some(r) = dec.idle(chrono::Utc::now().timestamp_millis(), gap_ms) {
                     out.push(r);
                 }
+                if last_byte.elapsed() >= idle_limit {
+                    ctx.stats.count("connections_timed_out", 1);
+                    tracing::debug!(source = %ctx.src.name, "POS connection idle; closed");
+                    break;
+                }
             }
             Ok(Ok(0)) => break,
             Ok(Ok(n)) => {
+                last_byte = tokio::time::Instant::now();
                 let chunk = buf.get(..n).unwrap_or_default();
                 if let Err(e) = pr_wr.write_all(chunk).await {
                     ctx.stats.count("printer_write_errors", 1);

@@ -1,0 +1,472 @@
+//! Attacks on the running agent, on loopback only, under systemd's descriptor limit (1,024):
+//! each runs against the real binary with every listener up (portal webhook, counter push
+//! listener, POS passthrough, pull API) and shows that the agent keeps answering the other
+//! listeners during the attack, closes what the attacker left open, loses nothing it accepted,
+//! and gives its memory back. Each test prints its before/after figures (`-- --nocapture`).
+//! The attackers connect from other loopback addresses (127.0.0.2, …) than the honest peers
+//! (127.0.0.1), as they would from other hosts.
+
+// Test code: a panic with its message is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use edge_e2e::{http_request, logged_port, Agent};
+use edge_proto::v1 as pb;
+
+const HOOK_TOKEN: &str = "hook-token-0123456789abcdef";
+const COUNTER_TOKEN: &str = "xovis-push-token-0123456789";
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../hardware-profiles/counter/fixtures"
+);
+
+/// A stand-in network printer: takes connections and keeps every byte it is sent.
+struct Printer {
+    addr: SocketAddr,
+    bytes: Arc<AtomicU64>,
+}
+
+impl Printer {
+    fn start() -> Printer {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let bytes = Arc::new(AtomicU64::new(0));
+        let b = bytes.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut c) = c else { continue };
+                let b = b.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = c.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        b.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        Printer { addr, bytes }
+    }
+}
+
+fn chmod600(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// The agent under attack, with the ports of its listeners.
+struct Gateway {
+    agent: Agent,
+    data: PathBuf,
+    webhook: u16,
+    counter: u16,
+    pos: SocketAddr,
+    printer: Printer,
+    logins: u64,
+    pushes: u64,
+    prints: u64,
+}
+
+impl Gateway {
+    fn start(dir: &Path) -> Gateway {
+        let printer = Printer::start();
+        std::fs::write(
+            dir.join("secrets.toml"),
+            "device_key_secret = \"367e1111111111111111111111118ebf\"\n\
+             tenant_secret = \"22222222222222222222222222222222\"\n",
+        )
+        .unwrap();
+        chmod600(&dir.join("secrets.toml"));
+        std::fs::write(
+            dir.join("config.toml"),
+            format!(
+                "[store]\nstore_id = \"attack-store\"\ngateway_id = \"gw-1\"\ntimezone = \"Asia/Shanghai\"\n\n\
+                 [privacy]\nsecrets_file = \"secrets.toml\"\n\n\
+                 [storage]\ndata_dir = \"data\"\ncommit_interval = \"200ms\"\ncheckpoint_interval = \"200ms\"\n\n\
+                 [sync]\nlisten = \"127.0.0.1:0\"\n\n\
+                 [[sources.portal]]\nname = \"hook\"\nformat = \"webhook\"\nlisten = \"127.0.0.1:0\"\nmax_body_bytes = 1024\n\
+                 [[sources.portal.tokens]]\nname = \"portal\"\ntoken = \"{HOOK_TOKEN}\"\n\n\
+                 [[sources.counter]]\nname = \"xovis\"\nprofile = \"counter/xovis-pc2s-v5\"\ndoor = \"main\"\nlisten = \"127.0.0.1:0\"\n\
+                 [[sources.counter.tokens]]\nname = \"xovis\"\ntoken = \"{COUNTER_TOKEN}\"\n\n\
+                 [[sources.pos]]\nname = \"till\"\nprofile = \"pos/xprinter-xp-58iih-gb18030\"\nlisten = \"127.0.0.1:0\"\nforward = \"{}\"\n",
+                printer.addr
+            ),
+        )
+        .unwrap();
+        let agent = Agent::start_live_as_a_service(&dir.join("config.toml"));
+        let port_of = |pattern: &str| {
+            let line = agent
+                .wait_for_log(pattern, Duration::from_secs(20))
+                .unwrap_or_else(|| panic!("no {pattern:?} log line"));
+            logged_port(&line).unwrap()
+        };
+        let webhook = port_of("portal webhook listening");
+        let counter = port_of("counter listener");
+        let line = agent
+            .wait_for_log("POS passthrough listening", Duration::from_secs(20))
+            .unwrap();
+        let pos = line
+            .split("listen=")
+            .nth(1)
+            .and_then(|a| a.split_whitespace().next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        Gateway {
+            agent,
+            data: dir.join("data"),
+            webhook,
+            counter,
+            pos,
+            printer,
+            logins: 0,
+            pushes: 0,
+            prints: 0,
+        }
+    }
+
+    /// The agent's resident memory, in kB.
+    fn rss_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.agent.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    }
+
+    /// Descriptors the agent holds.
+    fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.agent.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// One honest request to every listener; panics naming the one that did not answer
+    /// within `limit`. Gives the slowest answer.
+    fn probe(&mut self, limit: Duration) -> Duration {
+        let mut slowest = Duration::ZERO;
+        // A portal login, with a fresh time and a new device each time.
+        let t = Instant::now();
+        self.logins += 1;
+        let login = format!(
+            "{{\"mac\":\"02-1a-2b-00-{:02x}-{:02x}\",\"phone\":\"139{:08}\",\"event\":\"login\",\"time\":{}}}",
+            self.logins / 256,
+            self.logins % 256,
+            12_340_000 + self.logins,
+            chrono::Utc::now().timestamp()
+        );
+        let (status, body) = within(limit, "the portal webhook", {
+            let port = self.webhook;
+            move || {
+                http_request(
+                    port,
+                    "POST",
+                    "/login",
+                    Some(&format!("Bearer {HOOK_TOKEN}")),
+                    login.as_bytes(),
+                )
+            }
+        });
+        assert_eq!(status, 202, "webhook login: {body}");
+        slowest = slowest.max(t.elapsed());
+        // A counter push.
+        let t = Instant::now();
+        let push = std::fs::read(format!("{FIXTURES}/xovis-v5.json")).unwrap();
+        let (status, body) = within(limit, "the counter listener", {
+            let port = self.counter;
+            move || {
+                http_request(
+                    port,
+                    "POST",
+                    "/counter/xovis",
+                    Some(&format!("Bearer {COUNTER_TOKEN}")),
+                    &push,
+                )
+            }
+        });
+        assert_eq!(status, 200, "counter push: {body}");
+        self.pushes += 1;
+        slowest = slowest.max(t.elapsed());
+        // The pull API.
+        let t = Instant::now();
+        let endpoint = self.agent.endpoint.clone();
+        let records = within(limit, "the pull API", move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let mut c = pb::sync_client::SyncClient::connect(endpoint)
+                    .await
+                    .unwrap();
+                c.get_info(pb::GetInfoRequest {})
+                    .await
+                    .unwrap()
+                    .into_inner()
+            })
+        });
+        assert!(!records.gateway_id.is_empty());
+        slowest = slowest.max(t.elapsed());
+        // A print through the passthrough reaches the printer.
+        let t = Instant::now();
+        let before = self.printer.bytes.load(Ordering::Relaxed);
+        let receipt = b"\x1b@store-edge test receipt\n\x1dV\x00";
+        let pos = self.pos;
+        within(limit, "the POS passthrough", move || {
+            let mut c = TcpStream::connect(pos).unwrap();
+            c.write_all(receipt).unwrap();
+        });
+        self.prints += 1;
+        let deadline = Instant::now() + limit;
+        while self.printer.bytes.load(Ordering::Relaxed) < before + receipt.len() as u64 {
+            assert!(
+                Instant::now() < deadline,
+                "the printer did not get the print"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        slowest.max(t.elapsed())
+    }
+}
+
+/// Runs `f` on a thread; panics naming `what` when it takes longer than `limit`.
+fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("{what} did not answer within {limit:?}"))
+}
+
+/// Raises this test process's own soft descriptor limit to its hard limit (the attackers'
+/// sockets are ours); gives the new soft limit.
+fn raise_own_nofile() -> u64 {
+    let pid = std::process::id().to_string();
+    let hard = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, "--nofile", "--output=HARD", "--noheadings"])
+        .output()
+        .unwrap();
+    let hard = String::from_utf8_lossy(&hard.stdout).trim().to_string();
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, &format!("--nofile={hard}:")])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    hard.parse().unwrap_or(u64::MAX)
+}
+
+/// Opens `n` connections to `target` from `from` (a loopback address), each sending `prefix`
+/// and then nothing.
+async fn half_open(
+    from: &str,
+    target: SocketAddr,
+    n: usize,
+    prefix: &[u8],
+) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut open = Vec::new();
+    for _ in 0..n {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        if let Ok(Ok(mut c)) = tokio::time::timeout(Duration::from_secs(2), s.connect(target)).await
+        {
+            // Refused ones may be closed already.
+            let _ = c.write_all(prefix).await;
+            open.push(c);
+        }
+    }
+    open
+}
+
+/// Waits until the server has closed each connection (EOF or reset); gives how many it closed
+/// within `limit`.
+async fn closed_by_server(conns: Vec<tokio::net::TcpStream>, limit: Duration) -> usize {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut tasks = Vec::new();
+    for mut c in conns {
+        tasks.push(tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            loop {
+                match tokio::time::timeout_at(deadline, c.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return true,
+                    Ok(Ok(_)) => continue,
+                    Err(_) => return false,
+                }
+            }
+        }));
+    }
+    let mut closed = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            closed += 1;
+        }
+    }
+    closed
+}
+
+/// Slowloris without credentials: 1,100 connections to the counter port that send half a
+/// request head and then nothing. The connection caps refuse most at once, the head deadline
+/// closes the rest, and every listener keeps answering meanwhile.
+#[test]
+fn slowloris_on_the_counter_port_is_cut_off() {
+    let own_limit = raise_own_nofile();
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start(dir.path());
+    gw.probe(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    let (rss0, fds0) = (gw.rss_kb(), gw.fds());
+    let n = 1100.min(own_limit.saturating_sub(200) as usize);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let target: SocketAddr = format!("127.0.0.1:{}", gw.counter).parse().unwrap();
+    let t0 = Instant::now();
+    let conns = rt.block_on(half_open(
+        "127.0.0.2",
+        target,
+        n,
+        b"POST /counter/xovis HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n",
+    ));
+    let opened = conns.len();
+    let (rss1, fds1) = (gw.rss_kb(), gw.fds());
+    // During the attack: every listener answers, the counter port included (honest peers
+    // come from another address).
+    let mut slowest = Duration::ZERO;
+    for _ in 0..3 {
+        slowest = slowest.max(gw.probe(Duration::from_secs(5)));
+    }
+    let closed = rt.block_on(closed_by_server(conns, Duration::from_secs(30)));
+    let cut_after = t0.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    let (rss2, fds2) = (gw.rss_kb(), gw.fds());
+    slowest = slowest.max(gw.probe(Duration::from_secs(5)));
+    println!(
+        "slowloris: {n} half-open connections ({opened} connected), all closed by the agent: {closed} within {cut_after:.1?}; \
+         slowest honest answer {slowest:.2?}; RSS {rss0} → {rss1} → {rss2} kB; descriptors {fds0} → {fds1} → {fds2}"
+    );
+    assert_eq!(
+        closed, opened,
+        "every half-open connection is closed by the agent"
+    );
+    assert!(fds2 <= fds0 + 10, "descriptors return: {fds0} → {fds2}");
+    assert!(
+        rss2 <= rss0 + rss0 / 5,
+        "memory back within 20 %: {rss0} → {rss2} kB"
+    );
+    let pushes = gw.pushes;
+    let logins = gw.logins;
+    gw.agent.stop_cleanly();
+    // Nothing accepted was lost: every 202 login is in the journal's store, every push counted.
+    let db = edge_e2e::open_db(&gw.data);
+    let stored: u64 = db
+        .query_row("SELECT COUNT(*) FROM device_persons", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, logins, "every accepted login bound its device");
+    assert!(pushes > 0);
+}
+
+/// A request body trickled a byte at a time, and request heads that never end, on the
+/// webhook: answered 408 or closed at the deadlines; honest logins go on meanwhile.
+#[test]
+fn slow_bodies_and_heads_on_the_webhook_time_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = Gateway::start(dir.path());
+    gw.probe(Duration::from_secs(10));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let target: SocketAddr = format!("127.0.0.1:{}", gw.webhook).parse().unwrap();
+    let t0 = Instant::now();
+    let head = format!(
+        "POST /login HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {HOOK_TOKEN}\r\nContent-Length: 200\r\n\r\n{{"
+    );
+    let tricklers = rt.block_on(half_open("127.0.0.3", target, 20, head.as_bytes()));
+    let heads = rt.block_on(half_open(
+        "127.0.0.4",
+        target,
+        20,
+        b"POST /login HTTP/1.1\r\nHo",
+    ));
+    assert_eq!((tricklers.len(), heads.len()), (20, 20));
+    // The tricklers send a byte every 2 s; each gets 408 or is closed.
+    let answers = rt.spawn(async move {
+        let mut tasks = Vec::new();
+        for mut c in tricklers {
+            tasks.push(tokio::spawn(async move {
+                let start = tokio::time::Instant::now();
+                let mut buf = [0u8; 512];
+                loop {
+                    tokio::select! {
+                        r = c.read(&mut buf) => {
+                            let text = match r {
+                                Ok(n) => String::from_utf8_lossy(&buf[..n]).to_string(),
+                                Err(_) => String::new(),
+                            };
+                            return (text, start.elapsed());
+                        }
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {
+                            if c.write_all(b" ").await.is_err() {
+                                return (String::new(), start.elapsed());
+                            }
+                        }
+                    }
+                    if start.elapsed() > Duration::from_secs(40) {
+                        return ("still open".to_string(), start.elapsed());
+                    }
+                }
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    let mut slowest = Duration::ZERO;
+    for _ in 0..3 {
+        slowest = slowest.max(gw.probe(Duration::from_secs(5)));
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let head_closed = rt.block_on(closed_by_server(heads, Duration::from_secs(30)));
+    let answers = rt.block_on(answers).unwrap();
+    let timed_out_408 = answers
+        .iter()
+        .filter(|(t, _)| t.starts_with("HTTP/1.1 408"))
+        .count();
+    let longest = answers.iter().map(|(_, d)| *d).max().unwrap();
+    println!(
+        "slow bodies: {timed_out_408} of 20 answered 408, the longest after {longest:.1?}; \
+         unfinished heads closed: {head_closed} of 20 within {:.1?}; slowest honest answer {slowest:.2?}",
+        t0.elapsed()
+    );
+    assert!(
+        answers
+            .iter()
+            .all(|(t, d)| t != "still open" && *d < Duration::from_secs(25)),
+        "every trickled body ends at the request deadline: {answers:?}"
+    );
+    assert_eq!(timed_out_408, 20, "{answers:?}");
+    assert_eq!(head_closed, 20);
+    gw.agent.stop_cleanly();
+}
