@@ -470,3 +470,134 @@ fn slow_bodies_and_heads_on_the_webhook_time_out() {
     assert_eq!(head_closed, 20);
     gw.agent.stop_cleanly();
 }
+
+/// Posts a login with `time` (raw JSON) and `phone` (raw JSON) to the webhook.
+fn login_with(port: u16, mac: &str, phone: &str, time: &str) -> (u16, String) {
+    let body =
+        format!("{{\"mac\":\"{mac}\",\"phone\":{phone},\"event\":\"login\",\"time\":{time}}}");
+    http_request(
+        port,
+        "POST",
+        "/login",
+        Some(&format!("Bearer {HOOK_TOKEN}")),
+        body.as_bytes(),
+    )
+}
+
+fn bound_devices(data: &Path) -> u64 {
+    edge_e2e::open_db(data)
+        .query_row("SELECT COUNT(*) FROM device_persons", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn wait_bound(data: &Path, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while bound_devices(data) < n {
+        assert!(
+            Instant::now() < deadline,
+            "the login did not bind: {} of {n} devices bound",
+            bound_devices(data)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Poisoned values: logins stamped in the year 9999 or at `i64::MIN` are refused with a
+/// reason and never stop identity (later logins still bind, also after a restart); a 400
+/// never echoes the raw phone number it refused; a push sequence number of `u64::MAX` is a
+/// jump, not 18 quintillion missing pushes.
+#[test]
+fn poisoned_times_and_values_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(dir.path());
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(
+        login_with(
+            gw.webhook,
+            "02-00-00-00-00-01",
+            "\"13912345601\"",
+            &now.to_string()
+        )
+        .0,
+        202
+    );
+    wait_bound(&gw.data, 1);
+    let poisons = [
+        ("\"9999-12-31T23:59:59Z\"", "time_ahead"),
+        ("253402300799000", "time_ahead"),
+        (&(now + 2 * 3600).to_string() as &str, "time_ahead"),
+        ("-9223372036854775808", "no_time"),
+        ("0", "time_unset"),
+        (&(now - 30 * 86_400).to_string(), "time_behind"),
+    ];
+    for (time, reason) in poisons {
+        let (status, body) = login_with(gw.webhook, "02-00-00-00-00-02", "\"13912345602\"", time);
+        assert_eq!(status, 400, "{time}: {body}");
+        assert!(body.contains(reason), "{time}: {body}");
+    }
+    // Identity keeps binding.
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(
+        login_with(
+            gw.webhook,
+            "02-00-00-00-00-03",
+            "\"13912345603\"",
+            &now.to_string()
+        )
+        .0,
+        202
+    );
+    wait_bound(&gw.data, 2);
+    // A phone number of the wrong type is refused without being echoed.
+    let (status, body) = login_with(
+        gw.webhook,
+        "02-00-00-00-00-04",
+        "13912345679",
+        &now.to_string(),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        !body.contains("13912345679") && !body.contains("912345679"),
+        "{body}"
+    );
+    // Push sequence numbers: an honest one, one at u64::MAX, an honest one again.
+    let fixture = std::fs::read_to_string(format!("{FIXTURES}/xovis-v5.json")).unwrap();
+    for id in ["4711", "18446744073709551615", "4712"] {
+        let push = fixture.replacen("\"id\": 4711", &format!("\"id\": {id}"), 1);
+        let (status, body) = http_request(
+            gw.counter,
+            "POST",
+            "/counter/xovis",
+            Some(&format!("Bearer {COUNTER_TOKEN}")),
+            push.as_bytes(),
+        );
+        assert_eq!(status, 200, "{id}: {body}");
+    }
+    let data = gw.data.clone();
+    let log = gw.agent.stop_cleanly();
+    assert_eq!(edge_e2e::counter(&data, "hook", "rejected_time_ahead"), 3);
+    assert_eq!(edge_e2e::counter(&data, "xovis", "sequence_missing"), 0);
+    assert_eq!(edge_e2e::counter(&data, "xovis", "sequence_jumps"), 2);
+    assert!(
+        !log.iter().any(|l| l.contains("13912345")),
+        "a phone number in the log"
+    );
+    // After a restart identity still binds.
+    let gw = Gateway::start(dir.path());
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(
+        login_with(
+            gw.webhook,
+            "02-00-00-00-00-05",
+            "\"13912345605\"",
+            &now.to_string()
+        )
+        .0,
+        202
+    );
+    wait_bound(&gw.data, 3);
+    println!(
+        "poisoned values: 6 poisoned login times refused by reason; identity bound before, after and across a restart (3 devices); u64::MAX sequence: 0 missing, 2 jumps"
+    );
+    gw.agent.stop_cleanly();
+}

@@ -137,9 +137,104 @@ impl ClockGuard {
     }
 }
 
+/// How far after the gateway's clock an input (a portal login, a receipt, a count) may be
+/// stamped. A device's clock drifts or is set by hand, so a few minutes ahead is normal; an
+/// hour ahead is a wrong time zone or a forged time, and such a time, taken as a watermark,
+/// would hold every later input back until it came true.
+pub const MAX_AHEAD_MS: i64 = 60 * 60_000;
+
+/// How far before the gateway's clock a live input may be stamped: a portal or a device that
+/// was cut off delivers what it queued when it is back, for a few days at most. Replayed files
+/// are not judged on this (their age is what it is).
+pub const MAX_BEHIND_LIVE_MS: i64 = 7 * 24 * 60 * 60_000;
+
+/// Why an input's time was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InputTimeError {
+    /// Before [`MIN_SANE_MS`]: stamped by a clock that was never set (or a forged time).
+    Unset,
+    /// More than [`MAX_AHEAD_MS`] after the gateway's clock.
+    Ahead,
+    /// A live input more than [`MAX_BEHIND_LIVE_MS`] before the gateway's clock.
+    Behind,
+}
+
+impl InputTimeError {
+    /// The reason, as counters and error replies name it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            InputTimeError::Unset => "time_unset",
+            InputTimeError::Ahead => "time_ahead",
+            InputTimeError::Behind => "time_behind",
+        }
+    }
+
+    /// What a sender is told (names the bound, never the time it sent).
+    pub fn detail(self) -> &'static str {
+        match self {
+            InputTimeError::Unset => "`time` is before 2024: the sender's clock is not set",
+            InputTimeError::Ahead => "`time` is more than an hour after the gateway's clock",
+            InputTimeError::Behind => "`time` is more than 7 days before the gateway's clock",
+        }
+    }
+}
+
+/// Judges an input's time `at_ms` against the gateway's clock `received_ms` (both UTC ms), the
+/// one rule for every source: never before 2024, never more than [`MAX_AHEAD_MS`] ahead, and
+/// for `live` inputs (received as they happen: a webhook, a push) never more than
+/// [`MAX_BEHIND_LIVE_MS`] behind. A refused input must not be stored, nor move a cursor or a
+/// watermark.
+pub fn judge_input_time(at_ms: i64, received_ms: i64, live: bool) -> Result<(), InputTimeError> {
+    if at_ms < MIN_SANE_MS {
+        return Err(InputTimeError::Unset);
+    }
+    if at_ms > received_ms.saturating_add(MAX_AHEAD_MS) {
+        return Err(InputTimeError::Ahead);
+    }
+    if live && at_ms < received_ms.saturating_sub(MAX_BEHIND_LIVE_MS) {
+        return Err(InputTimeError::Behind);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_times_are_judged_against_the_gateway_clock() {
+        let now = 1_795_000_000_000; // 2026-11-19
+        let min = 60_000;
+        let table: &[(i64, bool, Result<(), InputTimeError>)] = &[
+            (now, true, Ok(())),
+            (now + 59 * min, true, Ok(())),
+            (now + 61 * min, true, Err(InputTimeError::Ahead)),
+            (now + 61 * min, false, Err(InputTimeError::Ahead)),
+            // 9999-12-31T23:59:59Z, and the extremes: never wrapped, never taken.
+            (253_402_300_799_000, true, Err(InputTimeError::Ahead)),
+            (i64::MAX, false, Err(InputTimeError::Ahead)),
+            (i64::MIN, true, Err(InputTimeError::Unset)),
+            (0, false, Err(InputTimeError::Unset)),
+            (MIN_SANE_MS - 1, false, Err(InputTimeError::Unset)),
+            (now - 6 * 24 * 60 * min, true, Ok(())),
+            (now - 8 * 24 * 60 * min, true, Err(InputTimeError::Behind)),
+            // A replayed file is as old as it is.
+            (now - 300 * 24 * 60 * min, false, Ok(())),
+        ];
+        for &(at, live, want) in table {
+            assert_eq!(judge_input_time(at, now, live), want, "{at} live={live}");
+        }
+        // The gateway's own clock at an extreme does not overflow either.
+        assert_eq!(
+            judge_input_time(now, i64::MAX, true),
+            Err(InputTimeError::Behind)
+        );
+        assert_eq!(
+            judge_input_time(now, i64::MIN, true),
+            Err(InputTimeError::Ahead)
+        );
+    }
 
     const T: i64 = 1_795_000_000_000; // 2026-11-18
     const HOUR: i64 = 3_600_000;

@@ -305,6 +305,9 @@ pub struct Transaction {
     pub time_ms: i64,
     /// `time_ms` comes from the receipt.
     pub time_from_receipt: bool,
+    /// Why a printed time was not taken ([`crate::InputTimeError::reason`]: a POS clock more
+    /// than an hour ahead, or never set); the receipt keeps the time it was received.
+    pub time_refused: Option<&'static str>,
     /// The total in minor units (cents, fen).
     pub total_minor: i64,
     /// ISO 4217 code from the profile.
@@ -560,10 +563,19 @@ impl ExtractRules {
             .and_then(|re| first(re, &lines, "method"))
             .map(str::to_string);
         let (person, phone_issue) = self.member(&lines, ctx);
+        // A sale is never dropped for its printed time; a time the gateway's clock refutes is
+        // replaced by the time the receipt was received.
+        let time_refused = printed.and_then(|t| {
+            crate::clock::judge_input_time(t, ctx.received_ms, false)
+                .err()
+                .map(crate::clock::InputTimeError::reason)
+        });
+        let printed = printed.filter(|_| time_refused.is_none());
         Ok(Transaction {
             txn_id,
             time_ms: printed.unwrap_or(ctx.received_ms),
             time_from_receipt: printed.is_some(),
+            time_refused,
             total_minor,
             currency: self.currency.clone(),
             items,
@@ -913,7 +925,7 @@ mod tests {
         text.lines().map(str::to_string).collect()
     }
 
-    const RECEIVED: &str = "2026-03-15T06:30:00Z";
+    const RECEIVED: &str = "2027-01-01T00:00:00Z";
 
     /// Extracts with a fixed keyer, the given region and zone, received at [`RECEIVED`].
     fn run(
@@ -982,6 +994,7 @@ Member: 138 1234 5678
                 txn_id: "000123".into(),
                 time_ms: ms("2026-03-15T06:22:05Z"),
                 time_from_receipt: true,
+                time_refused: None,
                 total_minor: 1900,
                 currency: "CNY".into(),
                 items: vec![
@@ -1392,6 +1405,25 @@ Member: 138 1234 5678
         // No time printed: the receive time.
         let t = run(&rules, "No. 1\nTOTAL 1.00", "DE", "Europe/Berlin").unwrap();
         assert_eq!((t.time_ms, t.time_from_receipt), (ms(RECEIVED), false));
+        // A printed time the gateway's clock refutes is not taken; the sale is kept at the
+        // receive time, with the reason.
+        for (printed, reason) in [
+            ("2099-01-01 10:00:00", "time_ahead"),
+            ("2019-05-01 10:00:00", "time_unset"),
+        ] {
+            let t = run(
+                &rules,
+                &format!("No. 1\nTOTAL 1.00\nTime: {printed}"),
+                "DE",
+                "Europe/Berlin",
+            )
+            .unwrap();
+            assert_eq!(
+                (t.time_ms, t.time_from_receipt, t.time_refused),
+                (ms(RECEIVED), false, Some(reason)),
+                "{printed}"
+            );
+        }
     }
 
     #[test]
@@ -1644,6 +1676,7 @@ TOTAL 9.50";
                 // 24.10.2026 09:32:05 CEST
                 time_ms: ms("2026-10-24T07:32:05Z"),
                 time_from_receipt: true,
+                time_refused: None,
                 total_minor: 1935,
                 currency: "EUR".into(),
                 items: vec![
@@ -1671,6 +1704,7 @@ TOTAL 9.50";
                 txn_id: "1202603150317".into(),
                 time_ms: ms("2026-03-15T06:22:05Z"),
                 time_from_receipt: true,
+                time_refused: None,
                 total_minor: 4200,
                 currency: "CNY".into(),
                 items: vec![
@@ -1699,6 +1733,7 @@ TOTAL 9.50";
                 txn_id: "AB-12345678".into(),
                 time_ms: ms("2026-03-15T06:22:05Z"),
                 time_from_receipt: true,
+                time_refused: None,
                 total_minor: 146,
                 currency: "TWD".into(),
                 items: vec![

@@ -21,6 +21,11 @@ use crate::stats::SourceStats;
 use crate::store::counters::CounterBatch;
 use crate::store::{Cursor, Store};
 
+/// The largest step of a push sequence number taken for lost pushes: about 69 days of
+/// one-minute pushes. A larger step either way is a reset, a replaced device or a forged
+/// number (`sequence_jumps`).
+pub const MAX_SEQUENCE_GAP: u64 = 100_000;
+
 /// A counter source's persisted state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SourceState {
@@ -307,17 +312,31 @@ impl CounterContext {
             bump("other_lines", g.other_lines);
             out.other_lines += g.other_lines;
             if let Some((agent, id)) = &g.sequence {
+                let id = *id;
+                let mut rebase = false;
                 match state.sequences.get(agent) {
-                    Some(&last) if *id > last.saturating_add(1) => {
+                    // Further than any outage explains (or back by as much): the device was
+                    // reset or replaced, or the number is forged. Counting it as missing pushes
+                    // would be nonsense, and keeping the old number would take every later
+                    // push for a repeat: the sequence starts again from this push.
+                    Some(&last) if id.abs_diff(last) > MAX_SEQUENCE_GAP => {
+                        bump("sequence_jumps", 1);
+                        rebase = true;
+                        tracing::warn!(source = %self.src.name, agent = %agent, last, id, "counter push sequence jumped: following the new numbers");
+                    }
+                    Some(&last) if id > last.saturating_add(1) => {
                         bump("sequence_gaps", 1);
-                        bump("sequence_missing", id - last - 1);
+                        bump(
+                            "sequence_missing",
+                            id.saturating_sub(last).saturating_sub(1),
+                        );
                         tracing::warn!(source = %self.src.name, agent = %agent, last, id, "counter push sequence gap: pushes were lost");
                     }
-                    Some(&last) if *id <= last => bump("sequence_repeats", 1),
+                    Some(&last) if id <= last => bump("sequence_repeats", 1),
                     _ => {}
                 }
-                let last = state.sequences.entry(agent.clone()).or_insert(*id);
-                *last = (*last).max(*id);
+                let last = state.sequences.entry(agent.clone()).or_insert(id);
+                *last = if rebase { id } else { (*last).max(id) };
             }
             for input in &g.inputs {
                 let a = state.tracker.apply(input, &self.clock, g.received_ms);

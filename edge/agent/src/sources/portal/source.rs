@@ -156,7 +156,7 @@ fn detail_step(buf: &[u8], k: &Keying, stats: &SourceStats) -> Step {
             };
             let ts_ms = repr
                 .time_s
-                .map(|s| s * 1000)
+                .map(|s| s.saturating_mul(1000))
                 .or_else(|| {
                     repr.event_time_local
                         .as_ref()
@@ -166,6 +166,9 @@ fn detail_step(buf: &[u8], k: &Keying, stats: &SourceStats) -> Step {
             let Some(ts_ms) = ts_ms else {
                 return Step::Bad("no_time", used);
             };
+            if let Err(e) = judge_time(ts_ms) {
+                return Step::Bad(e.reason(), used);
+            }
             Step::Record(
                 Some(RawLogin {
                     ts_ms,
@@ -177,6 +180,12 @@ fn detail_step(buf: &[u8], k: &Keying, stats: &SourceStats) -> Step {
             )
         }
     }
+}
+
+/// A logged login's time against the gateway's clock: a log file is replayed as old as it is,
+/// but never taken from the future (it would become the source's watermark).
+fn judge_time(ts_ms: i64) -> Result<(), edge_core::InputTimeError> {
+    edge_core::judge_input_time(ts_ms, chrono::Utc::now().timestamp_millis(), false)
 }
 
 fn binauth_step(buf: &[u8], phone_field: &str, k: &Keying, stats: &SourceStats) -> Step {
@@ -214,13 +223,16 @@ fn binauth_step(buf: &[u8], phone_field: &str, k: &Keying, stats: &SourceStats) 
         return Step::Bad("no_phone", used);
     };
     let ts_ms = match event {
-        LoginEvent::Start => repr.session_start.map(|s| s * 1000),
-        _ => repr.session_end.map(|s| s * 1000),
+        LoginEvent::Start => repr.session_start.map(|s| s.saturating_mul(1000)),
+        _ => repr.session_end.map(|s| s.saturating_mul(1000)),
     }
     .or_else(|| repr.date_local.and_then(|s| k.local_to_utc_ms(s)));
     let Some(ts_ms) = ts_ms else {
         return Step::Bad("no_time", used);
     };
+    if let Err(e) = judge_time(ts_ms) {
+        return Step::Bad(e.reason(), used);
+    }
     Step::Record(
         Some(RawLogin {
             ts_ms,

@@ -147,6 +147,9 @@ impl PosContext {
         if let Some(issue) = t.phone_issue {
             self.stats.count(&format!("member_phone_{issue}"), 1);
         }
+        if let Some(why) = t.time_refused {
+            self.stats.count(&format!("printed_{why}"), 1);
+        }
         PurchaseRow {
             key: format!("{}:{}", self.src.name, t.txn_id),
             source: self.src.name.clone(),
