@@ -77,6 +77,11 @@ struct Gateway {
 
 impl Gateway {
     fn start(dir: &Path) -> Gateway {
+        Gateway::start_with(dir, "")
+    }
+
+    /// [`Gateway::start`] with `extra` appended to the config file.
+    fn start_with(dir: &Path, extra: &str) -> Gateway {
         let printer = Printer::start();
         std::fs::write(
             dir.join("secrets.toml"),
@@ -96,7 +101,7 @@ impl Gateway {
                  [[sources.portal.tokens]]\nname = \"portal\"\ntoken = \"{HOOK_TOKEN}\"\n\n\
                  [[sources.counter]]\nname = \"xovis\"\nprofile = \"counter/xovis-pc2s-v5\"\ndoor = \"main\"\nlisten = \"127.0.0.1:0\"\n\
                  [[sources.counter.tokens]]\nname = \"xovis\"\ntoken = \"{COUNTER_TOKEN}\"\n\n\
-                 [[sources.pos]]\nname = \"till\"\nprofile = \"pos/xprinter-xp-58iih-gb18030\"\nlisten = \"127.0.0.1:0\"\nforward = \"{}\"\n",
+                 [[sources.pos]]\nname = \"till\"\nprofile = \"pos/xprinter-xp-58iih-gb18030\"\nlisten = \"127.0.0.1:0\"\nforward = \"{}\"\n\n{extra}",
                 printer.addr
             ),
         )
@@ -598,6 +603,119 @@ fn poisoned_times_and_values_change_nothing() {
     wait_bound(&gw.data, 3);
     println!(
         "poisoned values: 6 poisoned login times refused by reason; identity bound before, after and across a restart (3 devices); u64::MAX sequence: 0 missing, 2 jumps"
+    );
+    gw.agent.stop_cleanly();
+}
+
+/// A hostile fleet broker: pushed configs that name the secrets file, the staff list, files
+/// outside the config directory, devices, another `iw`, or a file whose content validation
+/// would quote. Each is refused with the key and a reason; no retained message and no log
+/// line carries a byte of those files or a path outside the config directory; a good push
+/// is applied afterwards.
+#[test]
+fn the_fleet_may_configure_but_never_read() {
+    use edge_e2e::mosquitto::{free_port, Broker, Watcher};
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let canary_outside = "CANARY-OUTSIDE-7f3a";
+    let canary_inside = "CANARY-INSIDE-91bd";
+    std::fs::write(
+        outside.path().join("notes.toml"),
+        format!("kind = \"{canary_outside}\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("plain.toml"),
+        format!("kind = \"pos\"\nvendor = \"{canary_inside}\"\n"),
+    )
+    .unwrap();
+    std::fs::write(d.join("wifi.pcap"), b"").unwrap();
+    let port = free_port();
+    let _broker = Broker::start(d, port);
+    let root = "storeedge/attack-store/gw-1/";
+    let w = Watcher::start_with_limit(port, "fleet", root, Duration::from_secs(45));
+    let mqtt = format!("[mqtt]\nbroker = \"127.0.0.1:{port}\"\nkeep_alive = \"5s\"\ntelemetry_interval = \"1s\"\napply_timeout = \"3s\"\n");
+    let gw = Gateway::start_with(d, &mqtt);
+    w.wait_for("status", 0, "the online status", |v| v["online"] == true);
+    let base = std::fs::read_to_string(d.join("config.toml")).unwrap();
+    let out = outside.path().display().to_string();
+    let pos = |profile: &str| {
+        format!("{base}\n[[sources.pos]]\nname = \"p2\"\nprofile = \"{profile}\"\nfile = \"till2.bin\"\n")
+    };
+    let pushes: Vec<(String, &str)> = vec![
+        (pos("secrets.toml"), "not_allowed"),
+        (pos("config.toml"), "not_allowed"),
+        (pos(&format!("{out}/notes.toml")), "not_allowed"),
+        (pos("../../../../../../../etc/hostname.toml"), "not_allowed"),
+        (pos("plain.toml"), "bad_config"),
+        (format!("{base}\n[[sources.pos]]\nname = \"p2\"\nprofile = \"pos/xprinter-xp-58iih-gb18030\"\nport = \"/etc/passwd\"\n"), "not_allowed"),
+        (format!("{base}\n[[sources.counter]]\nname = \"c2\"\nprofile = \"counter/xovis-pc2s-v5\"\ndoor = \"d2\"\nfile = \"/etc/passwd\"\n"), "not_allowed"),
+        (format!("{base}\n[[sources.wifi]]\nzone = \"z\"\npcap = \"wifi.pcap\"\niw = \"/bin/sh\"\n"), "not_allowed"),
+        (format!("{base}\n[[sources.portal]]\nname = \"h2\"\nformat = \"webhook\"\nlisten = \"127.0.0.1:0\"\n[[sources.portal.tokens]]\nname = \"x\"\ntoken_file = \"{out}/notes.toml\"\n"), "not_allowed"),
+        (format!("{base}\n[[sources.portal]]\nname = \"h2\"\nformat = \"webhook\"\nlisten = \"127.0.0.1:0\"\n[[sources.portal.tokens]]\nname = \"x\"\ntoken_file = \"secrets.toml\"\n"), "not_allowed"),
+        (base.replace("secrets_file = \"secrets.toml\"", "secrets_file = \"secrets.toml\"\nstaff_phones_file = \"/dev/zero\""), "not_allowed"),
+        (base.replace("secrets_file = \"secrets.toml\"", "secrets_file = \"plain.toml\""), "not_allowed"),
+        (base.replace("[sync]\nlisten = \"127.0.0.1:0\"\n", &format!("[sync]\nlisten = \"127.0.0.1:0\"\n[sync.tls]\ncert = \"secrets.toml\"\nkey = \"{out}/notes.toml\"\n")), "not_allowed"),
+    ];
+    let t0 = Instant::now();
+    for (i, (text, want)) in pushes.iter().enumerate() {
+        let n = w.on("config/reported").len();
+        let version = i as u64 + 1;
+        let payload = serde_json::json!({"version": version, "config": text}).to_string();
+        w.publish(&format!("{root}config/desired"), false, payload.as_bytes());
+        let r = w
+            .wait_for("config/reported", n, "the answer to a push", |v| {
+                v["version"] == version
+            })
+            .json();
+        assert_eq!(r["result"], "rejected", "push {version}: {r}");
+        assert_eq!(r["error"], *want, "push {version}: {r}");
+    }
+    // A good push still applies.
+    let n = w.on("config/reported").len();
+    let good = format!("{base}\n[[sources.counter]]\nname = \"c2\"\nprofile = \"counter/xovis-pc2s-v5\"\ndoor = \"d2\"\nlisten = \"127.0.0.1:0\"\npath = \"/counter/c2\"\n");
+    let payload = serde_json::json!({"version": 100, "config": good}).to_string();
+    w.publish(&format!("{root}config/desired"), false, payload.as_bytes());
+    let r = w
+        .wait_for("config/reported", n, "the good push", |v| {
+            v["version"] == 100
+        })
+        .json();
+    assert_eq!(r["result"], "applied", "{r}");
+    // Nothing read in a file, and no path outside the config directory, left the gateway
+    // or reached the log.
+    // What the gateway published (the fleet's own pushes are not the gateway's words).
+    let said: String = w
+        .all()
+        .iter()
+        .filter(|m| !m.topic.ends_with("config/desired"))
+        .map(|m| format!("{} {}\n", m.topic, String::from_utf8_lossy(&m.payload)))
+        .collect();
+    let log = gw.agent.log_lines().join("\n");
+    let secret_hex = "367e1111111111111111111111118ebf";
+    for (what, text) in [("MQTT", &said), ("log", &log)] {
+        for needle in [
+            canary_outside,
+            canary_inside,
+            secret_hex,
+            "device_key_secret",
+            "tenant_secret",
+            out.as_str(),
+            "/etc/passwd",
+            "/dev/zero",
+            "/bin/sh",
+            "/etc/hostname",
+        ] {
+            assert!(!text.contains(needle), "{what} carries {needle:?}:\n{text}");
+        }
+    }
+    println!(
+        "hostile fleet: {} pushes refused by key and reason in {:.1?} ({} MQTT messages, {} log lines, none with file content or an outside path); a good push applied after them",
+        pushes.len(),
+        t0.elapsed(),
+        w.all().len(),
+        log.lines().count()
     );
     gw.agent.stop_cleanly();
 }

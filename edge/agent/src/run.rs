@@ -1357,7 +1357,8 @@ fn load_staff(
     keyer: &PersonKeyer,
     region: edge_core::phone::Region,
 ) -> anyhow::Result<HashSet<PersonKey>> {
-    let text = std::fs::read_to_string(path)
+    // Bounded and never waiting on a FIFO, like every file a config names.
+    let text = crate::config::read_regular_text(path)
         .with_context(|| format!("cannot read staff phone list {}", path.display()))?;
     let mut out = HashSet::new();
     for (i, line) in text.lines().enumerate() {

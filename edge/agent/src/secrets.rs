@@ -74,7 +74,8 @@ fn env_version(var: &str) -> anyhow::Result<u32> {
 /// Loads the secrets from `file`, or the environment when `file` is `None`.
 pub fn load(file: Option<&Path>) -> anyhow::Result<Secrets> {
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
+        // Bounded and never waiting on a FIFO, like every file a config names.
+        let text = crate::config::read_regular_text(path)
             .with_context(|| format!("cannot read secrets file {}", path.display()))?;
         #[cfg(unix)]
         {

@@ -265,6 +265,13 @@ fn needs_local_change(old: &InForce, new: &Config, new_text: &str) -> Option<&'s
     if old.cfg.storage.data_dir != new.storage.data_dir {
         return Some("storage.data_dir");
     }
+    // Secrets and phone numbers stay where the installer put them.
+    if old.cfg.secrets_file != new.secrets_file {
+        return Some("privacy.secrets_file");
+    }
+    if old.cfg.staff_phones_file != new.staff_phones_file {
+        return Some("privacy.staff_phones_file");
+    }
     let mqtt = |text: &str| {
         text.parse::<toml::Table>()
             .ok()
@@ -568,7 +575,7 @@ impl Service {
                     Some(_) => config_dir(&self.current.cfg).join("applied.toml"),
                     None => self.config_path.clone(),
                 };
-                match std::fs::read_to_string(&path) {
+                match config::read_regular_text(&path) {
                     Ok(t) => (running, t),
                     Err(e) => {
                         return Ok(Outcome::refused(
@@ -582,14 +589,41 @@ impl Service {
                 }
             }
         };
+        // Off the control loop: the named files are read (bounded in size, never waiting on
+        // a FIFO). A fleet config is first held to what the gateway's own config file allows
+        // it to name, and its refusals never carry what was read in a file.
+        let fleet = version.is_some();
         let parsed = {
             let (t, p) = (text.clone(), self.config_path.clone());
-            tokio::task::spawn_blocking(move || config::parse(&t, &p))
-                .await
-                .context("config thread panicked")?
+            tokio::task::spawn_blocking(move || {
+                if fleet {
+                    let local = config::load(&p).map_err(|_| {
+                        (
+                            "bad_config",
+                            "the gateway's own config file does not load; fix it on the gateway"
+                                .to_string(),
+                        )
+                    })?;
+                    let base = p.parent().unwrap_or(Path::new("."));
+                    config::push::PushPolicy::for_local(&local)
+                        .check(&t, &p, base)
+                        .map_err(|e| ("not_allowed", format!("key `{}`: {}", e.key, e.reason)))?;
+                }
+                config::parse(&t, &p).map_err(|e| {
+                    if fleet {
+                        // The log gets the redacted reason too: a file's content stays in it.
+                        let reason = config::push::fleet_reason(&e);
+                        tracing::warn!(reason = %reason, "pushed config refused");
+                        ("bad_config", reason)
+                    } else {
+                        ("bad_config", e.to_string())
+                    }
+                })
+            })
+            .await
+            .context("config thread panicked")?
         };
         let checked = parsed
-            .map_err(|e| ("bad_config", e.to_string()))
             .and_then(|cfg| match needs_local_change(&self.current, &cfg, &text) {
                 Some(what) => Err((
                     "needs_local_change",
@@ -611,7 +645,6 @@ impl Service {
                 ));
             }
         };
-        let fleet = version.is_some();
         let dir = config_dir(&cfg);
         if fleet {
             write_atomic(&dir.join("pending.toml"), text.as_bytes())

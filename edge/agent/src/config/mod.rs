@@ -15,6 +15,7 @@
 
 pub mod counter_profile;
 pub mod profiles;
+pub mod push;
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -19,6 +19,7 @@
 //! counter_silence = "1h"
 //! opening_hours = "09:00-21:30"
 //! apply_timeout = "30s"
+//! push_dirs = ["/var/log/freeradius/radacct"]
 //! [mqtt.tls]
 //! ca_file = "/etc/store-edge/fleet-ca.pem"
 //! ```
@@ -111,6 +112,11 @@ pub struct RawMqtt {
     /// up; one that only failed by then rolls the push back to the previous config.
     #[serde(default = "default_apply_timeout", with = "humantime_serde")]
     pub apply_timeout: Duration,
+    /// Directories, besides the config file's own directory tree, in which a pushed config
+    /// (`config/desired`) may name files: portal logs, capture files, profiles (absolute, or
+    /// relative to the config file). A push never names files anywhere else.
+    #[serde(default)]
+    pub push_dirs: Vec<PathBuf>,
 }
 
 /// `[mqtt.tls]`.
@@ -272,6 +278,8 @@ pub struct MqttConfig {
     pub opening_hours: Option<OpeningHours>,
     /// How long changed sources get to start before a pushed config is judged.
     pub apply_timeout: Duration,
+    /// Where a pushed config may name files besides the config directory (resolved).
+    pub push_dirs: Vec<PathBuf>,
 }
 
 impl MqttConfig {
@@ -476,6 +484,21 @@ impl RawMqtt {
                 )
             })?),
         };
+        let mut push_dirs = Vec::new();
+        for (i, d) in self.push_dirs.iter().enumerate() {
+            let d = if d.is_absolute() {
+                d.clone()
+            } else {
+                base.join(d)
+            };
+            if d.parent().is_none() || d.components().any(|c| c.as_os_str() == "..") {
+                return Err(errs.at(
+                    format!("mqtt.push_dirs[{i}]"),
+                    "must be a directory below the root, without `..`",
+                ));
+            }
+            push_dirs.push(d);
+        }
         Ok(MqttConfig {
             host,
             port,
@@ -488,6 +511,7 @@ impl RawMqtt {
             counter_silence: self.counter_silence,
             opening_hours,
             apply_timeout: self.apply_timeout,
+            push_dirs,
         })
     }
 }
