@@ -719,3 +719,121 @@ fn the_fleet_may_configure_but_never_read() {
     );
     gw.agent.stop_cleanly();
 }
+
+/// A hostile broker's messages: a retained 300 KB command and a retained `set-log-level`
+/// waiting before the agent starts, an oversized live command, and 500 `flush` commands at
+/// once. The session stays up (one connection), retained commands are never executed (also
+/// after a restart), the oversized one is refused `too_large`, and every flush is answered
+/// (done or `busy`), none dropped in silence.
+#[test]
+fn a_hostile_broker_cannot_wedge_management() {
+    use edge_e2e::mosquitto::{free_port, Broker, Watcher};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let _broker = Broker::start(d, port);
+    let root = "storeedge/attack-store/gw-1/";
+    let w = Watcher::start_with_limit(port, "fleet", root, Duration::from_secs(60));
+    w.publish(&format!("{root}cmd/ping"), true, &vec![b'x'; 300 * 1024]);
+    w.publish(
+        &format!("{root}cmd/set-log-level"),
+        true,
+        serde_json::json!({"id": "retained-1", "level": "trace"})
+            .to_string()
+            .as_bytes(),
+    );
+    let mqtt = format!(
+        "[mqtt]\nbroker = \"127.0.0.1:{port}\"\nkeep_alive = \"5s\"\ntelemetry_interval = \"1s\"\n"
+    );
+    let mut gw = Gateway::start_with(d, &mqtt);
+    w.wait_for("status", 0, "the online status", |v| v["online"] == true);
+    let rss0 = gw.rss_kb();
+    // The session holds: telemetry over 8 s counts one connection.
+    let n = w.on("telemetry").len();
+    std::thread::sleep(Duration::from_secs(8));
+    let t = w.wait_for("telemetry", n + 5, "telemetry", |_| true).json();
+    assert_eq!(t["mgmt"]["mqtt_connects"], 1, "the session held: {t}");
+    let r = w.command("ping", serde_json::json!({"id": "p1"}));
+    assert_eq!(r["ok"], true, "{r}");
+    // An oversized live command arrives and is refused with a reason.
+    let n = w.on("cmd/ping/reply").len();
+    w.publish(&format!("{root}cmd/ping"), false, &vec![b' '; 100 * 1024]);
+    let r = w
+        .wait_for("cmd/ping/reply", n, "the too_large reply", |_| true)
+        .json();
+    assert_eq!(r["reason"], "too_large", "{r}");
+    // 500 flushes at once: each answered.
+    let t0 = Instant::now();
+    for i in 0..500 {
+        w.publish(
+            &format!("{root}cmd/flush"),
+            false,
+            serde_json::json!({"id": format!("f{i}")})
+                .to_string()
+                .as_bytes(),
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (ok, busy) = loop {
+        let replies = w.on("cmd/flush/reply");
+        let mut ids = std::collections::BTreeMap::new();
+        for m in &replies {
+            let v = m.json();
+            ids.insert(v["id"].as_str().unwrap_or("").to_string(), v);
+        }
+        if ids.len() >= 500 || Instant::now() > deadline {
+            let ok = ids.values().filter(|v| v["ok"] == true).count();
+            let busy = ids.values().filter(|v| v["reason"] == "busy").count();
+            assert_eq!(
+                ids.len(),
+                500,
+                "every flush is answered ({ok} done, {busy} busy)"
+            );
+            break (ok, busy);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let answered_in = t0.elapsed();
+    let r = w.command("ping", serde_json::json!({"id": "p2"}));
+    assert_eq!(r["ok"], true, "{r}");
+    gw.probe(Duration::from_secs(5));
+    let t = w
+        .wait_for("telemetry", w.on("telemetry").len(), "telemetry", |_| true)
+        .json();
+    let rss1 = gw.rss_kb();
+    // The retained commands were never carried out.
+    assert!(
+        w.on("cmd/set-log-level/reply").is_empty(),
+        "a retained command was answered"
+    );
+    let log = gw.agent.log_lines().join("\n");
+    assert!(
+        !log.contains("log filter changed over MQTT"),
+        "a retained command ran:\n{log}"
+    );
+    println!(
+        "hostile broker: 1 connection throughout ({} telemetry), retained 300 KB and set-log-level ignored, \
+         100 KB live command refused too_large; 500 flushes answered in {answered_in:.1?} ({ok} done, {busy} busy); \
+         RSS {rss0} → {rss1} kB; mgmt {}",
+        w.on("telemetry").len(),
+        t["mgmt"]
+    );
+    gw.agent.stop_cleanly();
+    // After a restart the retained commands are still ignored.
+    let n = w.on("status").len();
+    let gw = Gateway::start_with(d, &mqtt);
+    w.wait_for("status", n, "the online status again", |v| {
+        v["online"] == true
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        w.on("cmd/set-log-level/reply").is_empty(),
+        "a retained command was answered after a restart"
+    );
+    let log = gw.agent.log_lines().join("\n");
+    assert!(
+        !log.contains("log filter changed over MQTT"),
+        "a retained command ran after a restart"
+    );
+    gw.agent.stop_cleanly();
+}

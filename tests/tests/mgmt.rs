@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 const STORE: &str = "mgmt-store";
 const GATEWAY: &str = "gw-1";
 const ROOT: &str = "storeedge/mgmt-store/gw-1/";
-const KEEP_ALIVE_S: u64 = 2;
+const KEEP_ALIVE_S: u64 = 5;
 const LIMIT: Duration = Duration::from_secs(30);
 
 /// Writes a counter-only gateway config (`extra_sources` added) with `[mqtt]` at `broker`

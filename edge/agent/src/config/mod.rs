@@ -1051,13 +1051,13 @@ pcap = "a.pcap"
     fn mqtt_tables_are_validated_with_their_keys() {
         assert!(p(MINIMAL).unwrap().mqtt.is_none());
         let c = p(&format!(
-            "{MINIMAL}\n[mqtt]\nbroker = \"127.0.0.1:1883\"\nkeep_alive = \"2s\"\ntelemetry_interval = \"5s\"\nlow_disk_bytes = 1000\n"
+            "{MINIMAL}\n[mqtt]\nbroker = \"127.0.0.1:1883\"\nkeep_alive = \"5s\"\ntelemetry_interval = \"5s\"\nlow_disk_bytes = 1000\n"
         ))
         .unwrap();
         let m = c.mqtt.unwrap();
         assert_eq!((m.host.as_str(), m.port), ("127.0.0.1", 1883));
         assert_eq!(m.client_id, "store-edge-gw-1");
-        assert_eq!(m.keep_alive, Duration::from_secs(2));
+        assert_eq!(m.keep_alive, Duration::from_secs(5));
         assert_eq!(m.telemetry_interval, Duration::from_secs(5));
         assert_eq!(m.low_disk_bytes, 1000);
         let table = [

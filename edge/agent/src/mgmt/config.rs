@@ -39,6 +39,8 @@ use crate::config::{ConfigError, Errs};
 /// Default MQTT keep-alive: the broker declares the gateway gone (and publishes the Last
 /// Will) after 1.5 × this without a packet.
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// Shortest keep-alive accepted (the MQTT 5 client refuses shorter ones).
+pub const MIN_KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// Longest keep-alive MQTT can carry (a 16-bit number of seconds).
 pub const MAX_KEEP_ALIVE: Duration = Duration::from_secs(65_535);
 /// Default time between telemetry messages.
@@ -89,7 +91,7 @@ pub struct RawMqtt {
     /// MQTT client id (default `store-edge-<gateway_id>`); unique per broker.
     #[serde(default)]
     pub client_id: Option<String>,
-    /// MQTT keep-alive, whole seconds from 1s; the broker publishes the offline Last Will
+    /// MQTT keep-alive, whole seconds from 5s; the broker publishes the offline Last Will
     /// about 1.5 × this after the gateway went silent.
     #[serde(default = "default_keep_alive", with = "humantime_serde")]
     pub keep_alive: Duration,
@@ -454,13 +456,13 @@ impl RawMqtt {
                 id.clone()
             }
         };
-        if self.keep_alive < Duration::from_secs(1)
+        if self.keep_alive < MIN_KEEP_ALIVE
             || self.keep_alive > MAX_KEEP_ALIVE
             || self.keep_alive.subsec_nanos() != 0
         {
             return Err(errs.at(
                 "mqtt.keep_alive",
-                "must be whole seconds from 1s to 65535s (MQTT carries seconds)",
+                "must be whole seconds from 5s to 65535s (MQTT carries seconds)",
             ));
         }
         if self.telemetry_interval < MIN_TELEMETRY_INTERVAL {
@@ -547,7 +549,7 @@ mod tests {
             check(&format!("broker = \"{loopback}\"")).unwrap();
         }
         let c = check(
-            "broker = \"fleet.example.net:1883\"\nallow_plaintext = true\nusername = \"gw\"\npassword = \"pw\"\nclient_id = \"edge-42\"\nkeep_alive = \"2s\"\nopening_hours = \"22:00-06:00\"",
+            "broker = \"fleet.example.net:1883\"\nallow_plaintext = true\nusername = \"gw\"\npassword = \"pw\"\nclient_id = \"edge-42\"\nkeep_alive = \"5s\"\nopening_hours = \"22:00-06:00\"",
         )
         .unwrap();
         assert_eq!(c.client_id, "edge-42");
@@ -555,7 +557,7 @@ mod tests {
             format!("{:?}", c.credentials),
             "Some(Credentials(gw, redacted))"
         );
-        assert_eq!(c.keep_alive, Duration::from_secs(2));
+        assert_eq!(c.keep_alive, Duration::from_secs(5));
     }
 
     #[test]

@@ -21,28 +21,40 @@
 //!   `config_ignored_repeat`).
 //!
 //! # The connection
-//! One task owns the rumqttc event loop and does nothing but poll it: after every `ConnAck` it
-//! queues the subscription to `cmd/+` (a broker restarted without persistence forgot it) and
-//! the online status through `try_subscribe`/`try_publish`, never awaiting inside the loop; it
-//! backs off after errors (500 ms doubling to 30 s, reset by a `ConnAck`; rumqttc would retry at
-//! once). The session is clean: commands sent while the gateway is offline are not executed
-//! when it comes back (the operator sees it offline and sends them again).
+//! MQTT 5 (rumqttc's v5 client). One task owns the event loop and does nothing but poll it:
+//! after every `ConnAck` it queues the subscriptions to `cmd/+` (with Retain Handling "never":
+//! commands are never retained by design, and a retained one is not delivered; one that still
+//! arrives flagged retained is ignored, `mqtt_ignored_retained`) and to `config/desired`, and
+//! the online status, through `try_subscribe_many`/`try_publish`, never awaiting inside the
+//! loop; it backs off after errors (500 ms doubling to 30 s, reset by a `ConnAck`; rumqttc
+//! would retry at once). The session is clean: commands sent while the gateway is offline are
+//! not executed when it comes back (the operator sees it offline and sends them again).
+//!
+//! The CONNECT announces a Maximum Packet Size ([`MAX_INCOMING_PACKET`], four times the largest
+//! request): the broker drops a larger message for us rather than send it, so no message can
+//! break the session; one between the request limit and that size arrives and is answered
+//! `too_large`. It also announces a Receive Maximum ([`RECEIVE_MAXIMUM`]) and acknowledges each
+//! message only once it was handed to the worker or answered: a flood of commands is paced by
+//! the broker to the speed at which the gateway answers.
 //!
 //! Incoming messages go to a worker task over a bounded queue ([`INBOX`]); when it is full the
-//! message is dropped and counted (`mqtt_rejected_busy`) rather than stalling the event loop,
-//! which must keep answering the broker's keep-alive. The worker executes commands, takes the
-//! telemetry samples (SQLite reads in `spawn_blocking`) and publishes through the client's
-//! bounded request queue ([`REQUESTS`]) with `try_publish`: when that queue is full a message
-//! is dropped and counted (`mqtt_publish_dropped`). While the broker is away telemetry is not
+//! message is answered `busy` (a `busy` reply, or a `busy` outcome on `config/reported`) and
+//! counted (`mqtt_rejected_busy`) rather than stalling the event loop, which must keep
+//! answering the broker's keep-alive; at most [`MAX_RUNNING`] `reload`/`flush` run at once,
+//! more are answered `busy`. The worker executes commands, takes the telemetry samples
+//! (SQLite reads in `spawn_blocking`) and publishes with `try_publish`; what the client's
+//! bounded request queue ([`REQUESTS`]) has no room for waits in a backlog of [`BACKLOG`]
+//! messages that the event loop drains as the broker acknowledges (above [`BACKLOG_HIGH`]
+//! incoming messages are held unacknowledged), and only a full backlog drops a message
+//! (counted, `mqtt_publish_dropped`). While the broker is away telemetry is not
 //! queued (it would be stale; `telemetry_skipped_offline`), alert events are (they carry their
-//! time) and go out after reconnection — except those queued in the moment before rumqttc
-//! noticed the connection was gone, which the new clean session discards — and sources and the
-//! store carry on as usual.
+//! time) and go out after reconnection, and sources and the store carry on as usual.
 //!
 //! Management counters (in telemetry's `mgmt`): `mqtt_connects`, `mqtt_errors`,
-//! `mqtt_messages`, `mqtt_subscribe_refused`, `mqtt_publish_dropped`, `mqtt_rejected_<reason>`
-//! (`too_large`, `malformed_json`, `missing_id`, `unknown_command`, `bad_request`, `busy`,
-//! `foreign_topic`, `bad_topic`, `missing_version`, `missing_config`), `commands_executed`,
+//! `mqtt_messages`, `mqtt_subscribe_refused`, `mqtt_publish_dropped`, `mqtt_ignored_retained`,
+//! `mqtt_rejected_<reason>` (`too_large`, `malformed_json`, `missing_id`, `unknown_command`,
+//! `bad_request`, `busy`, `overload`, `foreign_topic`, `bad_topic`, `missing_version`,
+//! `missing_config`), `commands_executed`,
 //! `commands_repeated`, `telemetry_skipped_offline`, `config_applied`, `config_rejected`,
 //! `config_rolled_back`, `config_ignored_<why>`.
 
@@ -51,15 +63,15 @@ pub mod config;
 pub mod status;
 pub mod telemetry;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rumqttc::{
-    AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, Publish, QoS, TlsConfiguration,
-    Transport,
-};
+use rumqttc::v5::mqttbytes::v5::{Filter, LastWill, Packet, Publish, RetainForwardRule};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use rumqttc::{Outgoing, TlsConfiguration, Transport};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -80,12 +92,23 @@ pub const INBOX: usize = 64;
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 /// … doubling up to this.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// Largest packet read: a request up to `MAX_PAYLOAD` with room to spare, so that one over
-/// the limit is answered `too_large`. A packet larger than this breaks the connection (rumqttc
-/// cannot skip it); the clean session then forgets it, so it is not delivered again.
-const MAX_INCOMING_PACKET: usize = 4 * commands::MAX_PAYLOAD;
-/// Largest packet written (a `sources` reply of a gateway with many sources).
-const MAX_OUTGOING_PACKET: usize = 1 << 20;
+/// Largest packet read, announced to the broker as our MQTT 5 Maximum Packet Size: a request
+/// up to `MAX_PAYLOAD` (and a config up to `MAX_CONFIG`) with room to spare, so that one over
+/// its limit still arrives and is answered `too_large`. The broker drops anything larger for
+/// us (counted in its own statistics), so the session survives it.
+const MAX_INCOMING_PACKET: u32 = 4 * commands::MAX_PAYLOAD as u32;
+/// Long commands (`reload`, `flush`) carried out at once; one more is answered `busy`.
+const MAX_RUNNING: usize = 4;
+/// Publishes that may wait for the broker to take them ([`Shared::publish`]).
+const BACKLOG: usize = 1024;
+/// Above this many waiting publishes, incoming messages are held unacknowledged, so that the
+/// broker pauses at our Receive Maximum instead of us answering faster than it takes replies.
+const BACKLOG_HIGH: usize = 256;
+/// Our MQTT 5 Receive Maximum: QoS 1 messages the broker may have sent us unacknowledged.
+const RECEIVE_MAXIMUM: u16 = 32;
+/// Messages held unacknowledged at most (QoS 0 ones are not paced by the broker); one more is
+/// dropped and counted (`mqtt_rejected_overload`).
+const HELD: usize = 256;
 /// How long a stop waits to publish the offline status and disconnect.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 /// Longest command name answered (the reply topic repeats it).
@@ -161,6 +184,8 @@ struct Shared {
     connected: AtomicBool,
     sources: Mutex<Vec<SourceStatus>>,
     counters: Mutex<BTreeMap<String, u64>>,
+    /// Publishes waiting for room in the client's request queue (at most [`BACKLOG`]).
+    backlog: Mutex<VecDeque<(String, bool, String)>>,
 }
 
 impl Shared {
@@ -193,15 +218,44 @@ impl Shared {
     }
 
     /// Queues a QoS 1 publish without waiting; a full queue drops it (counted).
+    /// Queues a QoS 1 publish without waiting. When the client's request queue is full (the
+    /// broker has not yet acknowledged the messages in flight), it waits in the backlog, which
+    /// the event loop drains as the broker acknowledges; a full backlog drops it (counted).
     fn publish(&self, client: &AsyncClient, topic: String, retain: bool, body: String) -> bool {
-        match client.try_publish(topic, QoS::AtLeastOnce, retain, body.into_bytes()) {
-            Ok(()) => true,
-            Err(e) => {
-                self.count("mqtt_publish_dropped");
-                tracing::debug!(error = %e, "management message dropped: the MQTT request queue is full");
-                false
+        let mut backlog = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+        if backlog.is_empty() {
+            match client.try_publish(topic.clone(), QoS::AtLeastOnce, retain, body.clone()) {
+                Ok(()) => return true,
+                Err(_) => {
+                    backlog.push_back((topic, retain, body));
+                    return true;
+                }
             }
         }
+        if backlog.len() >= BACKLOG {
+            drop(backlog);
+            self.count("mqtt_publish_dropped");
+            tracing::debug!("management message dropped: the MQTT backlog is full");
+            return false;
+        }
+        backlog.push_back((topic, retain, body));
+        true
+    }
+
+    /// Moves what waits in the backlog to the client while it takes it, in order; gives how
+    /// many still wait.
+    fn drain(&self, client: &AsyncClient) -> usize {
+        let mut backlog = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some((topic, retain, body)) = backlog.front() {
+            if client
+                .try_publish(topic.clone(), QoS::AtLeastOnce, *retain, body.clone())
+                .is_err()
+            {
+                break;
+            }
+            backlog.pop_front();
+        }
+        backlog.len()
     }
 }
 
@@ -233,14 +287,22 @@ pub fn spawn(
         gateway_id: cfg.gateway_id.clone(),
     };
     let mut opts = MqttOptions::new(m.client_id.clone(), m.host.clone(), m.port);
+    // MQTT 5: the Maximum Packet Size we announce binds the broker, which drops a larger
+    // message for us instead of sending it (an MQTT 3.1.1 client could only close the
+    // connection, and a retained one would come back on every reconnection).
     opts.set_keep_alive(m.keep_alive)
-        .set_clean_session(true)
-        .set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET)
+        .set_clean_start(true)
+        .set_max_packet_size(Some(MAX_INCOMING_PACKET))
+        // Acknowledged once handled, with at most RECEIVE_MAXIMUM in flight: the broker
+        // paces a flood of commands to the speed at which we answer them.
+        .set_manual_acks(true)
+        .set_receive_maximum(Some(RECEIVE_MAXIMUM))
         .set_last_will(LastWill::new(
             topics.status(),
             status_json(&info, Some(Offline::ConnectionLost), None, None),
             QoS::AtLeastOnce,
             true,
+            None,
         ));
     if let Some(c) = &m.credentials {
         opts.set_credentials(c.username.clone(), c.password.clone());
@@ -291,6 +353,7 @@ pub fn spawn(
         connected: AtomicBool::new(false),
         sources: Mutex::new(initial),
         counters: Mutex::new(BTreeMap::new()),
+        backlog: Mutex::new(VecDeque::new()),
     });
     tracing::info!(broker = %m.broker(), client_id = %m.client_id, tls = m.tls.is_some(), status = %shared.topics.status(), "management MQTT");
     tracker.spawn(run(
@@ -326,32 +389,48 @@ async fn run(
     ));
     let mut backoff = BACKOFF_MIN;
     let mut failures: u32 = 0;
+    // Incoming messages held unacknowledged while the backlog is high, with the connection
+    // they came on; acknowledgements the client's queue had no room for.
+    let mut held: VecDeque<(u64, Publish)> = VecDeque::new();
+    let mut acks: VecDeque<Publish> = VecDeque::new();
+    let mut connection: u64 = 0;
     loop {
         let event = tokio::select! {
             _ = cancel.cancelled() => break,
             e = events.poll() => e,
         };
+        let mut stop = false;
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                connection += 1;
+                // Acknowledgements belong to the session that ended.
+                acks.clear();
                 shared.connected.store(true, Ordering::Relaxed);
                 shared.count("mqtt_connects");
                 backoff = BACKOFF_MIN;
                 failures = 0;
                 tracing::info!(broker = %broker, "management MQTT connected");
                 // Queued for the event loop, never awaited here: this task must keep polling.
-                for topic in [shared.topics.commands(), shared.topics.desired()] {
-                    if let Err(e) = client.try_subscribe(topic, QoS::AtLeastOnce) {
+                // Commands are never retained: the broker is asked not to deliver retained
+                // ones at all (and any that still comes is ignored by the worker); a retained
+                // `config/desired` is how the fleet keeps a gateway's config.
+                let mut cmds = Filter::new(shared.topics.commands(), QoS::AtLeastOnce);
+                cmds.retain_forward_rule = RetainForwardRule::Never;
+                let desired = Filter::new(shared.topics.desired(), QoS::AtLeastOnce);
+                for filter in [cmds, desired] {
+                    if let Err(e) = client.try_subscribe_many([filter]) {
                         tracing::warn!(error = %e, "cannot queue a management subscription");
                     }
                 }
                 shared.publish(&client, shared.topics.status(), true, shared.status(None));
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                if ack
-                    .return_codes
-                    .iter()
-                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
-                {
+                if ack.return_codes.iter().any(|c| {
+                    !matches!(
+                        c,
+                        rumqttc::v5::mqttbytes::v5::SubscribeReasonCode::Success(_)
+                    )
+                }) {
                     shared.count("mqtt_subscribe_refused");
                     tracing::warn!(root = %shared.topics.root, "the MQTT broker refused a management subscription (check the user's ACL for cmd/+ and config/desired)");
                 } else {
@@ -360,16 +439,11 @@ async fn run(
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 shared.count("mqtt_messages");
-                match tx.try_send(p) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        shared.count("mqtt_rejected_busy");
-                        tracing::warn!("management message dropped: the command queue is full");
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
-                        tracing::error!("the management worker stopped");
-                        break;
-                    }
+                if held.len() >= HELD {
+                    shared.count("mqtt_rejected_overload");
+                    acks.push_back(p);
+                } else {
+                    held.push_back((connection, p));
                 }
             }
             Ok(_) => {}
@@ -389,6 +463,40 @@ async fn run(
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
+        }
+        // Acknowledgements first (they let the broker send more), then the backlog, then the
+        // held messages while the backlog is low; nothing here waits.
+        while let Some(p) = acks.front() {
+            if client.try_ack(p).is_err() {
+                break;
+            }
+            acks.pop_front();
+        }
+        let mut waiting = shared.drain(&client);
+        while waiting < BACKLOG_HIGH {
+            let Some((came_on, p)) = held.pop_front() else {
+                break;
+            };
+            match tx.try_send(p.clone()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    shared.count("mqtt_rejected_busy");
+                    tracing::debug!("management message refused: the command queue is full");
+                    busy(&shared, &client, &p);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    tracing::error!("the management worker stopped");
+                    stop = true;
+                    break;
+                }
+            }
+            if came_on == connection && client.try_ack(&p).is_err() {
+                acks.push_back(p);
+            }
+            waiting = shared.drain(&client);
+        }
+        if stop {
+            break;
         }
     }
     drop(tx);
@@ -419,6 +527,52 @@ async fn run(
         }
     }
     tracing::info!(offline_published = said_goodbye, "management MQTT stopped");
+}
+
+/// Answers a message the worker had no room for: a command gets a `busy` reply, a config a
+/// `busy` outcome, so the sender hears back and may send it again (never silence). Queued with
+/// `try_publish`, never awaited: this runs in the event loop.
+fn busy(shared: &Shared, client: &AsyncClient, p: &Publish) {
+    let Ok(topic) = std::str::from_utf8(&p.topic) else {
+        return;
+    };
+    if p.retain {
+        return;
+    }
+    if topic == shared.topics.desired() {
+        let version = commands::desired(&p.payload).map(|(v, _)| v).ok();
+        report(
+            shared,
+            client,
+            &Outcome::rejected(
+                version,
+                shared.live.get().config_version,
+                "busy",
+                "the gateway is busy with other requests; push it again".into(),
+            ),
+        );
+        return;
+    }
+    let Some(name) = shared.topics.command_name(topic) else {
+        return;
+    };
+    if name.is_empty() || name.len() > MAX_COMMAND_NAME {
+        return;
+    }
+    let id = match commands::parse(&p.payload) {
+        Ok(r) => Some(r.id),
+        Err((id, _)) => id,
+    };
+    let rej = Rejection::new(
+        "busy",
+        "the gateway is busy with other requests; send it again",
+    );
+    shared.publish(
+        client,
+        shared.topics.reply(name),
+        false,
+        commands::reply_err(id.as_deref(), &rej),
+    );
 }
 
 /// A long request finished (its reply, or a config's outcome), back to the worker.
@@ -569,11 +723,15 @@ impl Worker<'_> {
     /// Answers one incoming message.
     fn handle(&mut self, p: &Publish) {
         let shared = self.shared;
-        if p.topic == shared.topics.desired() {
+        let Ok(topic) = std::str::from_utf8(&p.topic) else {
+            shared.count("mqtt_rejected_bad_topic");
+            return;
+        };
+        if topic == shared.topics.desired() {
             self.desired(&p.payload);
             return;
         }
-        let Some(name) = shared.topics.command_name(&p.topic) else {
+        let Some(name) = shared.topics.command_name(topic) else {
             // Not subscribed to, so a broker bug or a wide ACL: never acted on.
             shared.count("mqtt_rejected_foreign_topic");
             tracing::debug!(
@@ -584,6 +742,13 @@ impl Worker<'_> {
         };
         if name.is_empty() || name.len() > MAX_COMMAND_NAME {
             shared.count("mqtt_rejected_bad_topic");
+            return;
+        }
+        if p.retain {
+            // Commands are never retained: one kept by the broker would run again on every
+            // reconnection (and after every restart). Not executed, not answered.
+            shared.count("mqtt_ignored_retained");
+            tracing::debug!("a retained command was ignored");
             return;
         }
         let reply_topic = shared.topics.reply(name);
@@ -749,6 +914,7 @@ impl Worker<'_> {
                 Ok(Executed::Now(json!({ "filter": filter })))
             }
             Command::Reload => {
+                self.room()?;
                 let (tx, rx) = oneshot::channel();
                 let request = Apply {
                     request: ApplyRequest::Reload,
@@ -767,6 +933,7 @@ impl Worker<'_> {
                 Ok(Executed::Later)
             }
             Command::Flush => {
+                self.room()?;
                 let gate = shared.live.get().flush.ok_or_else(|| {
                     Rejection::new("busy", "the agent is restarting its sources; send it again")
                 })?;
@@ -786,6 +953,17 @@ impl Worker<'_> {
                 Ok(Executed::Later)
             }
         }
+    }
+
+    /// Whether another long command may start now (else it is answered `busy`).
+    fn room(&self) -> Result<(), Rejection> {
+        if self.pending.len() >= MAX_RUNNING {
+            return Err(Rejection::new(
+                "busy",
+                "other reload or flush commands are running; send it again",
+            ));
+        }
+        Ok(())
     }
 
     /// Runs `work` beside the worker; its (ok, result) becomes the reply to `id`.
