@@ -317,6 +317,11 @@ impl Agent {
         Agent::launch(config, false, None)
     }
 
+    /// Like [`Agent::start`] (file sources drained) under systemd's default descriptor limit.
+    pub fn start_as_a_service(config: &Path) -> Agent {
+        Agent::launch(config, true, Some(SYSTEMD_NOFILE))
+    }
+
     /// Like [`Agent::start_live`] under systemd's default descriptor limit (a soft
     /// `RLIMIT_NOFILE` of 1,024, set by util-linux's `prlimit`, which then runs the agent in
     /// its own process).

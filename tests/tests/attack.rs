@@ -837,3 +837,185 @@ fn a_hostile_broker_cannot_wedge_management() {
     );
     gw.agent.stop_cleanly();
 }
+
+/// Stalled pull streams: 700 `Pull` calls from another address whose client never reads (its
+/// HTTP/2 windows fill and stay full). The stream caps refuse most at once, the ones admitted
+/// end after the send timeout, no blocking thread or database handle is held while they
+/// wait, the pull API keeps answering honest clients throughout, and memory and descriptors
+/// return once the attacker leaves.
+#[test]
+fn stalled_pull_streams_hold_nothing() {
+    let own_limit = raise_own_nofile();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let w = edge_e2e::simulate(d, &edge_sim::SimParams::new(7, date, 300, 2));
+    let mut text = std::fs::read_to_string(&w.config_path).unwrap();
+    text.push_str("\n[sync]\nlisten = \"127.0.0.1:0\"\n");
+    std::fs::write(&w.config_path, text).unwrap();
+    let agent = Agent::start_as_a_service(&w.config_path);
+    let pid = agent.pid();
+    let rss = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("VmRSS:").map(|v| {
+                    v.trim()
+                        .trim_end_matches(" kB")
+                        .trim()
+                        .parse::<u64>()
+                        .unwrap()
+                })
+            })
+            .unwrap()
+    };
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    // The fewest database descriptors over a second (the health probe opens a reader each
+    // second for a moment).
+    let db_fds = || {
+        (0..10)
+            .map(|_| {
+                std::thread::sleep(Duration::from_millis(100));
+                std::fs::read_dir(format!("/proc/{pid}/fd"))
+                    .unwrap()
+                    .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .filter(|p| p.to_string_lossy().contains("store-edge.db"))
+                    .count()
+            })
+            .min()
+            .unwrap_or(0)
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let endpoint = agent.endpoint.clone();
+    // An honest client: GetInfo and a whole pull, from 127.0.0.1.
+    let honest = |rt: &tokio::runtime::Runtime| {
+        let endpoint = endpoint.clone();
+        rt.block_on(async move {
+            let t = Instant::now();
+            let mut c = pb::sync_client::SyncClient::connect(endpoint)
+                .await
+                .unwrap();
+            let info = c
+                .get_info(pb::GetInfoRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            let mut s = c
+                .pull(pb::PullRequest {
+                    cursor: String::new(),
+                    limit: 500,
+                    kinds: vec![],
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let mut n = 0;
+            while let Some(m) = tokio::time::timeout(Duration::from_secs(10), s.message())
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                assert!(m.record.is_some());
+                n += 1;
+            }
+            assert!(!info.head_cursor.is_empty());
+            (n, t.elapsed())
+        })
+    };
+    let (n0, _) = honest(&rt);
+    assert_eq!(n0, 500, "the day has records to pull");
+    std::thread::sleep(Duration::from_secs(1));
+    let (rss0, fds0, db0) = (rss(), fds(), db_fds());
+    // The attacker: connections from 127.0.0.2 with tiny windows, 700 pulls never read.
+    let attack_endpoint = agent.endpoint.clone();
+    let t0 = Instant::now();
+    let (held, refused) = rt.block_on(async move {
+        let mut held = Vec::new();
+        let mut refused = 0usize;
+        let mut channels = Vec::new();
+        for _ in 0..(700 / 16 + 1) {
+            let ch = tonic::transport::Endpoint::from_shared(attack_endpoint.clone())
+                .unwrap()
+                .local_address(Some("127.0.0.2".parse().unwrap()))
+                .initial_stream_window_size(Some(1024))
+                .initial_connection_window_size(Some(65_535))
+                .connect()
+                .await;
+            match ch {
+                Ok(c) => channels.push(c),
+                Err(_) => refused += 16,
+            }
+        }
+        for i in 0..700 {
+            let Some(ch) = channels.get(i % channels.len().max(1)) else {
+                refused += 1;
+                continue;
+            };
+            let mut c = pb::sync_client::SyncClient::new(ch.clone());
+            let call = tokio::time::timeout(
+                Duration::from_secs(2),
+                c.pull(pb::PullRequest {
+                    cursor: String::new(),
+                    limit: 100_000,
+                    kinds: vec![],
+                }),
+            )
+            .await;
+            match call {
+                Ok(Ok(stream)) => held.push(stream.into_inner()),
+                _ => refused += 1,
+            }
+        }
+        ((held, channels), refused)
+    });
+    let admitted = held.0.len();
+    std::thread::sleep(Duration::from_secs(2));
+    let (rss1, fds1, db1) = (rss(), fds(), db_fds());
+    // Honest clients are served during the attack.
+    let (n1, during) = honest(&rt);
+    assert_eq!(n1, 500);
+    // The admitted streams end after the send timeout, with the attacker still connected.
+    std::thread::sleep(Duration::from_secs(35));
+    let (n2, after_timeout) = honest(&rt);
+    assert_eq!(n2, 500);
+    let (rss2, db2) = (rss(), db_fds());
+    drop(held);
+    // The attacker leaves; memory settles.
+    let settle = Instant::now();
+    let (mut rss3, mut fds3) = (rss(), fds());
+    while settle.elapsed() < Duration::from_secs(60) && (rss3 > rss0 + rss0 / 5 || fds3 > fds0 + 5)
+    {
+        std::thread::sleep(Duration::from_millis(500));
+        (rss3, fds3) = (rss(), fds());
+    }
+    println!(
+        "stalled pulls: 700 pulls never read ({admitted} admitted, {refused} refused) in {:.1?}; honest pull of 500 during {during:.2?}, \
+         after the send timeout {after_timeout:.2?}; RSS {rss0} → {rss1} → {rss2} → {rss3} kB (back in {:.0?}); \
+         descriptors {fds0} → {fds1} → {fds3}; database descriptors {db0} → {db1} → {db2}; own nofile limit {own_limit}",
+        t0.elapsed(),
+        settle.elapsed()
+    );
+    assert!(
+        admitted <= 32,
+        "at most 32 pull streams at once: {admitted}"
+    );
+    assert!(
+        db1 <= db0 + 2,
+        "stalled streams hold no database handles: {db0} → {db1}"
+    );
+    assert!(
+        rss3 <= rss0 + rss0 / 5,
+        "memory back within 20 %: {rss0} → {rss3} kB"
+    );
+    assert!(fds3 <= fds0 + 5, "descriptors return: {fds0} → {fds3}");
+    agent.stop_cleanly();
+}

@@ -19,6 +19,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Status};
 use tonic_health::ServingStatus;
 
+use crate::listen::{Idle, Limits, Slot, Slots};
 use crate::store::{Reader, Store};
 use config::{SyncConfig, Token};
 use service::{ClientName, SyncService};
@@ -71,9 +72,17 @@ pub async fn spawn(
 
     let tokens = Arc::new(cfg.tokens.clone());
     let svc = SyncService::new(data_dir.clone(), store, live, cancel.clone());
-    let sync = SyncServer::with_interceptor(svc, move |req| authorize(&tokens, req));
+    let sync_tokens = tokens.clone();
+    let sync = SyncServer::with_interceptor(svc, move |req| authorize(&sync_tokens, req));
 
-    let mut builder = Server::builder();
+    // HTTP/2 keep-alive finds dead peers; the stream caps bound what one connection (and one
+    // client that opens many) can hold; tcp keep-alive catches half-open sockets.
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .tcp_keepalive(Some(KEEPALIVE))
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+        .concurrency_limit_per_connection(MAX_STREAMS_PER_CONNECTION as usize);
     if let Some(tls) = &cfg.tls {
         let mut t =
             ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
@@ -84,9 +93,22 @@ pub async fn spawn(
             .tls_config(t)
             .context("configuring TLS for the pull API")?;
     }
+    // Health and reflection: open on loopback (local probes), behind the tokens elsewhere.
+    let open = cfg.listen.ip().is_loopback();
+    let (t1, t2) = (tokens.clone(), tokens);
     let router = builder
-        .add_service(health_svc)
-        .add_service(reflection)
+        .add_optional_service(open.then_some(health_svc.clone()))
+        .add_optional_service((!open).then(|| {
+            tonic::service::interceptor::InterceptedService::new(health_svc, move |req| {
+                authorize(&t1, req)
+            })
+        }))
+        .add_optional_service(open.then_some(reflection.clone()))
+        .add_optional_service((!open).then(|| {
+            tonic::service::interceptor::InterceptedService::new(reflection, move |req| {
+                authorize(&t2, req)
+            })
+        }))
         .add_service(sync);
 
     // Health: SERVING while the store can be read, NOT_SERVING otherwise.
@@ -121,8 +143,30 @@ pub async fn spawn(
     });
 
     tracing::info!(%addr, tls = cfg.tls.is_some(), tokens = cfg.tokens.len(), "pull API listening");
+    // Connections are admitted under the caps and closed after IDLE without a byte (keep-alive
+    // pings count, so a quiet subscriber stays).
+    let (conn_tx, conn_rx) = tokio::sync::mpsc::channel::<std::io::Result<Admitted>>(16);
+    let stats = crate::stats::SourceStats::of_kind("pull API", "sync");
+    tracker.spawn(crate::listen::accept_loop(
+        listener,
+        Slots::new(GRPC_LIMITS),
+        stats,
+        "pull API",
+        cancel.clone(),
+        tracker.clone(),
+        move |stream, _peer, slot| {
+            let tx = conn_tx.clone();
+            async move {
+                let conn = Admitted {
+                    io: Idle::new(stream, GRPC_LIMITS.idle_timeout),
+                    _slot: slot,
+                };
+                let _ = tx.send(Ok(conn)).await;
+            }
+        },
+    ));
     tracker.spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let incoming = tokio_stream::wrappers::ReceiverStream::new(conn_rx);
         if let Err(e) = router
             .serve_with_incoming_shutdown(incoming, cancel.cancelled_owned())
             .await
@@ -131,6 +175,68 @@ pub async fn spawn(
         }
     });
     Ok(addr)
+}
+
+/// How often the pull API pings an HTTP/2 peer, and how long it waits for the answer.
+const KEEPALIVE: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Streams one HTTP/2 connection may have open at once.
+const MAX_STREAMS_PER_CONNECTION: u32 = 16;
+/// The pull API's connection caps; the idle timeout is longer than the keep-alive interval.
+const GRPC_LIMITS: Limits = Limits {
+    max_connections: 64,
+    max_per_peer: 16,
+    idle_timeout: Duration::from_secs(75),
+    header_timeout: Duration::from_secs(10),
+    request_timeout: Duration::from_secs(15),
+};
+
+/// An admitted pull API connection: the socket with its idle timeout, and its slot.
+struct Admitted {
+    io: Idle<tokio::net::TcpStream>,
+    _slot: Slot,
+}
+
+impl tonic::transport::server::Connected for Admitted {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.get_ref().connect_info()
+    }
+}
+
+impl tokio::io::AsyncRead for Admitted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Admitted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]

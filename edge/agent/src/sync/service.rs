@@ -2,14 +2,18 @@
 //! and Subscribe over the live event hub.
 //!
 //! Every call reads through its own read-only SQLite connection (on a blocking thread), so it
-//! sees committed state only; acks go through the store's single writer. `Pull` streams from a
-//! bounded channel: when the client reads slowly the reading thread waits, so memory stays flat
-//! whatever the outbox size.
+//! sees committed state only; acks go through the store's single writer. `Pull` reads a page
+//! at a time on a blocking thread and streams it from a task through a bounded channel: when
+//! the client reads slowly the task waits (holding no thread and no connection), so memory stays
+//! flat whatever the outbox size; a client that takes nothing for [`SEND_TIMEOUT`] loses the
+//! stream, and at most [`MAX_PULL_STREAMS`] run at once
+//! ([`MAX_PULL_STREAMS_PER_PEER`] from one address).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
@@ -31,7 +35,14 @@ pub const MAX_LIMIT: u32 = 100_000;
 /// Records read from SQLite per page.
 const PAGE: usize = 1000;
 /// Responses queued for a client: the reader waits when they are not taken.
-const STREAM_QUEUE: usize = 256;
+const STREAM_QUEUE: usize = 64;
+/// How long a pull waits for its client to take the next record before it ends the stream.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pull streams served at once, across all clients, and from one address; one more is refused
+/// RESOURCE_EXHAUSTED (a client that opens many and never reads them cannot crowd out others).
+pub const MAX_PULL_STREAMS: usize = 64;
+/// See [`MAX_PULL_STREAMS`].
+pub const MAX_PULL_STREAMS_PER_PEER: usize = 8;
 /// Metadata key carrying the cursor to resume from, on FAILED_PRECONDITION.
 pub const RESUME_CURSOR_KEY: &str = "x-resume-cursor";
 /// Longest `GetSummary` range, days.
@@ -48,6 +59,8 @@ pub struct SyncService {
     store: Arc<Store>,
     live: Arc<LiveHub>,
     cancel: CancellationToken,
+    /// Pull streams running ([`MAX_PULL_STREAMS`], [`MAX_PULL_STREAMS_PER_PEER`]).
+    streams: Arc<crate::listen::Slots>,
 }
 
 impl SyncService {
@@ -64,6 +77,11 @@ impl SyncService {
             store,
             live,
             cancel,
+            streams: crate::listen::Slots::new(crate::listen::Limits {
+                max_connections: MAX_PULL_STREAMS,
+                max_per_peer: MAX_PULL_STREAMS_PER_PEER,
+                ..crate::listen::HTTP_LIMITS
+            }),
         }
     }
 
@@ -207,6 +225,7 @@ impl Sync for SyncService {
         req: Request<pb::PullRequest>,
     ) -> Result<Response<Self::PullStream>, Status> {
         let who = client(&req);
+        let remote = req.remote_addr();
         let req = req.into_inner();
         let limit = match req.limit {
             0 => DEFAULT_LIMIT,
@@ -222,25 +241,49 @@ impl Sync for SyncService {
             .await?;
         // Serve up to the head as of now: the same cursor and limit give the same records.
         let upto = st.head_seq;
+        // Streams at once across all clients: a client that opens many and never reads them
+        // holds no more than this many queues.
+        let peer = remote
+            .map(|a| a.ip())
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let permit = self.streams.admit(peer).map_err(|why| {
+            Status::resource_exhausted(match why {
+                crate::listen::Refused::PeerFull => format!(
+                    "{MAX_PULL_STREAMS_PER_PEER} pulls from this address are running; retry shortly"
+                ),
+                crate::listen::Refused::Full => {
+                    format!("{MAX_PULL_STREAMS} pulls are running; retry shortly")
+                }
+            })
+        })?;
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_QUEUE);
         let dir = self.data_dir.clone();
         let cancel = self.cancel.clone();
         tracing::debug!(client = %who, after, limit, "pull");
-        tokio::task::spawn_blocking(move || {
-            let reader = match Reader::open(&dir) {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(Status::unavailable(e.to_string())));
-                    return;
-                }
-            };
+        // Pages are read on a blocking thread and sent from this task: a client that stops
+        // reading holds neither a thread nor the database, only its queue, and only for
+        // SEND_TIMEOUT.
+        tokio::spawn(async move {
+            let _permit = permit;
+            let kinds = Arc::new(req.kinds);
             let (mut last, mut sent) = (after, 0usize);
             while sent < limit && !cancel.is_cancelled() {
-                let page = match reader.outbox_page(last, upto, PAGE.min(limit - sent), &req.kinds)
-                {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(Status::unavailable(e.to_string())));
+                let (dir, kinds) = (dir.clone(), kinds.clone());
+                let want = PAGE.min(limit - sent);
+                let page = tokio::task::spawn_blocking(move || {
+                    Reader::open(&dir).and_then(|r| r.outbox_page(last, upto, want, &kinds))
+                })
+                .await;
+                let page = match page {
+                    Ok(Ok(p)) => p,
+                    Ok(Err(e)) => {
+                        let _ = tx.send(Err(Status::unavailable(e.to_string()))).await;
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = tx
+                            .send(Err(Status::internal("the pull reader failed")))
+                            .await;
                         return;
                     }
                 };
@@ -252,9 +295,14 @@ impl Sync for SyncService {
                     sent += 1;
                     let item = to_record(&st, rec).map(|r| pb::PullResponse { record: Some(r) });
                     let failed = item.is_err();
-                    // The client went away: stop reading.
-                    if tx.blocking_send(item).is_err() || failed {
-                        return;
+                    match tokio::time::timeout(SEND_TIMEOUT, tx.send(item)).await {
+                        Ok(Ok(())) if !failed => {}
+                        // The client went away, or stopped reading: end the stream.
+                        Ok(_) => return,
+                        Err(_) => {
+                            tracing::warn!(client = %who, "a pull stream was not read for {SEND_TIMEOUT:?}; ended");
+                            return;
+                        }
                     }
                 }
             }
