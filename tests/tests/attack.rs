@@ -1019,3 +1019,90 @@ fn stalled_pull_streams_hold_nothing() {
     assert!(fds3 <= fds0 + 5, "descriptors return: {fds0} → {fds3}");
     agent.stop_cleanly();
 }
+
+/// One agent per data directory, and SIGHUP reloads: a second agent on the same data
+/// directory stops at once with a clear error while the first keeps running; SIGHUP reloads
+/// the config (an edit made on disk takes effect) instead of killing the agent, and the outbox
+/// keeps its epoch.
+#[test]
+fn a_second_agent_is_refused_and_sighup_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut gw = Gateway::start(d);
+    gw.probe(Duration::from_secs(10));
+    let epoch = |endpoint: String| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut c = pb::sync_client::SyncClient::connect(endpoint)
+                .await
+                .unwrap();
+            c.get_info(pb::GetInfoRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .epoch
+        })
+    };
+    let epoch0 = epoch(gw.agent.endpoint.clone());
+    // A second agent on the same config and data directory.
+    let out = std::process::Command::new(edge_e2e::bin())
+        .args([
+            "run",
+            "--config",
+            edge_e2e::path_str(&d.join("config.toml")),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second agent ran: {err}");
+    assert!(
+        err.contains("another store-edge") && err.contains(&format!("pid {}", gw.agent.pid())),
+        "{err}"
+    );
+    // SIGHUP: an added counter source is started by the reload; the agent lives on.
+    let mut text = std::fs::read_to_string(d.join("config.toml")).unwrap();
+    text.push_str(
+        "\n[[sources.counter]]\nname = \"side\"\nprofile = \"counter/xovis-pc2s-v5\"\ndoor = \"side\"\nlisten = \"127.0.0.1:0\"\npath = \"/counter/side\"\n",
+    );
+    std::fs::write(d.join("config.toml"), text).unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &gw.agent.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let line = gw
+        .agent
+        // The new source is judged for the apply timeout (30 s) before the outcome.
+        .wait_for_log("SIGHUP reload", Duration::from_secs(60))
+        .unwrap_or_else(|| {
+            panic!(
+                "the reload's outcome is not logged:\n{}",
+                gw.agent.log_lines().join("\n")
+            )
+        });
+    assert!(line.contains("applied"), "{line}");
+    assert!(
+        gw.agent.wait_exit(Duration::from_secs(1)).is_none(),
+        "SIGHUP stopped the agent"
+    );
+    // The counter listener was restarted with the new source: on a new port.
+    gw.counter = gw
+        .agent
+        .log_lines()
+        .iter()
+        .rev()
+        .find(|l| l.contains("counter listener") && l.contains("/counter/side"))
+        .and_then(|l| logged_port(l))
+        .expect("the restarted counter listener");
+    gw.probe(Duration::from_secs(10));
+    assert_eq!(
+        epoch(gw.agent.endpoint.clone()),
+        epoch0,
+        "the outbox kept its epoch"
+    );
+    println!("one agent per data directory: the second refused ({}); SIGHUP reloaded ({}), epoch {epoch0} kept", err.trim(), line.trim());
+    gw.agent.stop_cleanly();
+}

@@ -373,6 +373,7 @@ async fn run_cmd(config_path: &Path, once: bool) -> anyhow::Result<()> {
         return result;
     }
     let cfg = config::load(config_path)?;
+    let _lock = run::DataDirLock::acquire(&cfg.storage.data_dir)?;
     let tracker = TaskTracker::new();
     let opts = run::RunOptions {
         once,

@@ -1545,6 +1545,52 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The lock that keeps a second agent off a data directory: an exclusive lock (`flock`) on
+/// `<data_dir>/store-edge.lock`, held while the value lives and released by the kernel when the
+/// process ends (also on kill -9 or a power cut). The file holds the owner's pid, for the error.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+/// Name of the lock file in the data directory.
+pub const LOCK_FILE: &str = "store-edge.lock";
+
+impl DataDirLock {
+    /// Takes the lock of `data_dir` (creating the directory), or says which process holds it.
+    pub fn acquire(data_dir: &std::path::Path) -> anyhow::Result<DataDirLock> {
+        use std::io::{Read, Seek, Write};
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+        let path = data_dir.join(LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        if let Err(e) = file.try_lock() {
+            if let std::fs::TryLockError::Error(e) = e {
+                return Err(e).with_context(|| format!("locking {}", path.display()));
+            }
+            let mut owner = String::new();
+            let _ = file.read_to_string(&mut owner);
+            let owner = owner.trim();
+            anyhow::bail!(
+                "another store-edge (pid {}) is running on data directory {}; stop it first (one agent per data directory)",
+                if owner.is_empty() { "unknown" } else { owner },
+                data_dir.display()
+            );
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        writeln!(file, "{}", std::process::id())?;
+        file.sync_all()?;
+        Ok(DataDirLock { _file: file })
+    }
+}
+
 /// Closes `tracker` and waits up to `deadline` for its tasks; says what was cut short.
 pub async fn drain(tracker: &TaskTracker, deadline: Duration) {
     tracker.close();

@@ -883,6 +883,9 @@ fn out_of_space(e: &anyhow::Error) -> bool {
 /// configured, and the applies it asks for.
 pub async fn serve(config_path: &Path, cancel: CancellationToken) -> anyhow::Result<()> {
     let current = in_force(config_path)?;
+    // One agent per data directory: a second one would open a new outbox epoch under the
+    // first one's feet.
+    let _lock = run::DataDirLock::acquire(&current.cfg.storage.data_dir)?;
     let started_ms = chrono::Utc::now().timestamp_millis();
     let live = Arc::new(Live::default());
     let outer = TaskTracker::new();
@@ -920,6 +923,37 @@ pub async fn serve(config_path: &Path, cancel: CancellationToken) -> anyhow::Res
             cancel.clone(),
             &outer,
         )?;
+    }
+    // SIGHUP: reload the config in force from disk, as the `reload` command does.
+    #[cfg(unix)]
+    {
+        let (tx, c) = (apply_tx.clone(), cancel.clone());
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(mut hup) => {
+                outer.spawn(async move {
+                    loop {
+                        tokio::select! {
+                            _ = c.cancelled() => return,
+                            got = hup.recv() => if got.is_none() { return },
+                        }
+                        tracing::info!("SIGHUP: reloading the config");
+                        let (reply, outcome) = oneshot::channel();
+                        let request = Apply {
+                            request: ApplyRequest::Reload,
+                            reply,
+                        };
+                        if tx.try_send(request).is_err() {
+                            tracing::warn!("SIGHUP: configs are being applied; send it again");
+                            continue;
+                        }
+                        if let Ok(o) = outcome.await {
+                            tracing::info!(result = o.result, error = ?o.error, reason = ?o.reason, "SIGHUP reload");
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP"),
+        }
     }
     drop(apply_tx);
     let mut service = Service {
@@ -996,6 +1030,7 @@ pub struct Checked {
 /// store, devices and ports).
 pub async fn check(config_path: &Path, window: Duration) -> anyhow::Result<Vec<Checked>> {
     let current = in_force(config_path)?;
+    let _lock = run::DataDirLock::acquire(&current.cfg.storage.data_dir)?;
     let cancel = CancellationToken::new();
     let generation = Generation::start(&current.cfg, &cancel).await?;
     let radios: BTreeSet<String> = current
