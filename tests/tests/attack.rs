@@ -1106,3 +1106,92 @@ fn a_second_agent_is_refused_and_sighup_reloads() {
     println!("one agent per data directory: the second refused ({}); SIGHUP reloaded ({}), epoch {epoch0} kept", err.trim(), line.trim());
     gw.agent.stop_cleanly();
 }
+
+/// The systemd watchdog is fed only while the agent makes progress: with another process
+/// holding the database's write lock, the pipeline cannot commit and stops turning, so the
+/// agent stops sending `WATCHDOG=1` (systemd would restart it); once the lock is released it
+/// feeds the watchdog again.
+#[test]
+fn the_watchdog_starves_when_the_pipeline_is_wedged() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sock_path = d.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    std::fs::write(d.join("secrets.toml"), "device_key_secret = \"367e1111111111111111111111118ebf\"\ntenant_secret = \"22222222222222222222222222222222\"\n").unwrap();
+    chmod600(&d.join("secrets.toml"));
+    std::fs::write(
+        d.join("config.toml"),
+        format!(
+            "[store]\nstore_id = \"attack-store\"\ngateway_id = \"gw-1\"\n\n[privacy]\nsecrets_file = \"secrets.toml\"\n\n\
+             [storage]\ndata_dir = \"data\"\ncommit_interval = \"200ms\"\ncheckpoint_interval = \"200ms\"\n\n\
+             [sync]\nlisten = \"127.0.0.1:0\"\n\n\
+             [[sources.portal]]\nname = \"hook\"\nformat = \"webhook\"\nlisten = \"127.0.0.1:0\"\n\
+             [[sources.portal.tokens]]\nname = \"portal\"\ntoken = \"{HOOK_TOKEN}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(edge_e2e::bin())
+        .args([
+            "run",
+            "--config",
+            edge_e2e::path_str(&d.join("config.toml")),
+        ])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "2000000")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(d.join("agent.log")).unwrap())
+        .spawn()
+        .unwrap();
+    // Messages received over `secs` seconds.
+    let listen = |secs: u64| {
+        let mut got = Vec::new();
+        let end = Instant::now() + Duration::from_secs(secs);
+        let mut buf = [0u8; 256];
+        while Instant::now() < end {
+            if let Ok(n) = sock.recv(&mut buf) {
+                got.push(String::from_utf8_lossy(&buf[..n]).to_string());
+            }
+        }
+        got
+    };
+    let before = listen(5);
+    assert!(before.iter().any(|m| m.contains("READY=1")), "{before:?}");
+    let fed_before = before.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    assert!(
+        fed_before >= 3,
+        "fed every second while healthy: {before:?}"
+    );
+    // Another process takes the database's write lock and keeps it.
+    let db = rusqlite::Connection::open(d.join("data/store-edge.db")).unwrap();
+    db.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    // Shorter than the store's busy timeout (5 s), after which the run ends with an error
+    // and systemd starts it again.
+    let during = listen(3);
+    let fed_during = during.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    db.execute_batch("COMMIT").unwrap();
+    drop(db);
+    let after = listen(8);
+    let fed_after = after.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    println!(
+        "watchdog: fed {fed_before} times in 5 s while healthy, {fed_during} in 3 s with the database locked by another process, {fed_after} in 8 s after"
+    );
+    let exited = child.try_wait().unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(d.join("agent.log")).unwrap();
+    assert!(exited.is_none(), "the agent exited ({exited:?}):\n{log}");
+    assert!(
+        fed_during <= 1,
+        "the watchdog was fed while the pipeline could not commit: {during:?}\n{log}"
+    );
+    assert!(
+        fed_after >= 2,
+        "the watchdog is fed again once the pipeline moves: {after:?}\n{log}"
+    );
+}

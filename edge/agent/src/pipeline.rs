@@ -479,6 +479,9 @@ struct FlushState {
 pub struct FlushGate {
     state: std::sync::Mutex<FlushState>,
     answered: std::sync::Condvar,
+    /// How often the pipeline thread has looked at the gate (every turn of its loop, at least
+    /// every [`POLL`]): its heartbeat, which the service watchdog checks.
+    beats: std::sync::atomic::AtomicU64,
 }
 
 impl FlushGate {
@@ -503,8 +506,20 @@ impl FlushGate {
         }
     }
 
+    /// The pipeline thread's heartbeat so far, and whether the pipeline has stopped (then
+    /// the heartbeat stands still by design).
+    pub fn beats(&self) -> (u64, bool) {
+        let closed = self.state.lock().map(|s| s.closed).unwrap_or(true);
+        (
+            self.beats.load(std::sync::atomic::Ordering::Relaxed),
+            closed,
+        )
+    }
+
     /// The newest request not answered yet.
     fn pending(&self) -> Option<u64> {
+        self.beats
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let st = self.state.lock().ok()?;
         (st.requested > st.done).then_some(st.requested)
     }

@@ -218,6 +218,30 @@ fn digest(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
+/// Whether the control loop and the pipeline made progress since the last watchdog check:
+/// the control loop is idle (`busy_since_ms` 0) or within `apply_limit` of the apply it
+/// started at `busy_since_ms`; the pipeline's heartbeat (`beats`: count, stopped) moved since
+/// `last`, or it has stopped, or there is none (between two runs).
+fn progress(
+    busy_since_ms: u64,
+    now_ms: u64,
+    apply_limit: Duration,
+    beats: Option<(u64, bool)>,
+    last: Option<u64>,
+) -> (bool, bool) {
+    let limit = u64::try_from(apply_limit.as_millis()).unwrap_or(u64::MAX);
+    let control = busy_since_ms == 0 || now_ms.saturating_sub(busy_since_ms) < limit;
+    let pipeline = match beats {
+        None => true,
+        Some((count, stopped)) => stopped || last != Some(count),
+    };
+    (control, pipeline)
+}
+
+/// How much longer than its `apply_timeout` an apply may keep the control loop before the
+/// watchdog counts it as wedged (stopping and starting sources, writing files).
+const APPLY_GRACE: Duration = Duration::from_secs(60);
+
 /// Where fleet configs are kept.
 fn config_dir(cfg: &Config) -> PathBuf {
     cfg.storage.data_dir.join("config")
@@ -894,15 +918,49 @@ pub async fn serve(config_path: &Path, cancel: CancellationToken) -> anyhow::Res
     live.set(Some(&generation.running), current.version);
     let notifier = Arc::new(crate::notify::Notifier::from_env());
     notifier.ready();
+    // When the control loop started the apply it is busy with (ms on the monotonic clock of
+    // `since`), 0 while it waits for work.
+    let since = tokio::time::Instant::now();
+    let busy_since = Arc::new(std::sync::atomic::AtomicU64::new(0));
     if let Some(every) = notifier.watchdog_every() {
-        // Proves the runtime still runs tasks; a wedged runtime misses the deadline and
-        // systemd restarts the agent.
-        let (n, c) = (notifier.clone(), cancel.clone());
+        // Fed only while the agent makes progress: the runtime runs tasks (this one), the
+        // control loop is waiting or within its apply's time, and the pipeline thread turns
+        // its loop. A wedged part misses the deadline and systemd restarts the agent.
+        let (n, c, live, busy) = (
+            notifier.clone(),
+            cancel.clone(),
+            live.clone(),
+            busy_since.clone(),
+        );
+        let apply_limit = current
+            .cfg
+            .mqtt
+            .as_ref()
+            .map_or(crate::mgmt::config::DEFAULT_APPLY_TIMEOUT, |m| {
+                m.apply_timeout
+            })
+            + APPLY_GRACE;
         outer.spawn(async move {
+            let mut last_beats: Option<u64> = None;
             loop {
                 tokio::select! {
                     _ = c.cancelled() => return,
-                    _ = tokio::time::sleep(every) => n.watchdog(),
+                    _ = tokio::time::sleep(every) => {}
+                }
+                let started = busy.load(std::sync::atomic::Ordering::Relaxed);
+                let now = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let beats = live.get().flush.map(|g| g.beats());
+                let (control_ok, pipeline_ok) =
+                    progress(started, now, apply_limit, beats, last_beats);
+                last_beats = beats.map(|(b, _)| b);
+                if control_ok && pipeline_ok {
+                    n.watchdog();
+                } else {
+                    tracing::error!(
+                        control_ok,
+                        pipeline_ok,
+                        "the agent makes no progress: the watchdog is not fed"
+                    );
                 }
             }
         });
@@ -996,7 +1054,11 @@ pub async fn serve(config_path: &Path, cancel: CancellationToken) -> anyhow::Res
                     applies_open = false;
                     continue;
                 };
-                match service.apply(req.request).await {
+                let started = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX).max(1);
+                busy_since.store(started, std::sync::atomic::Ordering::Relaxed);
+                let applied = service.apply(req.request).await;
+                busy_since.store(0, std::sync::atomic::Ordering::Relaxed);
+                match applied {
                     Ok(outcome) => {
                         let _ = req.reply.send(outcome);
                     }
@@ -1087,6 +1149,32 @@ mod tests {
 
     const BASE: &str =
         "[store]\nstore_id = \"s\"\n\n[[sources.counter]]\nname = \"a\"\nport = \"/dev/x\"\n";
+
+    #[test]
+    fn the_watchdog_is_fed_only_on_progress() {
+        let limit = Duration::from_secs(90);
+        let table: &[(u64, u64, Option<(u64, bool)>, Option<u64>, (bool, bool))] = &[
+            // Idle control loop, the pipeline turning.
+            (0, 500_000, Some((12, false)), Some(10), (true, true)),
+            // The pipeline stood still since the last check: wedged.
+            (0, 500_000, Some((12, false)), Some(12), (true, false)),
+            // …unless it has stopped (its sources drained).
+            (0, 500_000, Some((12, true)), Some(12), (true, true)),
+            // The first check, and between two runs.
+            (0, 500_000, Some((3, false)), None, (true, true)),
+            (0, 500_000, None, Some(12), (true, true)),
+            // An apply within its limit, and one stuck past it.
+            (450_000, 500_000, None, None, (true, true)),
+            (400_000, 500_000, None, None, (false, true)),
+        ];
+        for &(busy, now, beats, last, want) in table {
+            assert_eq!(
+                progress(busy, now, limit, beats, last),
+                want,
+                "{busy} {now} {beats:?} {last:?}"
+            );
+        }
+    }
 
     #[test]
     fn plans_follow_the_tables() {
