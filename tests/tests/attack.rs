@@ -57,6 +57,14 @@ impl Printer {
     }
 }
 
+/// One attack at a time: each measures its own agent's memory, descriptors and timings, which
+/// other attacks running beside it on a 2-core machine would blur.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn chmod600(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -330,9 +338,18 @@ async fn closed_by_server(conns: Vec<tokio::net::TcpStream>, limit: Duration) ->
 /// closes the rest, and every listener keeps answering meanwhile.
 #[test]
 fn slowloris_on_the_counter_port_is_cut_off() {
+    let _one = serial();
     let own_limit = raise_own_nofile();
     let dir = tempfile::tempdir().unwrap();
-    let mut gw = Gateway::start(dir.path());
+    // With fleet management, which must keep answering too.
+    let port = edge_e2e::mosquitto::free_port();
+    let _broker = edge_e2e::mosquitto::Broker::start(dir.path(), port);
+    let w = edge_e2e::mosquitto::Watcher::start(port, "fleet", "storeedge/attack-store/gw-1/");
+    let mut gw = Gateway::start_with(
+        dir.path(),
+        &format!("[mqtt]\nbroker = \"127.0.0.1:{port}\"\nkeep_alive = \"5s\"\n"),
+    );
+    w.wait_for("status", 0, "the online status", |v| v["online"] == true);
     gw.probe(Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(1));
     let (rss0, fds0) = (gw.rss_kb(), gw.fds());
@@ -355,8 +372,12 @@ fn slowloris_on_the_counter_port_is_cut_off() {
     // During the attack: every listener answers, the counter port included (honest peers
     // come from another address).
     let mut slowest = Duration::ZERO;
-    for _ in 0..3 {
+    for i in 0..3 {
         slowest = slowest.max(gw.probe(Duration::from_secs(5)));
+        let t = Instant::now();
+        let r = w.command("ping", serde_json::json!({"id": format!("during-{i}")}));
+        assert_eq!(r["ok"], true, "MQTT during the attack: {r}");
+        slowest = slowest.max(t.elapsed());
     }
     let closed = rt.block_on(closed_by_server(conns, Duration::from_secs(30)));
     let cut_after = t0.elapsed();
@@ -365,7 +386,7 @@ fn slowloris_on_the_counter_port_is_cut_off() {
     slowest = slowest.max(gw.probe(Duration::from_secs(5)));
     println!(
         "slowloris: {n} half-open connections ({opened} connected), all closed by the agent: {closed} within {cut_after:.1?}; \
-         slowest honest answer {slowest:.2?}; RSS {rss0} → {rss1} → {rss2} kB; descriptors {fds0} → {fds1} → {fds2}"
+         slowest honest answer (HTTP, gRPC, POS, MQTT) {slowest:.2?}; RSS {rss0} → {rss1} → {rss2} kB; descriptors {fds0} → {fds1} → {fds2}"
     );
     assert_eq!(
         closed, opened,
@@ -392,6 +413,7 @@ fn slowloris_on_the_counter_port_is_cut_off() {
 /// webhook: answered 408 or closed at the deadlines; honest logins go on meanwhile.
 #[test]
 fn slow_bodies_and_heads_on_the_webhook_time_out() {
+    let _one = serial();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
     let mut gw = Gateway::start(dir.path());
@@ -513,6 +535,7 @@ fn wait_bound(data: &Path, n: u64) {
 /// jump, not 18 quintillion missing pushes.
 #[test]
 fn poisoned_times_and_values_change_nothing() {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let gw = Gateway::start(dir.path());
     let now = chrono::Utc::now().timestamp();
@@ -614,6 +637,7 @@ fn poisoned_times_and_values_change_nothing() {
 /// is applied afterwards.
 #[test]
 fn the_fleet_may_configure_but_never_read() {
+    let _one = serial();
     use edge_e2e::mosquitto::{free_port, Broker, Watcher};
     let dir = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
@@ -657,6 +681,9 @@ fn the_fleet_may_configure_but_never_read() {
         (base.replace("secrets_file = \"secrets.toml\"", "secrets_file = \"secrets.toml\"\nstaff_phones_file = \"/dev/zero\""), "not_allowed"),
         (base.replace("secrets_file = \"secrets.toml\"", "secrets_file = \"plain.toml\""), "not_allowed"),
         (base.replace("[sync]\nlisten = \"127.0.0.1:0\"\n", &format!("[sync]\nlisten = \"127.0.0.1:0\"\n[sync.tls]\ncert = \"secrets.toml\"\nkey = \"{out}/notes.toml\"\n")), "not_allowed"),
+        // No relay around the tokens: a passthrough to the pull API, or on every interface.
+        (base.replace("[sync]\nlisten = \"127.0.0.1:0\"\n", "[sync]\nlisten = \"127.0.0.1:50051\"\n") + "\n[[sources.pos]]\nname = \"relay\"\nprofile = \"pos/xprinter-xp-58iih-gb18030\"\nlisten = \"127.0.0.1:9109\"\nforward = \"127.0.0.1:50051\"\n", "bad_config"),
+        (format!("{base}\n[[sources.pos]]\nname = \"relay\"\nprofile = \"pos/xprinter-xp-58iih-gb18030\"\nlisten = \"0.0.0.0:9109\"\nforward = \"192.0.2.10:9100\"\n"), "bad_config"),
     ];
     let t0 = Instant::now();
     for (i, (text, want)) in pushes.iter().enumerate() {
@@ -683,6 +710,49 @@ fn the_fleet_may_configure_but_never_read() {
         })
         .json();
     assert_eq!(r["result"], "applied", "{r}");
+    // A relay that validation cannot see (the pull API listens on port 0, so its port is
+    // known only once bound): the passthrough refuses to forward to the agent's own listener.
+    let relay_port = free_port();
+    let relay = format!(
+        "{base}\n[[sources.pos]]\nname = \"relay\"\nprofile = \"pos/xprinter-xp-58iih-gb18030\"\nlisten = \"127.0.0.1:{relay_port}\"\nforward = \"127.0.0.1:{}\"\n",
+        gw.agent.port
+    );
+    let n = w.on("config/reported").len();
+    let payload = serde_json::json!({"version": 101, "config": relay}).to_string();
+    w.publish(&format!("{root}config/desired"), false, payload.as_bytes());
+    let r = w
+        .wait_for("config/reported", n, "the relay push", |v| {
+            v["version"] == 101
+        })
+        .json();
+    assert_ne!(r["result"], "rejected", "{r}");
+    let through = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let c = pb::sync_client::SyncClient::connect(format!("http://127.0.0.1:{relay_port}"))
+                .await;
+            match c {
+                Ok(mut c) => {
+                    tokio::time::timeout(Duration::from_secs(5), c.get_info(pb::GetInfoRequest {}))
+                        .await
+                        .map(|r| r.is_ok())
+                        .unwrap_or(false)
+                }
+                Err(_) => false,
+            }
+        });
+    assert!(!through, "GetInfo answered through the passthrough");
+    assert!(
+        gw.agent
+            .wait_for_log(
+                "one of the agent's own listeners; connection refused",
+                Duration::from_secs(5)
+            )
+            .is_some(),
+        "the relay was not refused by the passthrough"
+    );
     // Nothing read in a file, and no path outside the config directory, left the gateway
     // or reached the log.
     // What the gateway published (the fleet's own pushes are not the gateway's words).
@@ -727,6 +797,7 @@ fn the_fleet_may_configure_but_never_read() {
 /// (done or `busy`), none dropped in silence.
 #[test]
 fn a_hostile_broker_cannot_wedge_management() {
+    let _one = serial();
     use edge_e2e::mosquitto::{free_port, Broker, Watcher};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -845,6 +916,7 @@ fn a_hostile_broker_cannot_wedge_management() {
 /// return once the attacker leaves.
 #[test]
 fn stalled_pull_streams_hold_nothing() {
+    let _one = serial();
     let own_limit = raise_own_nofile();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -1026,6 +1098,7 @@ fn stalled_pull_streams_hold_nothing() {
 /// keeps its epoch.
 #[test]
 fn a_second_agent_is_refused_and_sighup_reloads() {
+    let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut gw = Gateway::start(d);
@@ -1113,6 +1186,7 @@ fn a_second_agent_is_refused_and_sighup_reloads() {
 /// feeds the watchdog again.
 #[test]
 fn the_watchdog_starves_when_the_pipeline_is_wedged() {
+    let _one = serial();
     use std::os::unix::net::UnixDatagram;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -55,6 +55,36 @@ pub const HTTP_LIMITS: Limits = Limits {
     request_timeout: Duration::from_secs(15),
 };
 
+/// The addresses the agent's own listeners are bound to (the pull API, webhooks, the counter
+/// listener, passthroughs), for [`is_own_listener`].
+static OWN: Mutex<Vec<SocketAddr>> = Mutex::new(Vec::new());
+
+/// Records that one of the agent's listeners is bound to `addr`.
+pub fn register_own(addr: SocketAddr) {
+    let mut own = OWN.lock().unwrap_or_else(|p| p.into_inner());
+    if !own.contains(&addr) {
+        // Listeners restarted by config changes bind anew; the oldest addresses go first.
+        if own.len() >= 64 {
+            own.remove(0);
+        }
+        own.push(addr);
+    }
+}
+
+/// Whether a connection from `local` to `peer` reaches one of the agent's own listeners: the
+/// peer is this host (it has the connection's local address, as every connection to itself
+/// does) and its port is one a listener of the agent is bound to. A passthrough that would
+/// relay to it is refused, whatever its config said (a listener on port 0 has its port only
+/// once bound).
+pub fn is_own_listener(local: SocketAddr, peer: SocketAddr) -> bool {
+    let own = OWN.lock().unwrap_or_else(|p| p.into_inner());
+    (peer.ip() == local.ip() || peer.ip().is_loopback())
+        && own.iter().any(|a| {
+            a.port() == peer.port()
+                && (a.ip() == peer.ip() || a.ip().is_unspecified() || peer.ip().is_loopback())
+        })
+}
+
 /// How long a stop waits for HTTP connections to finish their request.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Pause after a failed `accept` (out of descriptors, say) before the next one, so the loop

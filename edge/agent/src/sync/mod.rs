@@ -62,6 +62,7 @@ pub async fn spawn(
         .await
         .with_context(|| format!("binding the pull API to {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    crate::listen::register_own(addr);
 
     let (health, health_svc) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()

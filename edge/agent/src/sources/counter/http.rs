@@ -195,6 +195,7 @@ pub async fn spawn(
         .await
         .with_context(|| format!("binding the counter listener to {addr}"))?;
     let bound = listener.local_addr()?;
+    crate::listen::register_own(bound);
     let stats = SourceStats::of_kind(&format!("counter-listener {bound}"), "counter");
     let names: Vec<String> = sources
         .iter()

@@ -325,6 +325,7 @@ pub async fn spawn(
         .await
         .with_context(|| format!("binding portal webhook {} to {addr}", src.name))?;
     let bound = listener.local_addr()?;
+    crate::listen::register_own(bound);
     let shared = Arc::new(Shared {
         name: src.name.clone(),
         tokens: src.tokens.clone(),

@@ -38,6 +38,7 @@ pub async fn spawn(
         .await
         .map_err(|e| anyhow::anyhow!("source {}: cannot listen on {listen}: {e}", ctx.src.name))?;
     let local = listener.local_addr()?;
+    crate::listen::register_own(local);
     tracing::info!(source = %ctx.src.name, listen = %local, printer = %forward, "POS passthrough listening");
     let t = tracker.clone();
     tracker.spawn(serve(ctx, listener, forward, max_connections, cancel, t));
@@ -102,6 +103,16 @@ async fn connection(
             return;
         }
     };
+    // Never a relay to the agent's own listeners (around their tokens), whatever the config
+    // named: the printer's address is checked once connected.
+    if let (Ok(l), Ok(p)) = (printer.local_addr(), printer.peer_addr()) {
+        if crate::listen::is_own_listener(l, p) {
+            ctx.stats.count("relay_refused", 1);
+            tracing::warn!(source = %ctx.src.name, "the passthrough's printer address is one of the agent's own listeners; connection refused");
+            let _ = pos.shutdown().await;
+            return;
+        }
+    }
     ctx.stats.count("connections", 1);
     let (mut pos_rd, mut pos_wr) = pos.into_split();
     let (mut pr_rd, mut pr_wr) = printer.into_split();
