@@ -257,3 +257,129 @@ fn fill(filler: &Path, mount: &Path, room: u64) {
         .unwrap();
     std::fs::write(filler, vec![0u8; usize::try_from(free - room).unwrap()]).unwrap();
 }
+
+/// During a full disk the POS passthrough keeps printing: ten prints in a row (more than its
+/// four connections) all reach the printer while the store cannot write, none refused; the
+/// receipts wait in memory and are stored once there is room again, once each.
+/// (Small writes may still fit in the database's write-ahead log while the disk is full; the
+/// figures say how many did.)
+#[test]
+fn a_full_disk_never_stops_the_till() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fs) = Tmpfs::mount(&dir.path().join("mnt"), TMPFS_BYTES) else {
+        return;
+    };
+    let d = dir.path();
+    let model = "epson-tm-t88v-cp858";
+    let bytes = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../hardware-profiles/pos/fixtures/{model}.bin")),
+    )
+    .unwrap();
+    // The network printer: takes every connection and counts what it prints.
+    let printer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let printer_addr = printer.local_addr().unwrap();
+    let printed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let p = printed.clone();
+    std::thread::spawn(move || {
+        for c in printer.incoming() {
+            let Ok(mut c) = c else { continue };
+            let p = p.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    p.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    std::fs::write(
+        d.join("secrets.toml"),
+        format!(
+            "device_key_secret = \"{}\"\ntenant_secret = \"{}\"\n",
+            "5a".repeat(16),
+            "6b".repeat(16)
+        ),
+    )
+    .unwrap();
+    let data = fs.0.join("data");
+    let config = d.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nstore_id = \"till-store\"\ngateway_id = \"gw-1\"\ntimezone = \"Europe/Berlin\"\n\n\
+             [privacy]\nsecrets_file = \"secrets.toml\"\n\n\
+             [storage]\ndata_dir = \"{}\"\ncommit_interval = \"200ms\"\ncheckpoint_interval = \"1s\"\n\n\
+             [sync]\nlisten = \"127.0.0.1:0\"\n\n\
+             [[sources.pos]]\nname = \"till\"\nprofile = \"pos/{model}\"\nlisten = \"127.0.0.1:0\"\nforward = \"{printer_addr}\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let agent = Agent::start_live(&config);
+    let line = agent
+        .wait_for_log("POS passthrough listening", Duration::from_secs(20))
+        .expect("the passthrough listens");
+    let addr = line
+        .split("listen=")
+        .nth(1)
+        .and_then(|a| a.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    // The disk fills up.
+    let filler = fs.0.join("scratch");
+    fill(&filler, &fs.0, 0);
+    // Each print is two receipts with their own numbers (the fixture's 4711 and 4712, which
+    // it prints twice each, renumbered in place).
+    let renumbered = |i: usize| {
+        let mut b = bytes.clone();
+        for (from, to) in [(b"4711", format!("5{i:03}")), (b"4712", format!("6{i:03}"))] {
+            let mut at = 0;
+            while let Some(k) = b[at..].windows(4).position(|w| w == from) {
+                b[at + k..at + k + 4].copy_from_slice(to.as_bytes());
+                at += k + 4;
+            }
+        }
+        b
+    };
+    for i in 0..10 {
+        let before = printed.load(std::sync::atomic::Ordering::Relaxed);
+        let mut pos = std::net::TcpStream::connect(&addr).unwrap();
+        pos.write_all(&renumbered(i)).unwrap();
+        drop(pos);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while printed.load(std::sync::atomic::Ordering::Relaxed) < before + bytes.len() {
+            assert!(
+                Instant::now() < deadline,
+                "print {i} did not reach the printer during the full disk:\n{}",
+                agent.log_lines().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let stored_while_full = count(&data, "purchases");
+    // Room again: the held receipts are stored by themselves.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + LIMIT;
+    while count(&data, "purchases") < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the receipts were not stored once there was room"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let stored = count(&data, "purchases");
+    println!(
+        "full disk: 10 prints of {} bytes reached the printer, none refused; purchases stored while full {stored_while_full}, after {stored}",
+        bytes.len()
+    );
+    assert_eq!(stored, 20, "the 20 receipts, once each");
+    agent.stop_cleanly();
+    assert_eq!(edge_e2e::counter(&data, "till", "receipts_dropped"), 0);
+    assert_eq!(edge_e2e::counter(&data, "till", "connections_refused"), 0);
+}

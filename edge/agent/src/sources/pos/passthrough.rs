@@ -20,9 +20,11 @@ use edge_wire::escpos::{RawReceipt, ReceiptDecoder};
 
 /// How long connecting to the printer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Receipts waiting for the store per connection; when full, the connection waits (the POS
-/// is slowed down, nothing is dropped).
-const RECEIPT_QUEUE: usize = 64;
+/// Receipts waiting for the store, for all connections of a passthrough. The copy loop never
+/// waits on the store (printing comes first): while the store cannot write (a full disk) the
+/// receipts wait here, and beyond this many one is dropped and counted (`receipts_dropped`;
+/// it was printed).
+const RECEIPT_QUEUE: usize = 4096;
 
 /// Binds the passthrough's listener (so a bad address fails the start) and serves it until
 /// cancelled.
@@ -40,8 +42,31 @@ pub async fn spawn(
     let local = listener.local_addr()?;
     crate::listen::register_own(local);
     tracing::info!(source = %ctx.src.name, listen = %local, printer = %forward, "POS passthrough listening");
+    // One committer for the source, on a blocking thread: a connection hands its receipts
+    // over and ends when the POS disconnects, whatever the store is doing.
+    let (tx, mut rx) = mpsc::channel::<RawReceipt>(RECEIPT_QUEUE);
+    {
+        let (ctx, cancel) = (ctx.clone(), cancel.clone());
+        tracker.spawn_blocking(move || {
+            while let Some(r) = rx.blocking_recv() {
+                let mut batch = vec![r];
+                while let Ok(more) = rx.try_recv() {
+                    batch.push(more);
+                }
+                let _ = ctx.commit(&batch, None, &cancel);
+            }
+        });
+    }
     let t = tracker.clone();
-    tracker.spawn(serve(ctx, listener, forward, max_connections, cancel, t));
+    tracker.spawn(serve(
+        ctx,
+        listener,
+        forward,
+        max_connections,
+        tx,
+        cancel,
+        t,
+    ));
     Ok(local)
 }
 
@@ -50,6 +75,7 @@ async fn serve(
     listener: TcpListener,
     forward: String,
     max_connections: usize,
+    receipts: mpsc::Sender<RawReceipt>,
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -70,8 +96,9 @@ async fn serve(
         tracker,
         move |pos, _peer, slot| {
             let (ctx, forward, cancel, t) = (c.clone(), forward.clone(), stop.clone(), t.clone());
+            let receipts = receipts.clone();
             async move {
-                connection(ctx, pos, &forward, cancel, &t).await;
+                connection(ctx, pos, &forward, receipts, cancel, &t).await;
                 drop(slot);
             }
         },
@@ -85,6 +112,7 @@ async fn connection(
     ctx: PosContext,
     mut pos: TcpStream,
     forward: &str,
+    receipts: mpsc::Sender<RawReceipt>,
     cancel: CancellationToken,
     tracker: &TaskTracker,
 ) {
@@ -116,18 +144,6 @@ async fn connection(
     ctx.stats.count("connections", 1);
     let (mut pos_rd, mut pos_wr) = pos.into_split();
     let (mut pr_rd, mut pr_wr) = printer.into_split();
-    // Receipts go to a blocking committer, in order; the copy loop never waits on the disk
-    // unless that falls RECEIPT_QUEUE receipts behind.
-    let (tx, mut rx) = mpsc::channel::<RawReceipt>(RECEIPT_QUEUE);
-    let committer = {
-        let ctx = ctx.clone();
-        let cancel = cancel.clone();
-        tracker.spawn_blocking(move || {
-            while let Some(r) = rx.blocking_recv() {
-                let _ = ctx.commit(&[r], None, &cancel);
-            }
-        })
-    };
     // Printer → POS: status replies (DLE EOT answers, paper-out) go back untouched.
     let back = tracker.spawn(async move {
         let _ = tokio::io::copy(&mut pr_rd, &mut pos_wr).await;
@@ -179,20 +195,23 @@ async fn connection(
                 break;
             }
         }
-        for r in out.drain(..) {
-            if tx.send(r).await.is_err() {
-                break;
-            }
-        }
+        hand_over(&ctx, &receipts, &mut out);
     }
     if let Some(r) = dec.finish() {
         out.push(r);
     }
-    for r in out.drain(..) {
-        let _ = tx.send(r).await;
-    }
-    drop(tx);
+    hand_over(&ctx, &receipts, &mut out);
     let _ = pr_wr.shutdown().await;
-    let _ = committer.await;
     back.abort();
+}
+
+/// Gives decoded receipts to the source's committer without waiting: a full queue (the store
+/// has not written for RECEIPT_QUEUE receipts) drops one and counts it.
+fn hand_over(ctx: &PosContext, to: &mpsc::Sender<RawReceipt>, out: &mut Vec<RawReceipt>) {
+    for r in out.drain(..) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = to.try_send(r) {
+            ctx.stats.count("receipts_dropped", 1);
+            tracing::warn!(source = %ctx.src.name, "the receipt queue is full (the store is not writing); a receipt was dropped");
+        }
+    }
 }
