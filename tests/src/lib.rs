@@ -583,6 +583,18 @@ pub fn http_request(
     (status, body)
 }
 
+/// The address a POS passthrough of `agent` listens on (from its log line).
+pub fn passthrough_addr(agent: &Agent) -> String {
+    let line = agent
+        .wait_for_log("POS passthrough listening", Duration::from_secs(20))
+        .expect("the passthrough listens");
+    line.split("listen=")
+        .nth(1)
+        .and_then(|a| a.split_whitespace().next())
+        .expect("the passthrough's address in its log line")
+        .to_string()
+}
+
 /// The port of the `addr=HOST:PORT` field of a log line (listeners log where they listen).
 pub fn logged_port(line: &str) -> Option<u16> {
     line.split("addr=")

@@ -123,16 +123,7 @@ impl Gateway {
         };
         let webhook = port_of("portal webhook listening");
         let counter = port_of("counter listener");
-        let line = agent
-            .wait_for_log("POS passthrough listening", Duration::from_secs(20))
-            .unwrap();
-        let pos = line
-            .split("listen=")
-            .nth(1)
-            .and_then(|a| a.split_whitespace().next())
-            .unwrap()
-            .parse()
-            .unwrap();
+        let pos = edge_e2e::passthrough_addr(&agent).parse().unwrap();
         Gateway {
             agent,
             data: dir.join("data"),

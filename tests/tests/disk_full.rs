@@ -321,15 +321,7 @@ fn a_full_disk_never_stops_the_till() {
     )
     .unwrap();
     let agent = Agent::start_live(&config);
-    let line = agent
-        .wait_for_log("POS passthrough listening", Duration::from_secs(20))
-        .expect("the passthrough listens");
-    let addr = line
-        .split("listen=")
-        .nth(1)
-        .and_then(|a| a.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let addr = edge_e2e::passthrough_addr(&agent);
     // The disk fills up.
     let filler = fs.0.join("scratch");
     fill(&filler, &fs.0, 0);

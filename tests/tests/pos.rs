@@ -707,15 +707,7 @@ fn tcp_passthrough_forwards_every_byte_to_the_printer_and_stores_the_receipts() 
     );
     let data = d.join("data");
     let mut agent = Agent::start_live(&config);
-    let line = agent
-        .wait_for_log("POS passthrough listening", Duration::from_secs(20))
-        .expect("the passthrough listens");
-    let addr = line
-        .split("listen=")
-        .nth(1)
-        .and_then(|a| a.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let addr = edge_e2e::passthrough_addr(&agent);
     // The cloud listens for live purchases.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -801,15 +793,7 @@ fn tcp_passthrough_forwards_every_byte_to_the_printer_and_stores_the_receipts() 
         "[sync]\nlisten = \"127.0.0.1:0\"\n",
     );
     let mut agent = Agent::start_live(&config);
-    let line = agent
-        .wait_for_log("POS passthrough listening", Duration::from_secs(20))
-        .unwrap();
-    let addr = line
-        .split("listen=")
-        .nth(1)
-        .and_then(|a| a.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let addr = edge_e2e::passthrough_addr(&agent);
     let mut pos = std::net::TcpStream::connect(&addr).unwrap();
     pos.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut buf = [0u8; 16];

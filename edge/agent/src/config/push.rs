@@ -159,18 +159,8 @@ impl PushPolicy {
         }
         for (table, array) in TOKEN_TABLES {
             for (i, entry) in entries(&doc, table) {
-                for (j, token) in entry
-                    .get(*array)
-                    .and_then(toml::Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .enumerate()
-                {
-                    if let Some(s) = token.get("token_file").and_then(toml::Value::as_str) {
-                        self.file(base, s)
-                            .map_err(|r| err(format!("{table}[{i}].{array}[{j}].token_file"), r))?;
-                    }
-                }
+                self.token_files(base, entry, array, &format!("{table}[{i}].{array}"))
+                    .map_err(|(k, r)| err(k, r))?;
             }
         }
         if let Some(sync) = doc.get("sync").and_then(toml::Value::as_table) {
@@ -182,17 +172,26 @@ impl PushPolicy {
                     }
                 }
             }
-            for (j, token) in sync
-                .get("tokens")
-                .and_then(toml::Value::as_array)
-                .into_iter()
-                .flatten()
-                .enumerate()
-            {
-                if let Some(s) = token.get("token_file").and_then(toml::Value::as_str) {
-                    self.file(base, s)
-                        .map_err(|r| err(format!("sync.tokens[{j}].token_file"), r))?;
-                }
+            self.token_files(base, sync, "tokens", "sync.tokens")
+                .map_err(|(k, r)| err(k, r))?;
+        }
+        Ok(())
+    }
+
+    /// Checks the `token_file` of each table in the array `array` of `table` (keys named from
+    /// `key`, like `sync.tokens`).
+    fn token_files(
+        &self,
+        base: &Path,
+        table: &toml::Table,
+        array: &str,
+        key: &str,
+    ) -> Result<(), (String, &'static str)> {
+        let tokens = table.get(array).and_then(toml::Value::as_array);
+        for (j, token) in tokens.into_iter().flatten().enumerate() {
+            if let Some(s) = token.get("token_file").and_then(toml::Value::as_str) {
+                self.file(base, s)
+                    .map_err(|r| (format!("{key}[{j}].token_file"), r))?;
             }
         }
         Ok(())
