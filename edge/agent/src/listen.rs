@@ -180,6 +180,8 @@ pub struct Idle<T> {
     inner: T,
     limit: Duration,
     timer: Pin<Box<Sleep>>,
+    /// The connection's slot, freed with the socket (for servers that take the socket alone).
+    _slot: Option<Slot>,
 }
 
 impl<T> Idle<T> {
@@ -189,6 +191,15 @@ impl<T> Idle<T> {
             inner,
             limit,
             timer: Box::pin(tokio::time::sleep(limit)),
+            _slot: None,
+        }
+    }
+
+    /// [`Idle::new`], holding `slot` for as long as the socket lives.
+    pub fn with_slot(inner: T, limit: Duration, slot: Slot) -> Idle<T> {
+        Idle {
+            _slot: Some(slot),
+            ..Idle::new(inner, limit)
         }
     }
 

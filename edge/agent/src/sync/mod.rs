@@ -19,7 +19,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Status};
 use tonic_health::ServingStatus;
 
-use crate::listen::{Idle, Limits, Slot, Slots};
+use crate::listen::{Idle, Limits, Slots};
 use crate::store::{Reader, Store};
 use config::{SyncConfig, Token};
 use service::{ClientName, SyncService};
@@ -146,7 +146,8 @@ pub async fn spawn(
     tracing::info!(%addr, tls = cfg.tls.is_some(), tokens = cfg.tokens.len(), "pull API listening");
     // Connections are admitted under the caps and closed after IDLE without a byte (keep-alive
     // pings count, so a quiet subscriber stays).
-    let (conn_tx, conn_rx) = tokio::sync::mpsc::channel::<std::io::Result<Admitted>>(16);
+    let (conn_tx, conn_rx) =
+        tokio::sync::mpsc::channel::<std::io::Result<Idle<tokio::net::TcpStream>>>(16);
     let stats = crate::stats::SourceStats::of_kind("pull API", "sync");
     tracker.spawn(crate::listen::accept_loop(
         listener,
@@ -158,10 +159,7 @@ pub async fn spawn(
         move |stream, _peer, slot| {
             let tx = conn_tx.clone();
             async move {
-                let conn = Admitted {
-                    io: Idle::new(stream, GRPC_LIMITS.idle_timeout),
-                    _slot: slot,
-                };
+                let conn = Idle::with_slot(stream, GRPC_LIMITS.idle_timeout, slot);
                 let _ = tx.send(Ok(conn)).await;
             }
         },
@@ -192,51 +190,12 @@ const GRPC_LIMITS: Limits = Limits {
     request_timeout: Duration::from_secs(15),
 };
 
-/// An admitted pull API connection: the socket with its idle timeout, and its slot.
-struct Admitted {
-    io: Idle<tokio::net::TcpStream>,
-    _slot: Slot,
-}
-
-impl tonic::transport::server::Connected for Admitted {
+/// An admitted pull API connection is the socket with its idle timeout and its slot.
+impl tonic::transport::server::Connected for Idle<tokio::net::TcpStream> {
     type ConnectInfo = tonic::transport::server::TcpConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.io.get_ref().connect_info()
-    }
-}
-
-impl tokio::io::AsyncRead for Admitted {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for Admitted {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+        self.get_ref().connect_info()
     }
 }
 
