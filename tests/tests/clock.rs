@@ -641,3 +641,69 @@ fn a_step_back_by_an_hour_is_counted_and_flagged() {
     assert!(report_lists_step(&s.data, real), "{}", iso(real));
     s.finish(-3600);
 }
+
+/// NTP corrects the clock by two hours and back, then the clock breaks 400 days back and is
+/// set right again, on one live stream, 12 s apart: all four jumps are seen and counted, and
+/// every frame is taken (none refused as late). The 400-day jump is no correction: its frames
+/// keep the time the clock had, so nothing is filed 400 days back.
+#[test]
+fn clock_steps_both_ways_lose_no_frame() {
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut live = Live::start(now);
+    let phases: [(&str, i64); 5] = [
+        ("start", 0),
+        ("+2 h", 2 * HOUR),
+        ("-2 h", -2 * HOUR),
+        ("-400 d", -400 * 24 * HOUR),
+        ("+400 d", 400 * 24 * HOUR),
+    ];
+    for (i, (label, by)) in phases.iter().enumerate() {
+        if i > 0 {
+            // Beyond the grace in which a frame of the replaced clock is taken for a late one.
+            std::thread::sleep(Duration::from_secs(8));
+        }
+        live.wall.step(*by);
+        let mac = [0x00, 0x1a, 0x2b, 0xc1, 0x0d, i as u8];
+        let (first, last) = live.probes(mac);
+        println!("{label}: probed {} .. {}", iso(first), iso(last));
+    }
+    // A later shopper past the visit timeout closes the last two phases' visits.
+    std::thread::sleep(Duration::from_secs(12));
+    live.probes(LATER);
+    let want = PROBES as u64 * (phases.len() as u64 + 1);
+    let deadline = Instant::now() + LIMIT;
+    while live.counter("sightings") < want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    live.show("steps both ways");
+    assert_eq!(live.counter("frames_read"), want);
+    assert_eq!(live.counter("sightings"), want, "every frame is taken");
+    assert_eq!(live.counter("too_late"), 0);
+    assert_eq!(
+        live.counter("clock_steps"),
+        4,
+        "+2 h, -2 h, the break and its end"
+    );
+    let log = live.agent.log_lines();
+    assert!(log.iter().any(|l| l.contains("taken as broken")));
+    assert!(log.iter().any(|l| l.contains("the broken clock is back")));
+    // Nothing is filed 400 days back: every visit is within a day of the test.
+    let data = live.data();
+    let stored = live.wait_visits(phases.len());
+    assert_eq!(stored.len(), phases.len());
+    for v in &stored {
+        assert!(
+            (v.start_ms - now).abs() < 24 * HOUR,
+            "a visit filed at {}",
+            iso(v.start_ms)
+        );
+    }
+    for h in hourly(&data) {
+        assert!(
+            (h.hour_start_ms - now).abs() < 24 * HOUR,
+            "an hour filed at {}",
+            iso(h.hour_start_ms)
+        );
+    }
+    live.stop();
+}

@@ -40,9 +40,15 @@
 //!   stamps is filed where it belongs (as new, flagged revisions of hours already sealed)
 //!   instead of being refused as late for an hour — and never merged into a visit from before
 //!   the step.
+//! - **Broken** (a step back further than [`MAX_STEP_BACK_MS`], a day): no correction goes that
+//!   far, and the hours such a clock names were sealed and pruned long ago. The guard keeps the
+//!   time it had, advanced by monotonic time, and every frame of that clock is re-stamped onto
+//!   it (`ClockVerdict::Distrusted`) until the clock agrees with it again; the core sees no step.
+//!   The break and the way back are counted as `clock_steps` and logged; no frame is refused.
 //! - A restart loses the guard (monotonic time means nothing across processes): the first sane
 //!   frame after it that is older than the restored watermark by more than the tolerance is a
-//!   step back taken while the agent was down, and handled as one.
+//!   step back taken while the agent was down, and handled as one (one further back than a day
+//!   is a clock that broke while the agent was down: its time resumes where processing stopped).
 //!
 //! Held frames are not in the checkpoint: like frames in the channels, a live capture's
 //! frames do not survive a restart (a pipe's positions start over with every writer).
@@ -53,7 +59,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edge_core::clock::{MIN_SANE_MS, STEP_TOLERANCE_MS};
+use edge_core::clock::{MAX_STEP_BACK_MS, MIN_SANE_MS, STEP_TOLERANCE_MS};
 use edge_core::{
     snapshot, ClockGuard, ClockStep, ClockVerdict, DeviceKey, DeviceKeyer, LocalClock, Sessionizer,
     Sighting, ZoneId,
@@ -106,6 +112,19 @@ enum ClockEvent {
         clock: String,
         /// From what to what.
         step: ClockStep,
+    },
+    /// The clock jumped back further than a correction goes: its frames keep the time the
+    /// guard had ([`ClockVerdict::Distrusted`]).
+    Broken {
+        /// How far behind the kept time it reads, ms.
+        behind_ms: i64,
+        /// The kept time at the break, UTC ms.
+        at_ms: i64,
+    },
+    /// A broken clock agrees with the kept time again.
+    Recovered {
+        /// The time it reads, UTC ms.
+        at_ms: i64,
     },
 }
 
@@ -288,6 +307,23 @@ impl Lane {
                 ClockVerdict::Lagging { by_ms } => {
                     f.ts_ms = f.ts_ms.saturating_add(by_ms);
                     stats.clock_restamped_frames.fetch_add(1, Ordering::Relaxed);
+                    self.push(f);
+                }
+                // A broken clock: the frame keeps the time the guard kept. Nothing queued moves
+                // and the core sees no step: the kept time runs on by monotonic time.
+                ClockVerdict::Distrusted { by_ms, first } => {
+                    f.ts_ms = f.ts_ms.saturating_add(by_ms);
+                    stats.clock_restamped_frames.fetch_add(1, Ordering::Relaxed);
+                    if first {
+                        events.push(ClockEvent::Broken {
+                            behind_ms: by_ms,
+                            at_ms: f.ts_ms,
+                        });
+                    }
+                    self.push(f);
+                }
+                ClockVerdict::Recovered => {
+                    events.push(ClockEvent::Recovered { at_ms: f.ts_ms });
                     self.push(f);
                 }
                 ClockVerdict::Step { by_ms } => {
@@ -834,12 +870,18 @@ fn deliver(
         return;
     };
     for event in lane.apply(msg, clocks) {
-        clock_event(i, event, lanes, core);
+        clock_event(i, event, lanes, clocks, core);
     }
 }
 
 /// Passes a clock event of lane `from` to the other lanes of its clock and to the core.
-fn clock_event(from: usize, event: ClockEvent, lanes: &mut [Lane], core: &mut Sessionizer) {
+fn clock_event(
+    from: usize,
+    event: ClockEvent,
+    lanes: &mut [Lane],
+    clocks: &mut Clocks,
+    core: &mut Sessionizer,
+) {
     let same = |l: &Lane, clock: &str| l.input.clock.as_deref() == Some(clock);
     match event {
         ClockEvent::Set { clock, guard } => {
@@ -859,7 +901,18 @@ fn clock_event(from: usize, event: ClockEvent, lanes: &mut [Lane], core: &mut Se
                 .min();
             let seen = core.watermark_ms();
             if let Some(to) = first {
-                if seen != i64::MIN && to < seen.saturating_sub(STEP_TOLERANCE_MS) {
+                if seen != i64::MIN && to < seen.saturating_sub(MAX_STEP_BACK_MS) {
+                    // Further back than a correction goes: a broken clock. Its time is kept
+                    // from where processing stopped (the time between is not known).
+                    let by = seen.saturating_sub(to);
+                    for l in lanes.iter_mut().filter(|l| same(l, &clock)) {
+                        l.shift(by);
+                    }
+                    if let Some(g) = clocks.get_mut(&clock) {
+                        g.distrust(by);
+                    }
+                    broken(from, by, seen, lanes, "since the last checkpoint");
+                } else if seen != i64::MIN && to < seen.saturating_sub(STEP_TOLERANCE_MS) {
                     let step = ClockStep {
                         from_ms: seen,
                         to_ms: to,
@@ -878,6 +931,33 @@ fn clock_event(from: usize, event: ClockEvent, lanes: &mut [Lane], core: &mut Se
             }
             step_core(from, step, lanes, core, "between two frames");
         }
+        ClockEvent::Broken { behind_ms, at_ms } => {
+            broken(from, behind_ms, at_ms, lanes, "between two frames");
+        }
+        ClockEvent::Recovered { at_ms } => {
+            if let Some(l) = lanes.get(from) {
+                l.input.stats.clock_steps.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    source = %l.input.name,
+                    at = %iso(at_ms),
+                    "the broken clock is back (clock_step): it agrees with the time kept since it broke"
+                );
+            }
+        }
+    }
+}
+
+/// Counts and logs that lane `from`'s clock broke: it reads `behind_ms` behind the time kept,
+/// `at_ms`.
+fn broken(from: usize, behind_ms: i64, at_ms: i64, lanes: &[Lane], when: &str) {
+    if let Some(l) = lanes.get(from) {
+        l.input.stats.clock_steps.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            source = %l.input.name,
+            behind_s = behind_ms.saturating_add(500).div_euclid(1000),
+            kept = %iso(at_ms),
+            "clock stepped back {when}, further than a correction goes (a day): taken as broken (clock_step); frames keep the time it had, advanced by monotonic time, until it agrees again"
+        );
     }
 }
 
@@ -1459,6 +1539,88 @@ mod tests {
             &mut c,
         );
         assert_eq!(count(&lanes[0], "clock_steps"), 0);
+    }
+
+    /// A clock that jumps 400 days back is broken: every lane of it keeps the time it had
+    /// (frames re-stamped, never refused as late), the core sees no step, and when the clock
+    /// comes back the frames are taken as stamped again. Both jumps are counted.
+    #[test]
+    fn a_broken_clock_loses_no_frame() {
+        const DAY: i64 = 24 * HOUR;
+        let mut lanes = vec![lane("a", Some("local")), lane("b", Some("local"))];
+        let mut clocks = Clocks::new();
+        let mut c = core();
+        deliver(
+            0,
+            live(&[(T, 1_000)], 1_000),
+            &mut lanes,
+            &mut clocks,
+            &mut c,
+        );
+        deliver(
+            0,
+            live(&[(T - 400 * DAY + 1_000, 2_000)], 2_000),
+            &mut lanes,
+            &mut clocks,
+            &mut c,
+        );
+        deliver(
+            1,
+            live(&[(T - 400 * DAY + 1_500, 2_500)], 2_500),
+            &mut lanes,
+            &mut clocks,
+            &mut c,
+        );
+        assert_eq!(queued(&lanes[0]), vec![T, T + 1_000]);
+        assert_eq!(queued(&lanes[1]), vec![T + 1_500]);
+        assert_eq!(lanes[1].bound(), Some(T + 1_500 - LIVE_WATERMARK_LAG_MS));
+        assert_eq!(count(&lanes[0], "clock_steps"), 1);
+        assert_eq!(
+            count(&lanes[1], "clock_steps"),
+            0,
+            "one break, counted once"
+        );
+        assert_eq!(count(&lanes[1], "clock_restamped_frames"), 1);
+        deliver(
+            1,
+            live(&[(T + 3_000, 4_000)], 4_000),
+            &mut lanes,
+            &mut clocks,
+            &mut c,
+        );
+        assert_eq!(queued(&lanes[1]), vec![T + 1_500, T + 3_000]);
+        assert_eq!(count(&lanes[1], "clock_steps"), 1, "the way back");
+        assert_eq!(count(&lanes[1], "clock_restamped_frames"), 1);
+        assert_eq!(c.watermark_ms(), i64::MIN, "the core was told of no step");
+    }
+
+    /// After a restart, a first frame 400 days behind what the core processed: the clock broke
+    /// while the agent was down; its time resumes where processing stopped.
+    #[test]
+    fn a_clock_far_behind_the_checkpoint_is_broken() {
+        const DAY: i64 = 24 * HOUR;
+        let mut lanes = vec![lane("a", Some("local"))];
+        let mut clocks = Clocks::new();
+        let mut c = core();
+        c.advance(T);
+        deliver(
+            0,
+            live(&[(T - 400 * DAY, 50), (T - 400 * DAY + 500, 550)], 550),
+            &mut lanes,
+            &mut clocks,
+            &mut c,
+        );
+        assert_eq!(queued(&lanes[0]), vec![T, T + 500]);
+        assert_eq!(count(&lanes[0], "clock_steps"), 1);
+        assert_eq!(c.watermark_ms(), T, "the core did not rewind");
+        deliver(
+            0,
+            live(&[(T - 400 * DAY + 1_500, 1_550)], 1_550),
+            &mut lanes,
+            &mut clocks,
+            &mut c,
+        );
+        assert_eq!(queued(&lanes[0]), vec![T, T + 500, T + 1_500]);
     }
 
     /// Replays and portal logins carry no receive times: taken as stamped, never held.

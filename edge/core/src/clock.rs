@@ -35,6 +35,12 @@ pub const STEP_TOLERANCE_MS: i64 = 60_000;
 /// Captures deliver what they read within a second.
 pub const STEP_GRACE_MS: i64 = 10_000;
 
+/// The farthest back a step is taken as a correction. NTP corrects a wrong time zone or a stale
+/// boot time by hours; a clock that jumps back further than a day is broken (a dead RTC battery,
+/// a mistyped `date`), and what it stamps cannot be filed: the hours it names were sealed and
+/// pruned long ago. The core rewinds no further ([`crate::session::MAX_REWIND_MS`]).
+pub const MAX_STEP_BACK_MS: i64 = 24 * 3_600_000;
+
 /// What one frame time says about the clock that stamped it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClockVerdict {
@@ -59,6 +65,18 @@ pub enum ClockVerdict {
         /// What to add to the frame time, ms (the step's size).
         by_ms: i64,
     },
+    /// The clock reads more than [`MAX_STEP_BACK_MS`] behind the time the guard keeps: it
+    /// broke. The guard keeps the time it had (advanced by monotonic time) until the clock
+    /// comes back to it; adding `by_ms` puts the frame there. `first`: the frame that showed
+    /// the break (the step to count and log).
+    Distrusted {
+        /// What to add to the frame time, ms (how far the clock is behind).
+        by_ms: i64,
+        /// Whether this frame is the first one stamped by the broken clock.
+        first: bool,
+    },
+    /// The first frame after a break whose time agrees with the time the guard kept again.
+    Recovered,
 }
 
 /// A step of the clock that stamps the input, as the core needs to know it.
@@ -85,6 +103,9 @@ pub struct ClockGuard {
     offset_ms: Option<i64>,
     /// The last step: (offset of the replaced clock, monotonic time of the step).
     replaced: Option<(i64, i64)>,
+    /// The clock broke ([`ClockVerdict::Distrusted`]): `offset_ms` is the kept time, not the
+    /// clock's.
+    broken: bool,
 }
 
 impl ClockGuard {
@@ -95,7 +116,9 @@ impl ClockGuard {
 
     /// Judges a frame stamped `ts_ms` and received at monotonic `mono_ms`. Frames must come in
     /// the order they were received. A step moves the guard to the new clock (NTP's step is a
-    /// correction: the new time is the one to trust).
+    /// correction: the new time is the one to trust), except a step back further than
+    /// [`MAX_STEP_BACK_MS`]: that clock is broken and its frames are moved to the time the
+    /// guard kept ([`ClockVerdict::Distrusted`]) until it agrees with that time again.
     pub fn classify(&mut self, ts_ms: i64, mono_ms: i64) -> ClockVerdict {
         if ts_ms < MIN_SANE_MS {
             return ClockVerdict::Unset;
@@ -110,8 +133,23 @@ impl ClockGuard {
             // The newest offset is kept, so the slow drift NTP slews away never adds up to a
             // false step.
             self.offset_ms = Some(offset);
+            if self.broken {
+                self.broken = false;
+                return ClockVerdict::Recovered;
+            }
             return ClockVerdict::Ok;
         }
+        if by_ms < -MAX_STEP_BACK_MS {
+            let first = !self.broken;
+            self.broken = true;
+            return ClockVerdict::Distrusted {
+                by_ms: by_ms.saturating_neg(),
+                first,
+            };
+        }
+        // A step from the kept time (the broken clock stepped again, near it): the clock is
+        // trusted again from here.
+        self.broken = false;
         if let Some((old, at)) = self.replaced {
             let recent = mono_ms.saturating_sub(at) <= STEP_GRACE_MS;
             if recent && offset.saturating_sub(old).abs() <= STEP_TOLERANCE_MS {
@@ -125,13 +163,29 @@ impl ClockGuard {
         ClockVerdict::Step { by_ms }
     }
 
+    /// Takes the clock for broken from now on, `by_ms` behind the time to keep: for a first
+    /// frame after a restart that reads further back than [`MAX_STEP_BACK_MS`] before what was
+    /// already processed (the relation to monotonic time is lost with the process, so the kept
+    /// time resumes where processing stopped). No-op before the clock is set.
+    pub fn distrust(&mut self, by_ms: i64) {
+        if let Some(o) = self.offset_ms {
+            self.offset_ms = Some(o.saturating_add(by_ms));
+            self.broken = true;
+        }
+    }
+
+    /// Whether the clock is taken for broken ([`ClockVerdict::Distrusted`]).
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
     /// Whether a sane time has been seen.
     pub fn is_set(&self) -> bool {
         self.offset_ms.is_some()
     }
 
-    /// What the (current) wall clock read, or will read, at monotonic time `mono_ms`; `None`
-    /// until the clock has been set.
+    /// What the (current) wall clock read, or will read, at monotonic time `mono_ms` (while it
+    /// is broken, the time the guard keeps); `None` until the clock has been set.
     pub fn wall_at(&self, mono_ms: i64) -> Option<i64> {
         self.offset_ms.map(|o| o.saturating_add(mono_ms))
     }
@@ -238,6 +292,7 @@ mod tests {
 
     const T: i64 = 1_795_000_000_000; // 2026-11-18
     const HOUR: i64 = 3_600_000;
+    const DAY: i64 = 24 * HOUR;
 
     /// (frame time, receive time) sequences and the verdict of each frame.
     #[test]
@@ -330,6 +385,70 @@ mod tests {
                 &[Set, Step { by_ms: -HOUR }, Step { by_ms: HOUR }],
             ),
             (
+                "a step back of 400 days is a broken clock: its frames keep the time, until it is back",
+                &[
+                    (T, 1_000),
+                    (T - 400 * DAY + 1_000, 2_000),
+                    (T - 400 * DAY + 2_000, 3_000),
+                    (T + 3_000, 4_000),
+                    (T + 4_000, 5_000),
+                ],
+                &[
+                    Set,
+                    Distrusted {
+                        by_ms: 400 * DAY,
+                        first: true,
+                    },
+                    Distrusted {
+                        by_ms: 400 * DAY,
+                        first: false,
+                    },
+                    Recovered,
+                    Ok,
+                ],
+            ),
+            (
+                "a day back is still a correction; just beyond it is not",
+                &[
+                    (T, 1_000),
+                    (T - MAX_STEP_BACK_MS + 1_000, 2_000),
+                    (T - 2 * MAX_STEP_BACK_MS + 1_000, 3_000),
+                ],
+                &[
+                    Set,
+                    Step {
+                        by_ms: -MAX_STEP_BACK_MS,
+                    },
+                    Distrusted {
+                        by_ms: MAX_STEP_BACK_MS + 1_000,
+                        first: true,
+                    },
+                ],
+            ),
+            (
+                "a broken clock stepped to an hour before the kept time: a step from the kept time",
+                &[
+                    (T, 1_000),
+                    (T - 400 * DAY + 1_000, 2_000),
+                    (T - HOUR + 2_000, 3_000),
+                    (T - HOUR + 3_000, 4_000),
+                ],
+                &[
+                    Set,
+                    Distrusted {
+                        by_ms: 400 * DAY,
+                        first: true,
+                    },
+                    Step { by_ms: -HOUR },
+                    Ok,
+                ],
+            ),
+            (
+                "forward by 400 days is a correction (a Pi's fake-hwclock after months off)",
+                &[(T - 400 * DAY, 1_000), (T + 1_000, 2_000)],
+                &[Set, Step { by_ms: 400 * DAY }],
+            ),
+            (
                 "the clock falls back to 1970 after being set: unset again, the relation is kept",
                 &[(T, 1_000), (3_000, 3_000), (T + 3_000, 4_000)],
                 &[Set, Unset, Ok],
@@ -359,6 +478,32 @@ mod tests {
             g.wall_at(32_000),
             Some(T - HOUR + 2_000),
             "after a step: the new clock"
+        );
+    }
+
+    #[test]
+    fn a_broken_clock_keeps_the_time_it_had() {
+        let mut g = ClockGuard::new();
+        g.classify(T, 1_000);
+        g.classify(T - 400 * DAY + 1_000, 2_000);
+        assert!(g.is_broken());
+        assert_eq!(g.wall_at(10_000), Some(T + 9_000), "the kept time runs on");
+        g.classify(T + 11_000, 12_000);
+        assert!(!g.is_broken());
+        // After a restart: the first frame reads 400 days before what was processed.
+        let mut g = ClockGuard::new();
+        g.distrust(HOUR);
+        assert!(!g.is_broken(), "nothing to keep before the clock is set");
+        g.classify(T - 400 * DAY, 1_000);
+        g.distrust(400 * DAY);
+        assert!(g.is_broken());
+        assert_eq!(g.wall_at(2_000), Some(T + 1_000));
+        assert_eq!(
+            g.classify(T - 400 * DAY + 2_000, 3_000),
+            ClockVerdict::Distrusted {
+                by_ms: 400 * DAY,
+                first: false
+            }
         );
     }
 

@@ -21,7 +21,9 @@ pub mod time;
 pub mod zones;
 
 pub use aggregate::{Aggregator, HourRecord};
-pub use clock::{judge_input_time, ClockGuard, ClockStep, ClockVerdict, InputTimeError};
+pub use clock::{
+    judge_input_time, ClockGuard, ClockStep, ClockVerdict, InputTimeError, MAX_STEP_BACK_MS,
+};
 pub use counter::{
     day_totals, footfall_by_hour, newest_revisions, Applied, CountInput, CounterError,
     CounterInterval, CounterTracker, DayCounts,

@@ -254,8 +254,9 @@ const SWEEP_EVERY_MS: i64 = 10_000;
 /// sealed hours two days behind the watermark; a visit re-entering a forgotten hour would
 /// start its revisions over and collide with what is stored, so a step back further than a
 /// day (a broken clock, not an NTP correction) rewinds only a day, and sightings older than
-/// that are refused as late (and counted) until the clock catches up.
-pub const MAX_REWIND_MS: i64 = 24 * 3_600_000;
+/// that are refused as late (and counted). A live capture's guard never lets such a step
+/// through ([`crate::ClockVerdict::Distrusted`]).
+pub const MAX_REWIND_MS: i64 = crate::clock::MAX_STEP_BACK_MS;
 // The oldest hour a rewound input can reach: a day back, less the longest visit timeout (6 h)
 // and the hour itself; it must still be kept.
 const _: () = assert!(MAX_REWIND_MS + 8 * 3_600_000 < crate::aggregate::KEEP_MS);
