@@ -148,6 +148,23 @@ impl Gateway {
             .unwrap()
     }
 
+    /// Waits up to a minute after an attack for the agent's memory to come back within 20 %
+    /// of `rss0` kB (panics with the figures otherwise); gives the figure and the time taken.
+    fn memory_back(&self, attack: &str, rss0: u64) -> (u64, Duration) {
+        let t0 = Instant::now();
+        loop {
+            let rss = self.rss_kb();
+            if rss <= rss0 + rss0 / 5 {
+                return (rss, t0.elapsed());
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "{attack}: memory not back within 20 % a minute after: {rss0} → {rss} kB"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     /// Descriptors the agent holds.
     fn fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.agent.pid()))
@@ -409,6 +426,7 @@ fn slow_bodies_and_heads_on_the_webhook_time_out() {
     let dir = tempfile::tempdir().unwrap();
     let mut gw = Gateway::start(dir.path());
     gw.probe(Duration::from_secs(10));
+    let rss0 = gw.rss_kb();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -473,9 +491,11 @@ fn slow_bodies_and_heads_on_the_webhook_time_out() {
         .filter(|(t, _)| t.starts_with("HTTP/1.1 408"))
         .count();
     let longest = answers.iter().map(|(_, d)| *d).max().unwrap();
+    let (rss1, back) = gw.memory_back("slow bodies", rss0);
     println!(
         "slow bodies: {timed_out_408} of 20 answered 408, the longest after {longest:.1?}; \
-         unfinished heads closed: {head_closed} of 20 within {:.1?}; slowest honest answer {slowest:.2?}",
+         unfinished heads closed: {head_closed} of 20 within {:.1?}; slowest honest answer {slowest:.2?}; \
+         RSS {rss0} → {rss1} kB (back in {back:.0?})",
         t0.elapsed()
     );
     assert!(
@@ -541,6 +561,7 @@ fn poisoned_times_and_values_change_nothing() {
         202
     );
     wait_bound(&gw.data, 1);
+    let rss0 = gw.rss_kb();
     let poisons = [
         ("\"9999-12-31T23:59:59Z\"", "time_ahead"),
         ("253402300799000", "time_ahead"),
@@ -592,6 +613,7 @@ fn poisoned_times_and_values_change_nothing() {
         );
         assert_eq!(status, 200, "{id}: {body}");
     }
+    let (rss1, _) = gw.memory_back("poisoned values", rss0);
     let data = gw.data.clone();
     let log = gw.agent.stop_cleanly();
     assert_eq!(edge_e2e::counter(&data, "hook", "rejected_time_ahead"), 3);
@@ -616,7 +638,7 @@ fn poisoned_times_and_values_change_nothing() {
     );
     wait_bound(&gw.data, 3);
     println!(
-        "poisoned values: 6 poisoned login times refused by reason; identity bound before, after and across a restart (3 devices); u64::MAX sequence: 0 missing, 2 jumps"
+        "poisoned values: 6 poisoned login times refused by reason; identity bound before, after and across a restart (3 devices); u64::MAX sequence: 0 missing, 2 jumps; RSS {rss0} → {rss1} kB"
     );
     gw.agent.stop_cleanly();
 }
@@ -653,6 +675,7 @@ fn the_fleet_may_configure_but_never_read() {
     let mqtt = format!("[mqtt]\nbroker = \"127.0.0.1:{port}\"\nkeep_alive = \"5s\"\ntelemetry_interval = \"1s\"\napply_timeout = \"3s\"\n");
     let gw = Gateway::start_with(d, &mqtt);
     w.wait_for("status", 0, "the online status", |v| v["online"] == true);
+    let rss0 = gw.rss_kb();
     let base = std::fs::read_to_string(d.join("config.toml")).unwrap();
     let out = outside.path().display().to_string();
     let pos = |profile: &str| {
@@ -771,8 +794,9 @@ fn the_fleet_may_configure_but_never_read() {
             assert!(!text.contains(needle), "{what} carries {needle:?}:\n{text}");
         }
     }
+    let (rss1, back) = gw.memory_back("hostile fleet", rss0);
     println!(
-        "hostile fleet: {} pushes refused by key and reason in {:.1?} ({} MQTT messages, {} log lines, none with file content or an outside path); a good push applied after them",
+        "hostile fleet: {} pushes refused by key and reason in {:.1?} ({} MQTT messages, {} log lines, none with file content or an outside path); a good push applied after them; RSS {rss0} → {rss1} kB (back in {back:.0?})",
         pushes.len(),
         t0.elapsed(),
         w.all().len(),
@@ -862,7 +886,7 @@ fn a_hostile_broker_cannot_wedge_management() {
     let t = w
         .wait_for("telemetry", w.on("telemetry").len(), "telemetry", |_| true)
         .json();
-    let rss1 = gw.rss_kb();
+    let (rss1, back) = gw.memory_back("hostile broker", rss0);
     // The retained commands were never carried out.
     assert!(
         w.on("cmd/set-log-level/reply").is_empty(),
@@ -876,7 +900,7 @@ fn a_hostile_broker_cannot_wedge_management() {
     println!(
         "hostile broker: 1 connection throughout ({} telemetry), retained 300 KB and set-log-level ignored, \
          100 KB live command refused too_large; 500 flushes answered in {answered_in:.1?} ({ok} done, {busy} busy); \
-         RSS {rss0} → {rss1} kB; mgmt {}",
+         RSS {rss0} → {rss1} kB (back in {back:.0?}); mgmt {}",
         w.on("telemetry").len(),
         t["mgmt"]
     );
