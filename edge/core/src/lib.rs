@@ -13,6 +13,7 @@ pub mod params;
 pub mod person;
 pub mod phone;
 pub mod pos;
+pub mod presence;
 pub mod report;
 pub mod session;
 pub mod snapshot;

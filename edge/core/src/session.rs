@@ -17,6 +17,7 @@ use crate::clock::ClockStep;
 use crate::key::DeviceKey;
 use crate::params::MetricParams;
 use crate::person::PersonKey;
+use crate::presence::{PresenceBin, PresenceParams, PresenceTracker};
 use crate::staff::StaffTracker;
 use crate::time::LocalClock;
 pub use crate::zones::ZoneDwell;
@@ -289,6 +290,11 @@ pub struct Sessionizer {
     staff_persons: HashSet<PersonKey>,
     /// Randomized-MAC fragments that may still get a successor.
     links: std::collections::VecDeque<LinkEnd>,
+    /// Presence per zone and 10-minute bin, of tracked and untracked devices.
+    presence: PresenceTracker,
+    /// Presence bins sealed since the last drain.
+    #[serde(skip)]
+    presence_sealed: Vec<PresenceBin>,
 }
 
 /// A device came into the store: its first sighting in a visit whose smoothed signal reached
@@ -312,6 +318,9 @@ fn default_clock() -> Option<LocalClock> {
 impl Sessionizer {
     /// A sessionizer with nothing open. `params` must have been validated.
     pub fn new(params: MetricParams, clock: LocalClock) -> Self {
+        let presence = PresenceTracker::new(PresenceParams {
+            inside_dbm: params.inside_dbm,
+        });
         Sessionizer {
             agg: Aggregator::new(params.visit_timeout_ms, params.min_visit_dwell_ms),
             params,
@@ -326,6 +335,8 @@ impl Sessionizer {
             arrivals: Vec::new(),
             staff_persons: HashSet::new(),
             links: std::collections::VecDeque::new(),
+            presence,
+            presence_sealed: Vec::new(),
         }
     }
 
@@ -400,6 +411,8 @@ impl Sessionizer {
     pub fn observe(&mut self, s: &Sighting) {
         if s.rssi_dbm < self.params.ignore_below_dbm {
             self.stats.ignored_weak += 1;
+            // Too weak to count, but the sniffer was listening.
+            self.presence.heard(s.ts_ms, s.zone);
             return;
         }
         if self.watermark_ms != i64::MIN
@@ -445,6 +458,9 @@ impl Sessionizer {
         v.sightings += 1;
         v.associated |= s.kind != SightingKind::Probe;
         v.zones.observe(s.zone, s.rssi_dbm, s.ts_ms, p);
+        // Presence: a device with a stable identity is tracked (a global MAC, or a randomized
+        // one that associated or logged in); a randomized prober is one of its class.
+        let tracked = !s.randomized || v.associated || v.connected || v.person.is_some();
         let was_inside = v.inside_now;
         v.inside_now = v
             .zones
@@ -464,6 +480,16 @@ impl Sessionizer {
             if !self.staff.is_staff(s.device, day, &self.params) {
                 self.arrivals.push(a);
             }
+        }
+        // Staff and fixed devices are heard, never present.
+        let day = self.clock().day_index(s.ts_ms);
+        if self.staff.is_staff(s.device, day, &self.params) {
+            self.presence.heard(s.ts_ms, s.zone);
+        } else if tracked {
+            self.presence.tracked(s.ts_ms, s.zone, s.rssi_dbm, s.device);
+        } else {
+            self.presence
+                .untracked(s.ts_ms, s.zone, s.rssi_dbm, s.fingerprint, s.device);
         }
         let open = self.open.len() as u64;
         if open > self.stats.peak_open {
@@ -498,9 +524,21 @@ impl Sessionizer {
             }
         }
         self.agg.seal(watermark_ms);
+        let bins = self.presence.seal(watermark_ms);
+        self.presence_sealed.extend(bins);
         let clock = self.clock();
         self.staff
             .prune(clock.day_index(watermark_ms), &self.params);
+    }
+
+    /// Takes the presence bins sealed (or re-sealed with a new revision) since the last call.
+    pub fn drain_presence(&mut self) -> Vec<PresenceBin> {
+        std::mem::take(&mut self.presence_sealed)
+    }
+
+    /// The presence bins not sealed yet, as measured so far.
+    pub fn presence_open(&self) -> Vec<PresenceBin> {
+        self.presence.peek()
     }
 
     /// Closes every open visit and seals every hour: the input has ended.
@@ -514,6 +552,8 @@ impl Sessionizer {
             self.close(k, *v);
         }
         self.agg.seal_all();
+        let bins = self.presence.seal(i64::MAX);
+        self.presence_sealed.extend(bins);
     }
 
     /// The clock that stamps the input stepped (see [`crate::clock`]); the input continues on
@@ -687,6 +727,9 @@ impl Sessionizer {
     pub(crate) fn set_params(&mut self, params: MetricParams) {
         self.agg
             .set_params(params.visit_timeout_ms, params.min_visit_dwell_ms);
+        self.presence.set_params(PresenceParams {
+            inside_dbm: params.inside_dbm,
+        });
         self.params = params;
     }
 }

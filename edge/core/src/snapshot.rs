@@ -13,7 +13,8 @@ use crate::time::LocalClock;
 // Version 2: open visits carry the person and connected flag of portal logins.
 // Version 3: hourly slots hold the merged visits of counting groups.
 // Version 4: hourly slots and visits carry the clock-step flag.
-const MAGIC: &[u8; 4] = b"SEc4";
+// Version 5: the presence tracker.
+const MAGIC: &[u8; 4] = b"SEc5";
 
 /// A snapshot that cannot be read.
 #[derive(Debug, Clone, PartialEq)]

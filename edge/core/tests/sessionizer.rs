@@ -648,3 +648,66 @@ fn a_flagged_hour_survives_a_snapshot() {
         .collect();
     assert_eq!(sealed, vec![(0, true), (1, true)]);
 }
+
+/// Presence, two populations: a laptop (global MAC) is tracked; three iPhones of one model
+/// probing with a new randomized MAC per scan are one fingerprint class, never tracked; a
+/// randomized MAC that associates is tracked from then on; staff are heard, never present.
+#[test]
+fn presence_splits_tracked_from_untracked_and_leaves_staff_out() {
+    let mut s = new_sessionizer();
+    // Day 3, 10:00 (a bin start), in seconds.
+    let t0 = 3 * DAY + 10 * H;
+    let mut input = Vec::new();
+    // Staff: device 7 worked three days before (08–16 h); on day 3 it is heard, not present.
+    input.extend(workdays(7, 3));
+    let t = |s: i64| t0 + s;
+    // The laptop.
+    input.extend(steady(1, 0, -50, t(0), t(590), 30));
+    // Three iPhones, one class, a new MAC per scan every 40 s (MACs 100..).
+    let mut mac = 100u8;
+    for phone in 0..3 {
+        for k in 0..14 {
+            let mut x = sight(t(phone * 7 + k * 40), mac, 0, -55);
+            x.randomized = true;
+            x.fingerprint = 0xA1;
+            input.push(x);
+            mac = mac.wrapping_add(1);
+        }
+    }
+    // A randomized MAC that associates: tracked.
+    let mut a = sight(t(100), 60, 0, -60);
+    a.randomized = true;
+    a.fingerprint = 0xB2;
+    a.kind = SightingKind::Data;
+    input.push(a);
+    // Staff at work in the same bin.
+    input.extend(steady(7, 0, -50, t(0) - 2 * H, t(590), 60));
+    for x in sorted(input) {
+        s.observe(&x);
+    }
+    s.flush();
+    let bins = s.drain_presence();
+    let bin = bins
+        .iter()
+        .find(|b| b.start_ms == t0 * S && b.zone.is_none())
+        .expect("the bin of the test");
+    assert_eq!(
+        bin.tracked_distinct, 2,
+        "the laptop and the associated phone: {bin:?}"
+    );
+    assert_eq!(bin.classes, 1, "three iPhones, one class: {bin:?}");
+    assert_eq!(bin.macs, 42);
+    assert_eq!(bin.scans, 42, "scans 7 s apart are separate scans");
+    assert_eq!(bin.minutes_heard, 10);
+    let d = bin.devices();
+    assert!(d.low <= d.value && d.value <= d.high, "{d:?}");
+    // Present on average: the laptop and a tenth of the associated phone, tracked; three phones
+    // in one class, of which the point estimate sees UNITS_PER_CLASS and the interval all three.
+    let truth = bin.tracked + 3.0;
+    assert!((bin.tracked - 1.1).abs() < 0.15, "{bin:?}");
+    assert!(d.value > bin.tracked + 1.0 && d.value < truth, "{d:?}");
+    assert!(
+        d.high >= truth - 1e-9,
+        "the interval holds the three phones: {d:?}"
+    );
+}

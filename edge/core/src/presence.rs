@@ -1,0 +1,859 @@
+//! Presence estimation for the devices that have no stable identity, and calibration of
+//! devices present into people present.
+//!
+//! Current phones probe with a new random MAC (and, on iOS, a random sequence number) for
+//! every scan, so their probes cannot be followed as visits. What stays stable is the scan's
+//! shape: units of one model and OS send byte-identical information elements, and a scan is a
+//! burst of frames within about a second. The [`PresenceTracker`] therefore does not follow
+//! such devices; it measures, per zone and per 10-minute bin (built from 1-minute cells):
+//! - **fingerprint classes** heard inside (RSSI at or above `inside_dbm`): distinct over the
+//!   bin, and on average per minute (a class active in a minute is at least one device);
+//! - **scans**: frames of one class folded together while less than [`SCAN_GAP_MS`] apart,
+//!   across MACs and channels;
+//! - **MACs** heard inside (an upper bound: a phone uses several per scan);
+//! - **tracked devices** present (devices with a stable identity, which the sessionizer follows
+//!   as visits), on average per minute.
+//!
+//! From those, [`PresenceBin::devices`] estimates the devices present with an interval, and a
+//! [`Calibration`] (fitted on head counts or on a door counter's occupancy, never on the bins it
+//! is then judged on) turns devices into people. Whole-store figures (`zone: None`) are measured
+//! on the union of the zones' frames, so a device heard by two sniffers counts once.
+//!
+//! Pure: time arrives with the observations and the watermark; nothing reads a clock.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::key::DeviceKey;
+use crate::session::KeyHasher;
+use crate::ZoneId;
+
+/// The base cell: one minute.
+pub const MINUTE_MS: i64 = 60_000;
+/// Minutes per bin.
+pub const BIN_MINUTES: usize = 10;
+/// A presence bin: ten minutes.
+pub const BIN_MS: i64 = MINUTE_MS * BIN_MINUTES as i64;
+/// Frames of one fingerprint class closer than this belong to one scan. A scan lasts 0.06–1.4 s
+/// on the phones measured, with gaps between its frames well under a second; scans of one
+/// device repeat after 17 s or more.
+pub const SCAN_GAP_MS: i64 = 1_000;
+/// Units per fingerprint class among co-present phones, as measured: 11 phones (eight iPhones on
+/// iOS 16, an iPhone 7 on iOS 15, two Android 13 phones) formed 7 classes. The uncalibrated
+/// estimate's scale; a calibration replaces it.
+pub const UNITS_PER_CLASS: f64 = 11.0 / 7.0;
+/// The most units per class the interval allows for.
+pub const MAX_UNITS_PER_CLASS: f64 = 3.0;
+/// Default inside threshold. A room's own phones are heard at −40 to −75 dBm by a sniffer in
+/// it; −90 dBm admits the corridor and the neighbours.
+pub const DEFAULT_INSIDE_DBM: i8 = -75;
+/// A bin is emitted once the watermark is this far past its end (late frames of a merged
+/// capture arrive within seconds); later changes give a new revision.
+pub const SEAL_LAG_MS: i64 = 60_000;
+/// Bins are kept this long after their end for late frames; older frames are refused.
+pub const KEEP_MS: i64 = 6 * 3_600_000;
+
+/// What the tracker needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PresenceParams {
+    /// Frames below this RSSI (dBm) are outside: heard, but not counted as present.
+    pub inside_dbm: i8,
+}
+
+impl Default for PresenceParams {
+    fn default() -> Self {
+        PresenceParams {
+            inside_dbm: DEFAULT_INSIDE_DBM,
+        }
+    }
+}
+
+/// A value with its interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    /// The point estimate.
+    pub value: f64,
+    /// Lower end of the interval.
+    pub low: f64,
+    /// Upper end of the interval.
+    pub high: f64,
+}
+
+impl Estimate {
+    /// A value known exactly.
+    pub fn exact(v: f64) -> Estimate {
+        Estimate {
+            value: v,
+            low: v,
+            high: v,
+        }
+    }
+
+    /// The mean of several estimates (the intervals' ends averaged too: the bins of an hour
+    /// are not independent, so their errors are not taken to cancel).
+    pub fn mean(of: &[Estimate]) -> Option<Estimate> {
+        if of.is_empty() {
+            return None;
+        }
+        let n = of.len() as f64;
+        let sum = |f: fn(&Estimate) -> f64| of.iter().map(f).sum::<f64>() / n;
+        Some(Estimate {
+            value: sum(|e| e.value),
+            low: sum(|e| e.low),
+            high: sum(|e| e.high),
+        })
+    }
+}
+
+/// Devices by key (only their number is read, so the order of a hashed set is harmless).
+type Keys = HashSet<DeviceKey, KeyHasher>;
+/// Fingerprint classes.
+type Classes = HashSet<u32, KeyHasher>;
+
+/// One minute of one bin.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Cell {
+    /// Anything at all was heard (any RSSI, tracked or not).
+    heard: bool,
+    /// Untracked fingerprint classes heard inside.
+    classes: Classes,
+    /// Tracked devices heard inside.
+    tracked: Keys,
+}
+
+/// A bin being filled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Acc {
+    cells: Vec<Cell>,
+    classes: Classes,
+    macs: Keys,
+    tracked: Keys,
+    scans: u32,
+    /// Revisions emitted so far.
+    revision: u32,
+    /// Changed since it was last emitted.
+    dirty: bool,
+}
+
+impl Default for Acc {
+    fn default() -> Acc {
+        Acc {
+            cells: vec![Cell::default(); BIN_MINUTES],
+            classes: Classes::default(),
+            macs: Keys::default(),
+            tracked: Keys::default(),
+            scans: 0,
+            revision: 0,
+            dirty: false,
+        }
+    }
+}
+
+impl Acc {
+    fn cell(&mut self, ts_ms: i64) -> &mut Cell {
+        let i = (ts_ms.rem_euclid(BIN_MS) / MINUTE_MS) as usize;
+        // A snapshot from elsewhere may hold fewer cells: grow rather than index past the end.
+        if self.cells.len() <= i {
+            self.cells.resize(BIN_MINUTES.max(i + 1), Cell::default());
+        }
+        &mut self.cells[i]
+    }
+}
+
+/// What was measured in one bin of one zone (or of the whole store), and what it says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresenceBin {
+    /// Bin start, UTC ms (a multiple of [`BIN_MS`]).
+    pub start_ms: i64,
+    /// The zone; `None`: the whole store.
+    pub zone: Option<ZoneId>,
+    /// 0 for the first emission; late frames give later revisions.
+    pub revision: u32,
+    /// Minutes in which anything was heard.
+    pub minutes_heard: u8,
+    /// Distinct untracked fingerprint classes heard inside over the bin.
+    pub classes: u32,
+    /// Untracked classes heard inside, on average per minute.
+    pub class_minutes: f64,
+    /// Untracked scans heard inside.
+    pub scans: u32,
+    /// Distinct untracked MACs heard inside.
+    pub macs: u32,
+    /// Tracked devices heard inside, on average per minute.
+    pub tracked: f64,
+    /// Distinct tracked devices heard inside over the bin.
+    pub tracked_distinct: u32,
+}
+
+impl PresenceBin {
+    /// Devices present: the tracked ones (average per minute) plus the untracked estimate,
+    /// [`UNITS_PER_CLASS`] units per class, classes taken half as distinct over the bin and
+    /// half as active per minute (the first counts a phone that scanned once, the second
+    /// misses a phone in the minutes it did not scan). Interval: from one unit per class active
+    /// per minute to [`MAX_UNITS_PER_CLASS`] per distinct class, at most one per MAC.
+    pub fn devices(&self) -> Estimate {
+        let classes = (f64::from(self.classes) + self.class_minutes) / 2.0;
+        let untracked = classes * UNITS_PER_CLASS;
+        let high = (f64::from(self.classes) * MAX_UNITS_PER_CLASS)
+            .min(f64::from(self.macs))
+            .max(untracked);
+        Estimate {
+            value: self.tracked + untracked,
+            low: self.tracked + self.class_minutes.min(untracked),
+            high: self.tracked + high,
+        }
+    }
+
+    /// The tracked part of [`PresenceBin::devices`].
+    pub fn devices_tracked(&self) -> f64 {
+        self.tracked
+    }
+}
+
+/// Measures presence per zone and bin. Feed every Wi-Fi frame's hearing ([`Self::heard`]),
+/// the untracked probes ([`Self::untracked`]) and the tracked devices' sightings
+/// ([`Self::tracked`]) in time order (small disorder is fine), then [`Self::seal`] with the
+/// watermark.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PresenceTracker {
+    params: PresenceParams,
+    bins: BTreeMap<(i64, Option<ZoneId>), Acc>,
+    /// Last frame time per (zone, class): scan folding.
+    last_frame: HashMap<(Option<ZoneId>, u32), i64>,
+    watermark_ms: i64,
+    /// Observations older than the kept bins, refused.
+    too_late: u64,
+}
+
+/// The two keys an observation counts under: its zone and the whole store.
+fn scopes(zone: ZoneId) -> [Option<ZoneId>; 2] {
+    [Some(zone), None]
+}
+
+fn bin_start(ts_ms: i64) -> i64 {
+    ts_ms.div_euclid(BIN_MS).saturating_mul(BIN_MS)
+}
+
+impl PresenceTracker {
+    /// An empty tracker.
+    pub fn new(params: PresenceParams) -> Self {
+        PresenceTracker {
+            params,
+            bins: BTreeMap::new(),
+            last_frame: HashMap::new(),
+            watermark_ms: i64::MIN,
+            too_late: 0,
+        }
+    }
+
+    /// Applies new thresholds (a restored snapshot takes the configured ones).
+    pub fn set_params(&mut self, params: PresenceParams) {
+        self.params = params;
+    }
+
+    /// The thresholds in use.
+    pub fn params(&self) -> PresenceParams {
+        self.params
+    }
+
+    /// Observations refused because their bin was no longer kept.
+    pub fn too_late(&self) -> u64 {
+        self.too_late
+    }
+
+    fn late(&mut self, ts_ms: i64) -> bool {
+        if self.watermark_ms != i64::MIN
+            && bin_start(ts_ms).saturating_add(BIN_MS + KEEP_MS) <= self.watermark_ms
+        {
+            self.too_late += 1;
+            return true;
+        }
+        false
+    }
+
+    fn acc(&mut self, ts_ms: i64, scope: Option<ZoneId>) -> &mut Acc {
+        let a = self.bins.entry((bin_start(ts_ms), scope)).or_default();
+        a.dirty = true;
+        a
+    }
+
+    /// Something was heard in `zone` at `ts_ms` (any frame, any RSSI): the minute is covered.
+    pub fn heard(&mut self, ts_ms: i64, zone: ZoneId) {
+        if !self.late(ts_ms) {
+            self.mark_heard(ts_ms, zone);
+        }
+    }
+
+    fn mark_heard(&mut self, ts_ms: i64, zone: ZoneId) {
+        for s in scopes(zone) {
+            let a = self.bins.entry((bin_start(ts_ms), s)).or_default();
+            let c = a.cell(ts_ms);
+            if !c.heard {
+                c.heard = true;
+                a.dirty = true;
+            }
+        }
+    }
+
+    /// A probe of a device without a stable identity: its IE `fingerprint` class, its MAC's
+    /// key, its RSSI.
+    pub fn untracked(
+        &mut self,
+        ts_ms: i64,
+        zone: ZoneId,
+        rssi_dbm: i8,
+        fingerprint: u32,
+        mac: DeviceKey,
+    ) {
+        if self.late(ts_ms) {
+            return;
+        }
+        self.mark_heard(ts_ms, zone);
+        if rssi_dbm < self.params.inside_dbm {
+            return;
+        }
+        for s in scopes(zone) {
+            let last = self.last_frame.insert((s, fingerprint), ts_ms);
+            let new_scan = last.is_none_or(|l| (ts_ms - l).abs() > SCAN_GAP_MS);
+            let a = self.acc(ts_ms, s);
+            a.cell(ts_ms).classes.insert(fingerprint);
+            a.classes.insert(fingerprint);
+            a.macs.insert(mac);
+            if new_scan {
+                a.scans += 1;
+            }
+        }
+    }
+
+    /// A sighting of a tracked device (one the sessionizer follows).
+    pub fn tracked(&mut self, ts_ms: i64, zone: ZoneId, rssi_dbm: i8, device: DeviceKey) {
+        if self.late(ts_ms) {
+            return;
+        }
+        self.mark_heard(ts_ms, zone);
+        if rssi_dbm < self.params.inside_dbm {
+            return;
+        }
+        for s in scopes(zone) {
+            let a = self.acc(ts_ms, s);
+            a.cell(ts_ms).tracked.insert(device);
+            a.tracked.insert(device);
+        }
+    }
+
+    /// Emits every bin that ended at least [`SEAL_LAG_MS`] before `watermark_ms` and changed
+    /// since it was last emitted (a first emission has revision 0), and forgets bins older
+    /// than [`KEEP_MS`].
+    pub fn seal(&mut self, watermark_ms: i64) -> Vec<PresenceBin> {
+        self.watermark_ms = self.watermark_ms.max(watermark_ms);
+        let wm = self.watermark_ms;
+        let mut out = Vec::new();
+        for (&(start, zone), a) in self.bins.iter_mut() {
+            if start.saturating_add(BIN_MS + SEAL_LAG_MS) > wm {
+                continue;
+            }
+            if !a.dirty {
+                continue;
+            }
+            out.push(measure(start, zone, a));
+            a.dirty = false;
+            a.revision += 1;
+        }
+        self.bins
+            .retain(|&(start, _), a| a.dirty || start.saturating_add(BIN_MS + KEEP_MS) > wm);
+        self.last_frame
+            .retain(|_, &mut t| t.saturating_add(SCAN_GAP_MS) >= wm.saturating_sub(KEEP_MS));
+        out
+    }
+
+    /// Every bin still open or kept, as measured now (for a report of the running day).
+    pub fn peek(&self) -> Vec<PresenceBin> {
+        self.bins
+            .iter()
+            .map(|(&(start, zone), a)| measure(start, zone, a))
+            .collect()
+    }
+}
+
+fn measure(start_ms: i64, zone: Option<ZoneId>, a: &Acc) -> PresenceBin {
+    let n = BIN_MINUTES as f64;
+    let per_minute = |f: fn(&Cell) -> usize| a.cells.iter().map(f).sum::<usize>() as f64 / n;
+    PresenceBin {
+        start_ms,
+        zone,
+        revision: a.revision,
+        minutes_heard: a.cells.iter().filter(|c| c.heard).count() as u8,
+        classes: a.classes.len() as u32,
+        class_minutes: per_minute(|c| c.classes.len()),
+        scans: a.scans,
+        macs: a.macs.len() as u32,
+        tracked: per_minute(|c| c.tracked.len()),
+        tracked_distinct: a.tracked.len() as u32,
+    }
+}
+
+/// Where a calibration's samples came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CalibrationSource {
+    /// Occupancy from a door counter (ins − outs).
+    Door,
+    /// Manual head counts.
+    Headcounts,
+    /// No samples: people are not estimated.
+    Default,
+}
+
+impl CalibrationSource {
+    /// The label used in reports and records.
+    pub fn label(self) -> &'static str {
+        match self {
+            CalibrationSource::Door => "door",
+            CalibrationSource::Headcounts => "headcounts",
+            CalibrationSource::Default => "default",
+        }
+    }
+}
+
+/// The fewest samples a fit takes.
+pub const MIN_SAMPLES: usize = 6;
+/// The z value of the intervals: 90 % two-sided.
+pub const Z90: f64 = 1.645;
+
+/// Why a calibration was not fitted.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum FitError {
+    /// Fewer than [`MIN_SAMPLES`] samples.
+    TooFewSamples {
+        /// How many there were.
+        got: usize,
+    },
+    /// All samples have the same devices figure, or the same people figure: no slope.
+    NoVariance {
+        /// `devices` or `people`.
+        what: &'static str,
+    },
+    /// More devices went with fewer people: the samples do not describe this store.
+    NotIncreasing {
+        /// The fitted slope.
+        slope: f64,
+    },
+    /// A sample is not a finite number, or people is negative.
+    BadSample {
+        /// Its index.
+        index: usize,
+    },
+}
+
+impl std::fmt::Display for FitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FitError::TooFewSamples { got } => write!(
+                f,
+                "too few samples: {got}, a fit needs at least {MIN_SAMPLES}"
+            ),
+            FitError::NoVariance { what } => {
+                write!(f, "no variance: every sample has the same {what} figure")
+            }
+            FitError::NotIncreasing { slope } => write!(
+                f,
+                "more devices went with fewer people (slope {slope:.3}): the samples do not fit this store"
+            ),
+            FitError::BadSample { index } => write!(
+                f,
+                "sample {index} is not a finite, non-negative figure"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FitError {}
+
+/// The reason label of a [`FitError`].
+impl FitError {
+    /// Snake-case reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FitError::TooFewSamples { .. } => "too_few_samples",
+            FitError::NoVariance { .. } => "no_variance",
+            FitError::NotIncreasing { .. } => "not_increasing",
+            FitError::BadSample { .. } => "bad_sample",
+        }
+    }
+}
+
+/// A linear map from devices present to people present, with what its interval needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Where the samples came from.
+    pub source: CalibrationSource,
+    /// Version (1, 2, …; 0 for the default).
+    pub version: u32,
+    /// When it was fitted, UTC ms.
+    pub fitted_at_ms: i64,
+    /// Samples it was fitted on.
+    pub samples: u32,
+    /// People at zero devices.
+    pub intercept: f64,
+    /// People per device.
+    pub slope: f64,
+    /// Residual standard deviation, people.
+    pub residual_sd: f64,
+    /// Mean devices figure of the samples.
+    pub mean_devices: f64,
+    /// Sum of squared deviations of the samples' devices figures.
+    pub sxx: f64,
+    /// Pearson r of the samples.
+    pub r: f64,
+}
+
+impl Calibration {
+    /// The default: no samples, no people figure.
+    pub fn uncalibrated() -> Calibration {
+        Calibration {
+            source: CalibrationSource::Default,
+            version: 0,
+            fitted_at_ms: 0,
+            samples: 0,
+            intercept: 0.0,
+            slope: 1.0,
+            residual_sd: 0.0,
+            mean_devices: 0.0,
+            sxx: 0.0,
+            r: 0.0,
+        }
+    }
+
+    /// Whether people can be estimated.
+    pub fn is_calibrated(&self) -> bool {
+        self.source != CalibrationSource::Default
+    }
+
+    /// Least squares of people on devices over `samples` (devices, people).
+    pub fn fit(
+        samples: &[(f64, f64)],
+        source: CalibrationSource,
+        version: u32,
+        fitted_at_ms: i64,
+    ) -> Result<Calibration, FitError> {
+        if let Some(index) = samples
+            .iter()
+            .position(|&(x, y)| !x.is_finite() || !y.is_finite() || y < 0.0 || x < 0.0)
+        {
+            return Err(FitError::BadSample { index });
+        }
+        if samples.len() < MIN_SAMPLES {
+            return Err(FitError::TooFewSamples { got: samples.len() });
+        }
+        let n = samples.len() as f64;
+        let mx = samples.iter().map(|s| s.0).sum::<f64>() / n;
+        let my = samples.iter().map(|s| s.1).sum::<f64>() / n;
+        let sxx: f64 = samples.iter().map(|s| (s.0 - mx).powi(2)).sum();
+        let syy: f64 = samples.iter().map(|s| (s.1 - my).powi(2)).sum();
+        let sxy: f64 = samples.iter().map(|s| (s.0 - mx) * (s.1 - my)).sum();
+        // Below a hundredth of a device (or person) of spread there is nothing to fit.
+        if sxx <= 1e-4 * n {
+            return Err(FitError::NoVariance { what: "devices" });
+        }
+        if syy <= 1e-4 * n {
+            return Err(FitError::NoVariance { what: "people" });
+        }
+        let slope = sxy / sxx;
+        if slope <= 0.0 {
+            return Err(FitError::NotIncreasing { slope });
+        }
+        let intercept = my - slope * mx;
+        let sse: f64 = samples
+            .iter()
+            .map(|s| (s.1 - intercept - slope * s.0).powi(2))
+            .sum();
+        Ok(Calibration {
+            source,
+            version,
+            fitted_at_ms,
+            samples: samples.len() as u32,
+            intercept,
+            slope,
+            residual_sd: (sse / (n - 2.0)).sqrt(),
+            mean_devices: mx,
+            sxx,
+            r: sxy / (sxx * syy).sqrt(),
+        })
+    }
+
+    /// People present for a devices estimate; `None` while uncalibrated. The interval is the
+    /// fit's 90 % prediction interval at the point estimate, widened by the devices interval
+    /// mapped through the fit. Never below zero.
+    pub fn people(&self, devices: &Estimate) -> Option<Estimate> {
+        if !self.is_calibrated() {
+            return None;
+        }
+        let at = |x: f64| (self.intercept + self.slope * x).max(0.0);
+        let n = f64::from(self.samples.max(1));
+        let spread = |x: f64| {
+            let lever = if self.sxx > 0.0 {
+                (x - self.mean_devices).powi(2) / self.sxx
+            } else {
+                0.0
+            };
+            Z90 * self.residual_sd * (1.0 + 1.0 / n + lever).sqrt()
+        };
+        let value = at(devices.value);
+        Some(Estimate {
+            value,
+            low: (at(devices.low) - spread(devices.low)).max(0.0).min(value),
+            high: (at(devices.high) + spread(devices.high)).max(value),
+        })
+    }
+}
+
+/// Joins samples of people present at instants (head counts, or a door counter's occupancy)
+/// with the bins that hold them: each (time, people) becomes (devices of the bin containing
+/// the time, people). Samples without a bin are dropped; `bins` must be of one scope.
+pub fn samples_at(bins: &[PresenceBin], counts: &[(i64, f64)]) -> Vec<(f64, f64)> {
+    let by_start: HashMap<i64, &PresenceBin> = bins.iter().map(|b| (b.start_ms, b)).collect();
+    counts
+        .iter()
+        .filter_map(|&(t, people)| {
+            by_start
+                .get(&bin_start(t))
+                .map(|b| (b.devices().value, people))
+        })
+        .collect()
+}
+
+/// Which keys (by their [`DeviceKey`]) are fixed devices: never people.
+pub type FixedDevices = HashSet<DeviceKey>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: i64 = 1_795_000_200_000 - 1_795_000_200_000 % BIN_MS; // a bin start
+
+    fn key(n: u8) -> DeviceKey {
+        DeviceKey([n; 16])
+    }
+
+    #[test]
+    fn frames_of_a_class_within_a_second_are_one_scan_across_macs() {
+        let mut p = PresenceTracker::new(PresenceParams::default());
+        // An iPhone: one scan, three MACs (one per channel), 0.3 s apart; another scan 30 s
+        // later; a second model's scan at the same time.
+        for (dt, mac, fp) in [
+            (0, 1, 0xA),
+            (300, 2, 0xA),
+            (600, 3, 0xA),
+            (30_000, 4, 0xA),
+            (30_200, 5, 0xA),
+            (100, 6, 0xB),
+        ] {
+            p.untracked(T + dt, 0, -50, fp, key(mac));
+        }
+        let bins = p.seal(T + BIN_MS + SEAL_LAG_MS);
+        let store = bins.iter().find(|b| b.zone.is_none()).unwrap();
+        let zone = bins.iter().find(|b| b.zone == Some(0)).unwrap();
+        assert_eq!(
+            &store.clone().with_zone(Some(0)),
+            zone,
+            "one zone: the store is the zone"
+        );
+        assert_eq!(zone.scans, 3);
+        assert_eq!(zone.classes, 2);
+        assert_eq!(zone.macs, 6);
+        assert_eq!(zone.minutes_heard, 1);
+        assert!((zone.class_minutes - 0.2).abs() < 1e-9);
+    }
+
+    impl PresenceBin {
+        fn with_zone(mut self, z: Option<ZoneId>) -> Self {
+            self.zone = z;
+            self
+        }
+    }
+
+    #[test]
+    fn outside_frames_are_heard_but_not_present() {
+        let mut p = PresenceTracker::new(PresenceParams { inside_dbm: -70 });
+        p.untracked(T, 0, -80, 0xA, key(1));
+        p.tracked(T + 61_000, 0, -85, key(2));
+        let b = &p.seal(T + BIN_MS + SEAL_LAG_MS)[0];
+        assert_eq!((b.minutes_heard, b.classes, b.macs, b.scans), (2, 0, 0, 0));
+        assert_eq!(b.tracked_distinct, 0);
+        assert_eq!(b.devices(), Estimate::exact(0.0));
+    }
+
+    #[test]
+    fn the_store_counts_a_device_heard_by_two_zones_once() {
+        let mut p = PresenceTracker::new(PresenceParams::default());
+        p.tracked(T, 0, -50, key(1));
+        p.tracked(T + 1_000, 1, -60, key(1));
+        p.untracked(T + 2_000, 0, -50, 0xA, key(2));
+        p.untracked(T + 2_100, 1, -55, 0xA, key(3));
+        let bins = p.seal(T + BIN_MS + SEAL_LAG_MS);
+        assert_eq!(bins.len(), 3);
+        let store = bins.iter().find(|b| b.zone.is_none()).unwrap();
+        assert_eq!(store.tracked_distinct, 1);
+        assert_eq!(store.classes, 1);
+        assert_eq!(store.scans, 1, "one scan heard by both sniffers");
+        for z in [0, 1] {
+            let b = bins.iter().find(|b| b.zone == Some(z)).unwrap();
+            assert_eq!((b.tracked_distinct, b.classes, b.scans), (1, 1, 1));
+        }
+    }
+
+    /// Table: per-minute classes and distinct classes give the estimate and its interval.
+    #[test]
+    fn devices_estimate_and_interval() {
+        let bin = |classes, class_minutes, macs, tracked| PresenceBin {
+            start_ms: T,
+            zone: None,
+            revision: 0,
+            minutes_heard: 10,
+            classes,
+            class_minutes,
+            scans: 0,
+            macs,
+            tracked,
+            tracked_distinct: 0,
+        };
+        let table = [
+            // classes, per minute, macs, tracked → value, low, high
+            (bin(0, 0.0, 0, 0.0), (0.0, 0.0, 0.0)),
+            (bin(0, 0.0, 0, 3.0), (3.0, 3.0, 3.0)),
+            (bin(7, 7.0, 40, 0.0), (11.0, 7.0, 21.0)),
+            // Few MACs cap the high end, never below the point estimate.
+            (bin(7, 7.0, 12, 0.0), (11.0, 7.0, 12.0)),
+            (bin(7, 7.0, 9, 2.0), (13.0, 9.0, 13.0)),
+            (bin(4, 2.0, 30, 0.0), (3.0 * UNITS_PER_CLASS, 2.0, 12.0)),
+        ];
+        for (b, (v, lo, hi)) in table {
+            let e = b.devices();
+            assert!(
+                (e.value - v).abs() < 1e-9
+                    && (e.low - lo).abs() < 1e-9
+                    && (e.high - hi).abs() < 1e-9,
+                "{b:?}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn late_frames_revise_a_sealed_bin_and_old_ones_are_refused() {
+        let mut p = PresenceTracker::new(PresenceParams::default());
+        p.untracked(T, 0, -50, 0xA, key(1));
+        assert!(p.seal(T + BIN_MS).is_empty(), "not before the lag");
+        let first = p.seal(T + BIN_MS + SEAL_LAG_MS);
+        assert_eq!(first.len(), 2);
+        assert!(first.iter().all(|b| b.revision == 0 && b.classes == 1));
+        assert!(p.seal(T + BIN_MS + SEAL_LAG_MS + 1).is_empty(), "unchanged");
+        p.untracked(T + 5_000, 0, -50, 0xB, key(2));
+        let second = p.seal(T + 2 * BIN_MS);
+        assert!(second.iter().all(|b| b.revision == 1 && b.classes == 2));
+        p.seal(T + BIN_MS + KEEP_MS + 1);
+        p.untracked(T + 6_000, 0, -50, 0xC, key(3));
+        assert_eq!(p.too_late(), 1);
+        assert!(p.seal(T + BIN_MS + KEEP_MS + 2).is_empty());
+    }
+
+    #[test]
+    fn the_tracker_survives_a_snapshot() {
+        let mut p = PresenceTracker::new(PresenceParams::default());
+        p.untracked(T, 0, -50, 0xA, key(1));
+        p.tracked(T + 1, 0, -50, key(2));
+        let bytes = postcard::to_stdvec(&p).unwrap();
+        let mut q: PresenceTracker = postcard::from_bytes(&bytes).unwrap();
+        q.untracked(T + 500, 0, -50, 0xA, key(3));
+        let b = q.seal(T + BIN_MS + SEAL_LAG_MS);
+        let z = b.iter().find(|b| b.zone == Some(0)).unwrap();
+        assert_eq!((z.scans, z.macs, z.tracked_distinct), (1, 2, 1));
+    }
+
+    #[test]
+    fn a_fit_maps_devices_to_people_with_an_interval() {
+        // people = 1 + 2 × devices, with noise ±0.5.
+        let samples: Vec<(f64, f64)> = (0..12)
+            .map(|i| {
+                let x = f64::from(i);
+                (x, 1.0 + 2.0 * x + if i % 2 == 0 { 0.5 } else { -0.5 })
+            })
+            .collect();
+        let c = Calibration::fit(&samples, CalibrationSource::Headcounts, 1, 5).unwrap();
+        assert!((c.slope - 2.0).abs() < 0.05, "{c:?}");
+        assert!((c.intercept - 1.0).abs() < 0.3, "{c:?}");
+        assert!(c.r > 0.99);
+        let p = c.people(&Estimate::exact(5.0)).unwrap();
+        assert!((p.value - 11.0).abs() < 0.3);
+        assert!(
+            p.low < p.value && p.high > p.value && p.high - p.low < 3.0,
+            "{p:?}"
+        );
+        // Far from the samples the interval widens.
+        let far = c.people(&Estimate::exact(40.0)).unwrap();
+        assert!(far.high - far.low > p.high - p.low);
+        // Never below zero.
+        let none = c.people(&Estimate::exact(0.0)).unwrap();
+        assert!(none.low >= 0.0);
+        assert_eq!(
+            Calibration::uncalibrated().people(&Estimate::exact(5.0)),
+            None
+        );
+    }
+
+    #[test]
+    fn degenerate_fits_are_refused_with_their_reason() {
+        let line: Vec<(f64, f64)> = (0..8).map(|i| (f64::from(i), f64::from(i))).collect();
+        let table: Vec<(Vec<(f64, f64)>, &str)> = vec![
+            (line[..5].to_vec(), "too_few_samples"),
+            ((0..8).map(|i| (3.0, f64::from(i))).collect(), "no_variance"),
+            ((0..8).map(|i| (f64::from(i), 4.0)).collect(), "no_variance"),
+            (
+                (0..8)
+                    .map(|i| (f64::from(i), 10.0 - f64::from(i)))
+                    .collect(),
+                "not_increasing",
+            ),
+            (
+                {
+                    let mut s = line.clone();
+                    s[3].1 = f64::NAN;
+                    s
+                },
+                "bad_sample",
+            ),
+            (
+                {
+                    let mut s = line.clone();
+                    s[2].1 = -1.0;
+                    s
+                },
+                "bad_sample",
+            ),
+        ];
+        for (samples, reason) in table {
+            let e = Calibration::fit(&samples, CalibrationSource::Headcounts, 1, 0).unwrap_err();
+            assert_eq!(e.reason(), reason, "{samples:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn samples_join_the_bin_holding_each_count() {
+        let mut p = PresenceTracker::new(PresenceParams::default());
+        p.untracked(T, 0, -50, 0xA, key(1));
+        p.untracked(T + BIN_MS, 0, -50, 0xB, key(2));
+        p.untracked(T + BIN_MS + 100, 0, -50, 0xC, key(3));
+        let bins: Vec<PresenceBin> = p
+            .seal(T + 3 * BIN_MS)
+            .into_iter()
+            .filter(|b| b.zone.is_none())
+            .collect();
+        let s = samples_at(
+            &bins,
+            &[(T + 1, 2.0), (T + BIN_MS + 5, 3.0), (T + 9 * BIN_MS, 1.0)],
+        );
+        assert_eq!(s.len(), 2);
+        assert!(s[1].0 > s[0].0);
+    }
+}
