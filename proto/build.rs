@@ -3,7 +3,7 @@
 //! gRPC reflection.
 
 /// Messages stored as JSON bodies in the outbox.
-const STORED: [&str; 12] = [
+const STORED: [&str; 13] = [
     "Visit",
     "ZoneStay",
     "HourlyAggregate",
@@ -16,6 +16,7 @@ const STORED: [&str; 12] = [
     "HealthSnapshot",
     "SourceCounters",
     "Count",
+    "Presence",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -10,11 +10,20 @@ use std::path::Path;
 
 use edge_e2e::{open_db, read_truth, run_once, simulate};
 
-/// message name → (field name → (type name, repeated)).
-type Schema = HashMap<String, HashMap<String, (String, bool)>>;
+/// How a field is declared.
+#[derive(Clone, Copy, PartialEq)]
+enum Label {
+    Single,
+    Repeated,
+    /// proto3 `optional`: absent or null when unset.
+    Optional,
+}
+
+/// message name → (field name → (type name, label)).
+type Schema = HashMap<String, HashMap<String, (String, Label)>>;
 
 /// Reads the message declarations of a proto3 file (enough of the grammar for records.proto:
-/// flat messages with scalar, message and repeated fields).
+/// flat messages with scalar, message, repeated and optional fields).
 fn parse_proto(text: &str) -> Schema {
     let mut schema = Schema::new();
     let mut current: Option<String> = None;
@@ -28,15 +37,16 @@ fn parse_proto(text: &str) -> Schema {
             current = None;
         } else if let (Some(msg), Some((decl, _number))) = (&current, line.split_once('=')) {
             let words: Vec<&str> = decl.split_whitespace().collect();
-            let (repeated, ty, name) = match words.as_slice() {
-                ["repeated", ty, name] => (true, *ty, *name),
-                [ty, name] => (false, *ty, *name),
+            let (label, ty, name) = match words.as_slice() {
+                ["repeated", ty, name] => (Label::Repeated, *ty, *name),
+                ["optional", ty, name] => (Label::Optional, *ty, *name),
+                [ty, name] => (Label::Single, *ty, *name),
                 other => panic!("unexpected field declaration {other:?}"),
             };
             schema
                 .get_mut(msg)
                 .unwrap()
-                .insert(name.to_string(), (ty.to_string(), repeated));
+                .insert(name.to_string(), (ty.to_string(), label));
         }
     }
     schema
@@ -56,19 +66,22 @@ fn check(schema: &Schema, message: &str, value: &serde_json::Value, at: &str) {
             "{at}: stored key {key:?} is not a field of {message}"
         );
     }
-    for (name, (ty, repeated)) in fields {
-        let v = obj
-            .get(name)
-            .unwrap_or_else(|| panic!("{at}: {message}.{name} missing from the stored record"));
+    for (name, (ty, label)) in fields {
+        let v = match obj.get(name) {
+            Some(serde_json::Value::Null) | None if *label == Label::Optional => continue,
+            Some(v) => v,
+            None => panic!("{at}: {message}.{name} missing from the stored record"),
+        };
+        let repeated = *label == Label::Repeated;
         if schema.contains_key(ty) {
-            if *repeated {
+            if repeated {
                 for (i, e) in v.as_array().unwrap().iter().enumerate() {
                     check(schema, ty, e, &format!("{at}.{name}[{i}]"));
                 }
             } else {
                 check(schema, ty, v, &format!("{at}.{name}"));
             }
-        } else if *repeated {
+        } else if repeated {
             assert!(v.is_array(), "{at}.{name}: expected an array");
         } else {
             let ok = match ty.as_str() {
@@ -114,6 +127,7 @@ fn outbox_records_match_the_proto_and_no_raw_mac_reaches_disk() {
             "hourly" => "HourlyAggregate",
             "purchase" => "Purchase",
             "counter" => "CounterInterval",
+            "presence" => "Presence",
             other => panic!("unknown outbox kind {other}"),
         };
         check(&schema, message, &v, &format!("{kind} {key}"));
@@ -124,6 +138,8 @@ fn outbox_records_match_the_proto_and_no_raw_mac_reaches_disk() {
     assert!(kinds.get("hourly").is_some_and(|&n| n > 10));
     assert!(kinds.get("purchase").is_some_and(|&n| n > 10));
     assert!(kinds.get("counter").is_some_and(|&n| n > 100));
+    // A day of 10-minute bins, whole store and zones.
+    assert!(kinds.get("presence").is_some_and(|&n| n > 100));
     drop(st);
     drop(db);
 

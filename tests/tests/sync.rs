@@ -566,6 +566,21 @@ fn pull_client_gets_everything_once_even_when_killed() {
         by_hour: edge_core::counter::footfall_by_hour(&intervals, &clock, date),
         window: day,
     };
+    // Presence bins of the date, newest revision of each (bin start, zone).
+    let mut bins: BTreeMap<(i64, Option<String>), (u64, edge_core::presence::PresenceRecord)> =
+        BTreeMap::new();
+    for v in got.iter().filter(|v| v["kind"] == "presence") {
+        let rev = v["body"]["revision"].as_u64().unwrap();
+        let r: edge_core::presence::PresenceRecord =
+            serde_json::from_value(v["body"].clone()).unwrap();
+        if r.local_date == "2026-11-20" {
+            let key = (r.start_ms, r.zone.clone());
+            if bins.get(&key).is_none_or(|(o, _)| *o < rev) {
+                bins.insert(key, (rev, r));
+            }
+        }
+    }
+    let presence: Vec<_> = bins.into_values().map(|(_, r)| r).collect();
     let inputs = ReportInputs {
         date,
         clock,
@@ -581,6 +596,8 @@ fn pull_client_gets_everything_once_even_when_killed() {
         hours: None,
         min_visit_dwell_ms: edge_core::params::DEFAULT_MIN_VISIT_DWELL_MS,
         clock_step_hours: &[],
+        presence: &presence,
+        calibration: None,
     };
     let recomputed = serde_json::to_value(DayReport::compute(&inputs, &zones)).unwrap();
     assert_eq!(recomputed, report);

@@ -488,6 +488,8 @@ pub struct PipelineSettings {
     pub live: Option<LiveOut>,
     /// `flush` requests (the management command), answered by the pipeline thread.
     pub flush: Arc<FlushGate>,
+    /// MACs of fixed devices (`metrics.fixed_devices`): heard, never a visit or present.
+    pub fixed_devices: Arc<std::collections::HashSet<u64>>,
 }
 
 /// What one `flush` sealed.
@@ -652,6 +654,7 @@ impl Committer<'_> {
     ) -> anyhow::Result<bool> {
         let visits = core.drain_closed();
         let hours = core.drain_sealed();
+        let presence = core.drain_presence();
         self.settings
             .open_visits
             .store(core.open_count() as u64, Ordering::Relaxed);
@@ -660,6 +663,7 @@ impl Committer<'_> {
         self.last_commit = Instant::now();
         if visits.is_empty()
             && hours.is_empty()
+            && presence.is_empty()
             && self.bindings.is_empty()
             && !checkpoint_due
             && self.held.is_none()
@@ -713,6 +717,7 @@ impl Committer<'_> {
             checkpoint,
             counters,
             sightings,
+            presence,
             bindings: std::mem::take(&mut self.bindings),
             now_ms: chrono::Utc::now().timestamp_millis(),
             ..self.empty()
@@ -1225,6 +1230,13 @@ pub fn run(
             continue;
         }
         let zone = lane.input.zone;
+        if settings.fixed_devices.contains(&f.mac) {
+            // A PC or a printer: the sniffer heard something, nobody came in.
+            core.heard(f.ts_ms, zone);
+            lane.input.stats.count("fixed_device_frames", 1);
+            frames += 1;
+            continue;
+        }
         let device = keyer.key(f.mac, f.ts_ms);
         c.note_sighting(f.ts_ms, zone, device, f.rssi_dbm);
         let late = core.stats().too_late;

@@ -111,6 +111,7 @@ pub fn record_json(gateway: &str, r: &pb::Record) -> anyhow::Result<serde_json::
         Some(pb::record::Body::Purchase(p)) => serde_json::to_value(p)?,
         Some(pb::record::Body::Counter(c)) => serde_json::to_value(c)?,
         Some(pb::record::Body::Health(h)) => serde_json::to_value(h)?,
+        Some(pb::record::Body::Presence(p)) => serde_json::to_value(p)?,
         None => serde_json::Value::Null,
     };
     Ok(serde_json::json!({

@@ -122,6 +122,12 @@ pub fn day_report(
         None
     };
     let clock_step_hours = reader.clock_step_hours(&date.to_string())?;
+    // Presence: the newest revision of each bin, and the calibration the newest of them used.
+    let presence = reader.presence_on(&date.to_string())?;
+    let calibration = match presence.iter().map(|r| r.calibration_version).max() {
+        Some(v) => reader.calibration(v)?,
+        None => reader.newest_calibration()?,
+    };
     let inputs = ReportInputs {
         date,
         clock,
@@ -135,6 +141,8 @@ pub fn day_report(
             .and_then(|v| v.parse().ok())
             .unwrap_or(edge_core::params::DEFAULT_MIN_VISIT_DWELL_MS),
         clock_step_hours: &clock_step_hours,
+        presence: &presence,
+        calibration: calibration.as_ref(),
     };
     Ok(Report {
         store_id,

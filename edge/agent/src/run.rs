@@ -1252,6 +1252,7 @@ pub async fn start(
             persons: persons_by_device(bindings),
         }),
         flush: flush.clone(),
+        fixed_devices: cfg.fixed_devices.clone(),
     };
     let progress = if opts.progress {
         let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());

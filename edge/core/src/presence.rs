@@ -367,6 +367,18 @@ impl PresenceTracker {
         out
     }
 
+    /// Emits every bin changed since it was last emitted, sealed or not (the input ended); the
+    /// watermark stays, so input that follows later is still taken.
+    pub fn seal_all(&mut self) -> Vec<PresenceBin> {
+        let mut out = Vec::new();
+        for (&(start, zone), a) in self.bins.iter_mut().filter(|(_, a)| a.dirty) {
+            out.push(measure(start, zone, a));
+            a.dirty = false;
+            a.revision += 1;
+        }
+        out
+    }
+
     /// Every bin still open or kept, as measured now (for a report of the running day).
     pub fn peek(&self) -> Vec<PresenceBin> {
         self.bins
@@ -609,6 +621,122 @@ impl Calibration {
     }
 }
 
+/// Two decimals: stored figures stay compact and replay to the same text.
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// A sealed presence bin as stored and sent: what was measured, the devices estimate, and
+/// people through the calibration in force for the bin (none while uncalibrated).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresenceRecord {
+    /// Bin start, UTC ms.
+    pub start_ms: i64,
+    /// Store-local date of the start.
+    pub local_date: String,
+    /// Store-local start, RFC 3339 with offset.
+    pub start: String,
+    /// Length, minutes.
+    pub minutes: u32,
+    /// Zone name; `None`: the whole store.
+    pub zone: Option<String>,
+    /// Minutes in which anything was heard.
+    pub minutes_heard: u8,
+    /// Distinct untracked fingerprint classes heard inside.
+    pub classes: u32,
+    /// Untracked classes per minute.
+    pub class_minutes: f64,
+    /// Untracked scans.
+    pub scans: u32,
+    /// Distinct untracked MACs.
+    pub macs: u32,
+    /// Tracked devices present, per minute.
+    pub devices_tracked: f64,
+    /// Estimated untracked devices present.
+    pub devices_estimated: f64,
+    /// Devices present (tracked + estimated), with its interval.
+    pub devices: f64,
+    /// Lower end.
+    pub devices_low: f64,
+    /// Upper end.
+    pub devices_high: f64,
+    /// People present; `None` while uncalibrated.
+    pub people: Option<f64>,
+    /// Lower end.
+    pub people_low: Option<f64>,
+    /// Upper end.
+    pub people_high: Option<f64>,
+    /// Where the calibration came from.
+    pub calibration: CalibrationSource,
+    /// Its version (0: the default).
+    pub calibration_version: u32,
+}
+
+impl PresenceRecord {
+    /// The record of `bin`, its zone named `zone`, its start in store-local time.
+    pub fn new(
+        bin: &PresenceBin,
+        zone: Option<String>,
+        clock: &crate::LocalClock,
+        calibration: &Calibration,
+    ) -> PresenceRecord {
+        let d = bin.devices();
+        let local = clock.local(bin.start_ms);
+        let mut r = PresenceRecord {
+            start_ms: bin.start_ms,
+            local_date: local.date_naive().to_string(),
+            start: local.to_rfc3339(),
+            minutes: BIN_MINUTES as u32,
+            zone,
+            minutes_heard: bin.minutes_heard,
+            classes: bin.classes,
+            class_minutes: round2(bin.class_minutes),
+            scans: bin.scans,
+            macs: bin.macs,
+            devices_tracked: round2(bin.tracked),
+            devices_estimated: round2(d.value - bin.tracked),
+            devices: round2(d.value),
+            devices_low: round2(d.low),
+            devices_high: round2(d.high),
+            people: None,
+            people_low: None,
+            people_high: None,
+            calibration: CalibrationSource::Default,
+            calibration_version: 0,
+        };
+        r.calibrate(calibration);
+        r
+    }
+
+    /// Sets the people figure (and which calibration gave it) from the devices figure.
+    pub fn calibrate(&mut self, calibration: &Calibration) {
+        let p = calibration.people(&self.devices_estimate());
+        self.people = p.map(|e| round2(e.value));
+        self.people_low = p.map(|e| round2(e.low));
+        self.people_high = p.map(|e| round2(e.high));
+        self.calibration = calibration.source;
+        self.calibration_version = calibration.version;
+    }
+
+    /// The devices estimate.
+    pub fn devices_estimate(&self) -> Estimate {
+        Estimate {
+            value: self.devices,
+            low: self.devices_low,
+            high: self.devices_high,
+        }
+    }
+
+    /// The people estimate, when calibrated.
+    pub fn people_estimate(&self) -> Option<Estimate> {
+        Some(Estimate {
+            value: self.people?,
+            low: self.people_low?,
+            high: self.people_high?,
+        })
+    }
+}
+
 /// Joins samples of people present at instants (head counts, or a door counter's occupancy)
 /// with the bins that hold them: each (time, people) becomes (devices of the bin containing
 /// the time, people). Samples without a bin are dropped; `bins` must be of one scope.
@@ -756,6 +884,18 @@ mod tests {
         p.untracked(T + 6_000, 0, -50, 0xC, key(3));
         assert_eq!(p.too_late(), 1);
         assert!(p.seal(T + BIN_MS + KEEP_MS + 2).is_empty());
+    }
+
+    #[test]
+    fn the_end_of_the_input_seals_everything_and_later_input_is_taken() {
+        let mut p = PresenceTracker::new(PresenceParams::default());
+        p.untracked(T, 0, -50, 0xA, key(1));
+        assert_eq!(p.seal_all().len(), 2);
+        assert!(p.seal_all().is_empty());
+        // The next file of the same store, a day later.
+        p.untracked(T + 86_400_000, 0, -50, 0xA, key(2));
+        assert_eq!(p.too_late(), 0);
+        assert_eq!(p.seal_all().len(), 2);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{dwell_bucket, DWELL_BUCKET_NAMES};
 use crate::params::DEFINITIONS_VERSION;
+use crate::presence::{Calibration, Estimate, PresenceRecord};
 use crate::session::VisitClass;
 use crate::time::LocalClock;
 
@@ -77,6 +78,73 @@ pub struct ReportInputs<'a> {
     /// Local hours of `date` whose hourly records a step of the gateway's clock touched
     /// (`clock_step`); their visits were cut at the step, so figures there are less certain.
     pub clock_step_hours: &'a [u8],
+    /// The date's presence bins (newest revision of each), whole store and zones.
+    pub presence: &'a [PresenceRecord],
+    /// The calibration of devices into people the newest of those bins used.
+    pub calibration: Option<&'a Calibration>,
+}
+
+/// One 10-minute presence bin of the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresenceReportBin {
+    /// Store-local start, RFC 3339.
+    pub start: String,
+    /// Length, minutes.
+    pub minutes: u32,
+    /// Zone; `null`: the whole store.
+    pub zone: Option<String>,
+    /// Devices present (tracked + estimated) and its interval.
+    pub devices: f64,
+    /// Lower end.
+    pub devices_low: f64,
+    /// Upper end.
+    pub devices_high: f64,
+    /// The tracked part of `devices` (devices with a stable identity, measured).
+    pub devices_tracked: f64,
+    /// The estimated part (devices probing with per-scan random MACs).
+    pub devices_estimated: f64,
+    /// People present; `null` while uncalibrated.
+    pub people: Option<f64>,
+    /// Lower end.
+    pub people_low: Option<f64>,
+    /// Upper end.
+    pub people_high: Option<f64>,
+}
+
+/// Presence of one local hour, whole store: the mean of its bins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresenceHour {
+    /// Local hour, 0–23.
+    pub hour: u32,
+    /// Bins of the hour that were measured (of 6).
+    pub bins: u32,
+    /// Devices present, mean over the bins.
+    pub devices: f64,
+    /// Lower end.
+    pub devices_low: f64,
+    /// Upper end.
+    pub devices_high: f64,
+    /// People present, mean over the bins; `null` while uncalibrated.
+    pub people: Option<f64>,
+    /// Lower end.
+    pub people_low: Option<f64>,
+    /// Upper end.
+    pub people_high: Option<f64>,
+}
+
+/// Which calibration turned devices into people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationInfo {
+    /// `door`, `headcounts` or `default` (uncalibrated: no people figures).
+    pub source: String,
+    /// Version (0: the default).
+    pub version: u32,
+    /// Samples it was fitted on.
+    pub samples: u32,
+    /// When it was fitted, store-local RFC 3339; `null` for the default.
+    pub fitted_at: Option<String>,
+    /// Pearson r of its samples; `null` for the default.
+    pub r: Option<f64>,
 }
 
 /// The door counters' figures of the reported date (or window).
@@ -304,6 +372,94 @@ pub struct DayReport {
     /// visits open at the step were cut there, so these hours' figures are less certain.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clock_step_hours: Vec<u8>,
+    /// Presence per 10-minute bin, whole store and per zone (Wi-Fi configured).
+    #[serde(default)]
+    pub presence: Vec<PresenceReportBin>,
+    /// Presence per local hour, whole store.
+    #[serde(default)]
+    pub presence_hourly: Vec<PresenceHour>,
+    /// How devices became people (Wi-Fi configured).
+    #[serde(default)]
+    pub calibration: Option<CalibrationInfo>,
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// The presence section: the bins of the window, and the whole store's hours.
+fn presence_section(
+    inp: &ReportInputs<'_>,
+) -> (
+    Vec<PresenceReportBin>,
+    Vec<PresenceHour>,
+    Option<CalibrationInfo>,
+) {
+    let in_window = |r: &&PresenceRecord| {
+        inp.hours
+            .is_none_or(|w| w.contains(inp.clock.hour(r.start_ms)))
+    };
+    let mut recs: Vec<&PresenceRecord> = inp.presence.iter().filter(in_window).collect();
+    recs.sort_by(|a, b| (a.start_ms, &a.zone).cmp(&(b.start_ms, &b.zone)));
+    let bins = recs
+        .iter()
+        .map(|r| PresenceReportBin {
+            start: r.start.clone(),
+            minutes: r.minutes,
+            zone: r.zone.clone(),
+            devices: r.devices,
+            devices_low: r.devices_low,
+            devices_high: r.devices_high,
+            devices_tracked: r.devices_tracked,
+            devices_estimated: r.devices_estimated,
+            people: r.people,
+            people_low: r.people_low,
+            people_high: r.people_high,
+        })
+        .collect();
+    let mut by_hour: BTreeMap<u32, Vec<&PresenceRecord>> = BTreeMap::new();
+    for r in recs.iter().filter(|r| r.zone.is_none()) {
+        by_hour
+            .entry(inp.clock.hour(r.start_ms))
+            .or_default()
+            .push(r);
+    }
+    let hours = by_hour
+        .into_iter()
+        .filter_map(|(hour, rs)| {
+            let devices: Vec<Estimate> = rs.iter().map(|r| r.devices_estimate()).collect();
+            let d = Estimate::mean(&devices)?;
+            let people: Option<Vec<Estimate>> = rs.iter().map(|r| r.people_estimate()).collect();
+            let p = people.and_then(|p| Estimate::mean(&p));
+            Some(PresenceHour {
+                hour,
+                bins: rs.len() as u32,
+                devices: round2(d.value),
+                devices_low: round2(d.low),
+                devices_high: round2(d.high),
+                people: p.map(|e| round2(e.value)),
+                people_low: p.map(|e| round2(e.low)),
+                people_high: p.map(|e| round2(e.high)),
+            })
+        })
+        .collect();
+    let calibration = inp.sources.wifi.then(|| match inp.calibration {
+        Some(c) if c.is_calibrated() => CalibrationInfo {
+            source: c.source.label().to_string(),
+            version: c.version,
+            samples: c.samples,
+            fitted_at: Some(inp.clock.local(c.fitted_at_ms).to_rfc3339()),
+            r: Some(round2(c.r)),
+        },
+        _ => CalibrationInfo {
+            source: "default".to_string(),
+            version: 0,
+            samples: 0,
+            fitted_at: None,
+            r: None,
+        },
+    });
+    (bins, hours, calibration)
 }
 
 /// Visits that share a counting group (one device under MAC rotation) merged into one: from
@@ -354,6 +510,7 @@ impl DayReport {
     /// Computes the report. `zone_order` lists configured zone names, for a stable zone order.
     pub fn compute(inp: &ReportInputs<'_>, zone_order: &[String]) -> DayReport {
         let wifi = inp.sources.wifi;
+        let (presence, presence_hourly, calibration) = presence_section(inp);
         let windowed: Vec<ReportVisit>;
         let all: &[ReportVisit] = match inp.hours {
             Some(w) => {
@@ -553,6 +710,9 @@ impl DayReport {
                 h.dedup();
                 h
             },
+            presence,
+            presence_hourly,
+            calibration,
         }
     }
 
@@ -687,6 +847,52 @@ impl DayReport {
                 s.push('\n');
             }
         }
+        if !self.presence_hourly.is_empty() {
+            let calibrated = self.presence_hourly.iter().all(|h| h.people.is_some());
+            let what = if calibrated { "People" } else { "Devices" };
+            let cal = self.calibration.as_ref().map_or(String::new(), |c| {
+                if c.source == "default" {
+                    " — uncalibrated: devices, not people (store-edge calibrate)".to_string()
+                } else {
+                    format!(" — calibrated from {} ({} samples)", c.source, c.samples)
+                }
+            });
+            let _ = writeln!(s, "\nPresent per hour, whole store{cal}");
+            let _ = writeln!(s, "  {:<8} {:>8} {:>15}", "Hour", what, "interval");
+            let top = self
+                .presence_hourly
+                .iter()
+                .map(|h| {
+                    if calibrated {
+                        h.people_high.unwrap_or(0.0)
+                    } else {
+                        h.devices_high
+                    }
+                })
+                .fold(1.0_f64, f64::max);
+            for h in &self.presence_hourly {
+                let (v, lo, hi) = if calibrated {
+                    (
+                        h.people.unwrap_or(0.0),
+                        h.people_low.unwrap_or(0.0),
+                        h.people_high.unwrap_or(0.0),
+                    )
+                } else {
+                    (h.devices, h.devices_low, h.devices_high)
+                };
+                // A bar of up to 30 cells scaled to the day's highest interval end.
+                let cells = ((v / top) * 30.0).round().clamp(0.0, 30.0) as usize;
+                let _ = writeln!(
+                    s,
+                    "  {:02}:00    {:>8.1} {:>7.1}–{:<7.1} {}",
+                    h.hour,
+                    v,
+                    lo,
+                    hi,
+                    "█".repeat(cells)
+                );
+            }
+        }
         if !self.clock_step_hours.is_empty() {
             let hours: Vec<String> = self
                 .clock_step_hours
@@ -733,6 +939,8 @@ mod tests {
             hours: None,
             min_visit_dwell_ms: 5 * 60_000,
             clock_step_hours: &[],
+            presence: &[],
+            calibration: None,
         }
     }
 
@@ -803,6 +1011,8 @@ mod tests {
             let inp = ReportInputs {
                 hours: window.map(|w| HourWindow::parse(w).unwrap()),
                 clock_step_hours: &stepped,
+                presence: &[],
+                calibration: None,
                 ..inputs(&visits, sources)
             };
             let r = DayReport::compute(&inp, &zones);

@@ -531,6 +531,12 @@ impl Sessionizer {
             .prune(clock.day_index(watermark_ms), &self.params);
     }
 
+    /// Something was heard in `zone` that is nobody (a fixed device): the sniffer listened.
+    pub fn heard(&mut self, ts_ms: i64, zone: ZoneId) {
+        self.presence.heard(ts_ms, zone);
+        self.advance(ts_ms);
+    }
+
     /// Takes the presence bins sealed (or re-sealed with a new revision) since the last call.
     pub fn drain_presence(&mut self) -> Vec<PresenceBin> {
         std::mem::take(&mut self.presence_sealed)
@@ -552,7 +558,7 @@ impl Sessionizer {
             self.close(k, *v);
         }
         self.agg.seal_all();
-        let bins = self.presence.seal(i64::MAX);
+        let bins = self.presence.seal_all();
         self.presence_sealed.extend(bins);
     }
 

@@ -23,7 +23,8 @@ impl LocalClock {
         self.tz
     }
 
-    fn local(&self, ts_ms: i64) -> DateTime<Tz> {
+    /// The local date and time of an instant.
+    pub fn local(&self, ts_ms: i64) -> DateTime<Tz> {
         let utc = DateTime::<Utc>::from_timestamp_millis(ts_ms).unwrap_or(DateTime::UNIX_EPOCH);
         utc.with_timezone(&self.tz)
     }

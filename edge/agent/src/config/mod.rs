@@ -383,6 +383,12 @@ pub struct RawMetrics {
     /// widened by this much at both ends.
     #[serde(default = "d_attribution_grace", with = "humantime_serde")]
     pub attribution_grace: Duration,
+    /// MACs (`aa:bb:cc:dd:ee:ff`) of devices that stay in the store and are not people: PCs,
+    /// printers, signage, the gateway's own neighbours. Their frames show the sniffer is
+    /// listening; they never make a visit and never count as present. (Devices present most
+    /// of every day are learned as staff anyway; list here what is on from the first day.)
+    #[serde(default)]
+    pub fixed_devices: Vec<String>,
 }
 
 fn ms(ms: i64) -> Duration {
@@ -440,6 +446,7 @@ impl Default for RawMetrics {
             zone_stale: d_zone_stale(),
             min_zone_dwell: d_min_zone_dwell(),
             attribution_grace: d_attribution_grace(),
+            fixed_devices: Vec::new(),
         }
     }
 }
@@ -538,6 +545,8 @@ pub struct Config {
     pub storage: Storage,
     /// Metric thresholds.
     pub metrics: MetricParams,
+    /// `metrics.fixed_devices` as 48-bit MACs (in memory only; never stored or logged).
+    pub fixed_devices: std::sync::Arc<std::collections::HashSet<u64>>,
     /// Wi-Fi sources, validated.
     pub wifi: Vec<WifiSource>,
     /// The pull API.
@@ -655,6 +664,17 @@ pub fn validate(raw: RawConfig, path: &Path, reads: FileReads<'_>) -> Result<Con
         .map_err(|e| errs.at(format!("metrics.{}", e.field), e.reason))?;
     if m.attribution_grace > Duration::from_secs(2 * 3600) {
         return Err(errs.at("metrics.attribution_grace", "must be at most 2h"));
+    }
+    let mut fixed_devices = std::collections::HashSet::new();
+    for (i, text) in m.fixed_devices.iter().enumerate() {
+        // The value is a MAC: the error names the entry, never its text.
+        let mac: edge_wire::MacAddr = text.parse().map_err(|_| {
+            errs.at(
+                format!("metrics.fixed_devices[{i}]"),
+                "not a MAC address (aa:bb:cc:dd:ee:ff)",
+            )
+        })?;
+        fixed_devices.insert(mac.to_u64());
     }
     let s = &raw.storage;
     if s.commit_interval < Duration::from_millis(50) || s.commit_interval > Duration::from_secs(60)
@@ -820,6 +840,7 @@ pub fn validate(raw: RawConfig, path: &Path, reads: FileReads<'_>) -> Result<Con
             prune_interval: s.prune_interval,
         },
         metrics,
+        fixed_devices: std::sync::Arc::new(fixed_devices),
         wifi,
         sync,
         mqtt,

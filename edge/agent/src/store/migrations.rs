@@ -250,6 +250,40 @@ CREATE TABLE sightings (
 ) WITHOUT ROWID;
 "#,
     ),
+    (
+        9,
+        r#"
+-- Devices and people present per 10-minute bin, for the whole store (zone '') and per zone.
+-- Revisions: late frames, or a calibration applied to bins already stored, add the next one;
+-- a sent revision is never edited. `body` is the record without its revision.
+CREATE TABLE presence_bins (
+    start_ms    INTEGER NOT NULL,
+    zone        TEXT NOT NULL,
+    revision    INTEGER NOT NULL,
+    local_date  TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    PRIMARY KEY (start_ms, zone, revision)
+);
+CREATE INDEX presence_bins_by_date ON presence_bins (local_date);
+
+-- Calibrations of devices present into people present, versioned. A bin takes the newest
+-- one whose `applies_from_ms` is not after the bin's start.
+CREATE TABLE calibrations (
+    version          INTEGER PRIMARY KEY,
+    source           TEXT NOT NULL,     -- 'door' or 'headcounts'
+    fitted_at_ms     INTEGER NOT NULL,
+    applies_from_ms  INTEGER NOT NULL,
+    samples          INTEGER NOT NULL,
+    intercept        REAL NOT NULL,     -- people = intercept + slope × devices
+    slope            REAL NOT NULL,
+    residual_sd      REAL NOT NULL,
+    mean_devices     REAL NOT NULL,
+    sxx              REAL NOT NULL,
+    r                REAL NOT NULL
+);
+"#,
+    ),
 ];
 
 /// The schema version this build writes.

@@ -8,6 +8,7 @@
 pub mod activity;
 pub mod counters;
 pub mod migrations;
+pub mod presence;
 pub mod purchases;
 
 #[cfg(test)]
@@ -195,6 +196,8 @@ pub struct Batch {
     pub attribution_grace_ms: i64,
     /// Raw sightings, one per minute, zone and device.
     pub sightings: Vec<SightingRow>,
+    /// Presence bins sealed (or revised) by the core.
+    pub presence: Vec<edge_core::presence::PresenceBin>,
 }
 
 /// A device's sightings in one zone within one minute.
@@ -244,6 +247,7 @@ impl Batch {
             bindings: Vec::new(),
             attribution_grace_ms: edge_core::pos::DEFAULT_ATTRIBUTION_GRACE_MS,
             sightings: Vec::new(),
+            presence: Vec::new(),
         }
     }
 
@@ -255,6 +259,7 @@ impl Batch {
         self.hours.extend(newer.hours);
         self.bindings.extend(newer.bindings);
         self.sightings.extend(newer.sightings);
+        self.presence.extend(newer.presence);
         if newer.checkpoint.is_some() {
             self.checkpoint = newer.checkpoint;
         }
@@ -282,6 +287,8 @@ pub struct Receipt {
     pub visits_duplicate: u64,
     /// Hourly records stored.
     pub hours_new: u64,
+    /// Presence bins (or revisions) stored.
+    pub presence_new: u64,
     /// JSON bodies (records.proto `Visit`) of the new visits, when the batch asked for them.
     pub visit_bodies: Vec<String>,
     /// Waiting purchases the new visits took (new revisions of them).
@@ -827,6 +834,14 @@ fn delete_records(
         [],
     )
     .map_err(e)?;
+    tx.execute(
+        "DELETE FROM presence_bins WHERE EXISTS (SELECT 1 FROM doomed d WHERE d.kind = 'presence'
+           AND d.record_key = CASE WHEN presence_bins.zone = '' THEN CAST(presence_bins.start_ms AS TEXT)
+             ELSE CAST(presence_bins.start_ms AS TEXT) || '/' || presence_bins.zone END
+           AND d.revision = presence_bins.revision)",
+        [],
+    )
+    .map_err(e)?;
     let n = tx
         .execute(
             "DELETE FROM outbox WHERE seq IN (SELECT seq FROM doomed)",
@@ -1321,6 +1336,10 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
                     ])
                     .map_err(e("inserting hour into outbox"))?;
             }
+        }
+        if !b.presence.is_empty() {
+            let records = presence::records_of(&tx, &b.presence, &b.zones, &b.clock)?;
+            r.presence_new += presence::store_records(&tx, &records, b.now_ms)?;
         }
     }
     if let Some(cp) = &b.checkpoint {
@@ -1872,6 +1891,7 @@ mod tests {
                 visits_new: 2,
                 visits_duplicate: 0,
                 hours_new: 1,
+                presence_new: 0,
                 visit_bodies: Vec::new(),
                 purchases_attributed: 0,
             }
@@ -1883,6 +1903,7 @@ mod tests {
                 visits_new: 0,
                 visits_duplicate: 2,
                 hours_new: 0,
+                presence_new: 0,
                 visit_bodies: Vec::new(),
                 purchases_attributed: 0,
             }

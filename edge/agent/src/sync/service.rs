@@ -139,6 +139,7 @@ pub fn to_record(state: &OutboxState, r: OutboxRecord) -> Result<pb::Record, Sta
         "purchase" => pb::record::Body::Purchase(serde_json::from_str(&r.body).map_err(bad)?),
         "counter" => pb::record::Body::Counter(serde_json::from_str(&r.body).map_err(bad)?),
         "health" => pb::record::Body::Health(serde_json::from_str(&r.body).map_err(bad)?),
+        "presence" => pb::record::Body::Presence(serde_json::from_str(&r.body).map_err(bad)?),
         other => {
             return Err(Status::data_loss(format!(
                 "outbox record {} has unknown kind {other:?}",
