@@ -330,3 +330,189 @@ fn run_check_names_the_sources_that_are_down() {
     );
     edge_e2e::assert_no_panic(&out);
 }
+
+/// People inside (visitors between their first and last frame) at `t`, Unix seconds.
+fn inside_at(truth: &edge_sim::truth::Truth, t: f64) -> usize {
+    truth
+        .period_visits
+        .iter()
+        .filter(|v| v.kind == edge_sim::truth::VisitKind::Visitor && v.start <= t && t < v.end)
+        .count()
+}
+
+#[test]
+fn calibrate_fits_head_counts_stores_a_version_and_refuses_what_cannot_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let mut p = edge_sim::SimParams::new(11, date, 120, 2);
+    p.days = 2;
+    let w = edge_e2e::simulate(dir.path(), &p);
+    run_once(&w.config_path);
+    let data = dir.path().join("data");
+    let truth = edge_e2e::read_truth(&w.truth_path);
+    let tz: chrono_tz::Tz = truth.timezone.parse().unwrap();
+    let config = path_str(&w.config_path);
+
+    // Before: the sim's door counter calibrates the second day from the first.
+    let before = edge_e2e::report_json(&data, "2026-11-20");
+    assert_eq!(
+        before["calibration"]["source"], "door",
+        "{}",
+        before["calibration"]
+    );
+    let bins = before["presence"].as_array().unwrap();
+    // Bins of the day in which the sniffers heard anything, for the store and two zones.
+    assert!(
+        bins.len() > 100 && bins.len() <= 144 * 3,
+        "{} bins",
+        bins.len()
+    );
+    assert!(bins
+        .iter()
+        .all(|b| b["start"].as_str().unwrap().starts_with("2026-11-20T")));
+    for key in [
+        "start",
+        "minutes",
+        "zone",
+        "devices",
+        "devices_low",
+        "devices_high",
+        "people",
+        "people_low",
+        "people_high",
+    ] {
+        assert!(bins[0].get(key).is_some(), "presence bin lacks {key}");
+    }
+
+    // Head counts of both days, every 20 minutes of the open hours, from the truth.
+    let mut csv = String::from("time,people\n");
+    for day in [19, 20] {
+        for m in (9 * 60..20 * 60).step_by(20) {
+            let local = chrono::NaiveDate::from_ymd_opt(2026, 11, day)
+                .unwrap()
+                .and_hms_opt(m / 60, m % 60, 0)
+                .unwrap();
+            let t = chrono::TimeZone::from_local_datetime(&tz, &local)
+                .unwrap()
+                .timestamp() as f64;
+            csv += &format!(
+                "{},{}\n",
+                local.format("%Y-%m-%d %H:%M"),
+                inside_at(&truth, t)
+            );
+        }
+    }
+    let heads = dir.path().join("heads.csv");
+    std::fs::write(&heads, &csv).unwrap();
+
+    // A dry run stores nothing.
+    let out = store_edge(&[
+        "calibrate",
+        "--config",
+        config,
+        "--headcounts",
+        path_str(&heads),
+        "--dry-run",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("dry run: nothing stored"), "{text}");
+    assert!(text.contains("held out"), "{text}");
+    assert_eq!(
+        edge_e2e::report_json(&data, "2026-11-20")["calibration"],
+        before["calibration"]
+    );
+
+    let out = store_edge(&[
+        "calibrate",
+        "--config",
+        config,
+        "--headcounts",
+        path_str(&heads),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fit: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!("calibrate: {fit}");
+    assert!(fit["samples"].as_u64().unwrap() > 50, "{fit}");
+    assert_eq!(fit["days"], 2);
+    let version = fit["version"].as_u64().unwrap();
+    assert!(fit["reissued"].as_u64().unwrap() >= 2 * 144, "{fit}");
+    assert!(fit["fit"]["slope"].as_f64().unwrap() > 0.0);
+    assert!(fit["held_out"]["samples"].as_u64().unwrap() > 0, "{fit}");
+
+    let after = edge_e2e::report_json(&data, "2026-11-20");
+    assert_eq!(after["calibration"]["source"], "headcounts");
+    assert_eq!(after["calibration"]["version"].as_u64(), Some(version));
+    assert_eq!(after["calibration"]["samples"], fit["samples"]);
+    for b in after["presence"].as_array().unwrap() {
+        let (p, lo, hi) = (
+            b["people"].as_f64().unwrap(),
+            b["people_low"].as_f64().unwrap(),
+            b["people_high"].as_f64().unwrap(),
+        );
+        assert!(lo <= p && p <= hi && lo >= 0.0, "{b}");
+    }
+    let text = String::from_utf8_lossy(
+        &store_edge(&[
+            "report",
+            "--data-dir",
+            path_str(&data),
+            "--date",
+            "2026-11-20",
+        ])
+        .stdout,
+    )
+    .into_owned();
+    assert!(text.contains("Present per hour"), "{text}");
+    assert!(text.contains("headcounts"), "{text}");
+
+    // Counts that cannot make a fit are refused with the reason; the calibration stays.
+    let flat = dir.path().join("flat.csv");
+    let mut lines = String::new();
+    for m in (10 * 60..12 * 60).step_by(15) {
+        lines += &format!("2026-11-20 {:02}:{:02},5\n", m / 60, m % 60);
+    }
+    std::fs::write(&flat, lines).unwrap();
+    let out = store_edge(&[
+        "calibrate",
+        "--config",
+        config,
+        "--headcounts",
+        path_str(&flat),
+    ]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("refused: no variance"), "{text}");
+    assert!(text.contains("the calibration in force stays"), "{text}");
+    assert!(
+        stderr(&out).contains("calibration refused: no_variance"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        edge_e2e::report_json(&data, "2026-11-20")["calibration"]["version"].as_u64(),
+        Some(version)
+    );
+
+    // A bad file names line, column and reason.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "time,people\n2026-11-20 10:00,3\n2026-11-20 10:20,three\n",
+    )
+    .unwrap();
+    let out = store_edge(&[
+        "calibrate",
+        "--config",
+        config,
+        "--headcounts",
+        path_str(&bad),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("bad.csv:3: column people: not a non-negative number"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -7,11 +7,13 @@
 //!   or a pushed `config/desired`) into a validated [`config::Config`];
 //! - [`mgmt::commands::parse`], [`mgmt::commands::command`] and [`mgmt::commands::desired`]:
 //!   management request and `config/desired` payloads;
-//! - [`sources::counter::mqtt::decode`]: a people counter's MQTT payload.
+//! - [`sources::counter::mqtt::decode`]: a people counter's MQTT payload;
+//! - [`calibrate::parse_headcounts`]: a head-count CSV.
 //!
 //! The modules the binary drives are public (and `listen`, the listeners' shared limits); `notify`, `pipeline`, `secrets` and `stats` are
 //! internal.
 
+pub mod calibrate;
 pub mod config;
 pub mod listen;
 pub mod mgmt;

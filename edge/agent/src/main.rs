@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
-use edge_agent::{config, mgmt, pull, report, run, store, supervise, sync};
+use edge_agent::{calibrate, config, mgmt, pull, report, run, store, supervise, sync};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -120,6 +120,27 @@ enum Command {
         #[arg(long, value_parser = parse_hours)]
         hours: Option<edge_core::report::HourWindow>,
         /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Calibrate people present from manual head counts: fits devices present → people on the
+    /// counts, checks the fit on held-out days and stores it as the next calibration (stored
+    /// presence bins from its first day get a new revision with people).
+    Calibrate {
+        /// The config file (data directory, time zone, zones).
+        #[arg(long)]
+        config: PathBuf,
+        /// CSV of `time,people[,zone]`: store-local `YYYY-MM-DD HH:MM[:SS]`, people counted,
+        /// and the zone (empty: the whole store).
+        #[arg(long)]
+        headcounts: PathBuf,
+        /// First local date the calibration is in force (default: the first count's date).
+        #[arg(long)]
+        from: Option<NaiveDate>,
+        /// Print the fit without storing it.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -296,6 +317,13 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Calibrate {
+            config,
+            headcounts,
+            from,
+            dry_run,
+            json,
+        } => calibrate_cmd(&config, &headcounts, from, dry_run, json),
         Command::Profiles {
             command: ProfilesCommand::Check { paths },
         } => profiles_check(&paths),
@@ -585,4 +613,34 @@ fn profiles_check(paths: &[PathBuf]) -> anyhow::Result<()> {
         anyhow::bail!("{failed} of {} profiles failed validation", paths.len());
     }
     Ok(())
+}
+
+/// `calibrate`: fails (exit 1) when the fit is refused, after printing why.
+fn calibrate_cmd(
+    config_path: &Path,
+    headcounts: &Path,
+    from: Option<NaiveDate>,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let cfg = config::load(config_path)?;
+    let counts = calibrate::read_headcounts(headcounts, cfg.timezone, &cfg.zones())?;
+    let out = calibrate::calibrate(
+        &cfg.storage.data_dir,
+        cfg.timezone,
+        &counts,
+        from,
+        dry_run,
+        chrono::Utc::now().timestamp_millis(),
+    )
+    .with_context(|| format!("calibrating {}", cfg.storage.data_dir.display()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", out.render());
+    }
+    match out.refused_reason {
+        Some(reason) => anyhow::bail!("calibration refused: {reason}"),
+        None => Ok(()),
+    }
 }

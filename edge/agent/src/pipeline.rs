@@ -490,6 +490,8 @@ pub struct PipelineSettings {
     pub flush: Arc<FlushGate>,
     /// MACs of fixed devices (`metrics.fixed_devices`): heard, never a visit or present.
     pub fixed_devices: Arc<std::collections::HashSet<u64>>,
+    /// A door counter is configured: presence is calibrated from its occupancy.
+    pub door_calibration: bool,
 }
 
 /// What one `flush` sealed.
@@ -737,6 +739,7 @@ impl Committer<'_> {
             want_bodies: self.live.is_some_and(|l| l.hub.subscribers() > 0),
             person_key_version: self.settings.person_key_version,
             attribution_grace_ms: self.settings.attribution_grace_ms,
+            door_calibration: self.settings.door_calibration,
             ..Batch::new(self.zones.clone(), self.key_version, self.settings.clock)
         }
     }
@@ -844,6 +847,12 @@ impl Committer<'_> {
         self.summary.visits_new += r.visits_new;
         self.summary.visits_duplicate += r.visits_duplicate;
         self.summary.hours_new += r.hours_new;
+        for v in r.calibrations {
+            tracing::info!(
+                version = v,
+                "presence calibrated from the door counter's occupancy of the days before"
+            );
+        }
         Ok(None)
     }
 }

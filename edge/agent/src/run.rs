@@ -1253,6 +1253,7 @@ pub async fn start(
         }),
         flush: flush.clone(),
         fixed_devices: cfg.fixed_devices.clone(),
+        door_calibration: !cfg.counter.is_empty(),
     };
     let progress = if opts.progress {
         let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());

@@ -838,28 +838,57 @@ pub struct DayCounts {
 
 /// Totals of the local `date` from the newest revision of each key (interval start on `date`).
 ///
-/// Occupancy starts at 0 at local midnight and runs as ins − outs, floored at 0 (a counter that
-/// missed entries must not leave the store with negative people). The intervals of all doors
-/// that start at the same instant are netted before the floor applies, since their order within
-/// the instant is unknown; the occupancy is therefore resolved to the intervals' length.
+/// Occupancy is [`occupancy_series`]'s.
 pub fn day_totals(intervals: &[CounterInterval], clock: &LocalClock, date: NaiveDate) -> DayCounts {
     let mut day = DayCounts::default();
-    let mut net_by_start: BTreeMap<i64, i64> = BTreeMap::new();
     for iv in of_day(intervals, clock, date) {
         day.footfall += u64::from(iv.ins);
         day.outs += u64::from(iv.outs);
         let door = day.by_door.entry(iv.door.clone()).or_default();
         door.0 += u64::from(iv.ins);
         door.1 += u64::from(iv.outs);
-        *net_by_start.entry(iv.start_ms).or_default() += i64::from(iv.ins) - i64::from(iv.outs);
+    }
+    let series = occupancy_series(intervals, clock, date);
+    day.peak_occupancy = series.iter().map(|o| o.1).max().unwrap_or(0);
+    day.occupancy_at_close = series.last().map_or(0, |o| o.1);
+    day
+}
+
+/// People inside over the local `date`: (instant, occupancy from then on), one step per
+/// interval start, from the newest revision of each key (interval start on `date`).
+///
+/// Occupancy starts at 0 at local midnight and runs as ins − outs, floored at 0 (a counter that
+/// missed entries must not leave the store with negative people). The intervals of all doors
+/// that start at the same instant are netted before the floor applies, since their order within
+/// the instant is unknown; the occupancy is therefore resolved to the intervals' length, and a
+/// step is taken at the interval's end (when its counts are complete).
+pub fn occupancy_series(
+    intervals: &[CounterInterval],
+    clock: &LocalClock,
+    date: NaiveDate,
+) -> Vec<(i64, u64)> {
+    let mut net_by_start: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for iv in of_day(intervals, clock, date) {
+        let e = net_by_start.entry(iv.start_ms).or_insert((0, iv.end_ms));
+        e.0 += i64::from(iv.ins) - i64::from(iv.outs);
+        e.1 = e.1.max(iv.end_ms);
     }
     let mut occupancy: i64 = 0;
-    for net in net_by_start.values() {
-        occupancy = (occupancy + net).max(0);
-        day.peak_occupancy = day.peak_occupancy.max(occupancy.unsigned_abs());
-    }
-    day.occupancy_at_close = occupancy.unsigned_abs();
-    day
+    net_by_start
+        .values()
+        .map(|&(net, end_ms)| {
+            occupancy = (occupancy + net).max(0);
+            (end_ms, occupancy.unsigned_abs())
+        })
+        .collect()
+}
+
+/// The occupancy of a [`occupancy_series`] at `at_ms`: the last step at or before it; `None`
+/// before the first step or more than `max_gap_ms` after the last (the counter went silent).
+pub fn occupancy_at(series: &[(i64, u64)], at_ms: i64, max_gap_ms: i64) -> Option<u64> {
+    let i = series.partition_point(|s| s.0 <= at_ms);
+    let (t, occ) = *series.get(i.checked_sub(1)?)?;
+    (at_ms - t <= max_gap_ms).then_some(occ)
 }
 
 #[cfg(test)]
@@ -1523,6 +1552,55 @@ mod tests {
                 .map(|(h, (ins, _))| (h, ins))
                 .collect();
             assert_eq!(got, want, "{date}");
+        }
+    }
+
+    #[test]
+    fn occupancy_steps_at_interval_ends_and_is_read_at_instants() {
+        let c = clock("UTC");
+        let t0 = ms("2026-11-20T09:00:00Z");
+        let ivs: Vec<CounterInterval> = [
+            ("a", 0, 5, 0),
+            ("b", 0, 2, 1),
+            ("a", 15, 1, 4),
+            ("a", 30, 0, 9),
+        ]
+        .iter()
+        .map(|&(door, m, ins, outs)| CounterInterval {
+            door: door.to_string(),
+            line: "main".to_string(),
+            start_ms: t0 + m * MIN,
+            end_ms: t0 + (m + 15) * MIN,
+            ins,
+            outs,
+            revision: 1,
+        })
+        .collect();
+        let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let s = occupancy_series(&ivs, &c, date);
+        // 5+2−1 = 6; 6+1−4 = 3; 3−9 floored at 0.
+        assert_eq!(
+            s,
+            vec![(t0 + 15 * MIN, 6), (t0 + 30 * MIN, 3), (t0 + 45 * MIN, 0)]
+        );
+        let day = day_totals(&ivs, &c, date);
+        assert_eq!((day.peak_occupancy, day.occupancy_at_close), (6, 0));
+        let gap = 20 * MIN;
+        for (at, want) in [
+            (t0, None),
+            (t0 + 15 * MIN - 1, None),
+            (t0 + 15 * MIN, Some(6)),
+            (t0 + 29 * MIN, Some(6)),
+            (t0 + 40 * MIN, Some(3)),
+            (t0 + 65 * MIN, Some(0)),
+            (t0 + 66 * MIN, None),
+        ] {
+            assert_eq!(
+                occupancy_at(&s, at, gap),
+                want,
+                "at +{} min",
+                (at - t0) / MIN
+            );
         }
     }
 }

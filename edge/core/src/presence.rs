@@ -737,19 +737,158 @@ impl PresenceRecord {
     }
 }
 
-/// Joins samples of people present at instants (head counts, or a door counter's occupancy)
-/// with the bins that hold them: each (time, people) becomes (devices of the bin containing
-/// the time, people). Samples without a bin are dropped; `bins` must be of one scope.
-pub fn samples_at(bins: &[PresenceBin], counts: &[(i64, f64)]) -> Vec<(f64, f64)> {
-    let by_start: HashMap<i64, &PresenceBin> = bins.iter().map(|b| (b.start_ms, b)).collect();
-    counts
+/// Fewest minutes of a bin the sniffers must have heard for the bin to be a calibration
+/// sample: a bin heard only in part (capture down, adapter unplugged) shows few devices
+/// whatever the people, and one such sample bends the whole fit.
+pub const MIN_MINUTES_HEARD_TO_FIT: u8 = 8;
+
+/// Longest silence of a door counter after which its occupancy is not taken as a sample.
+pub const DOOR_MAX_GAP_MS: i64 = 30 * MINUTE_MS;
+
+/// One calibration sample: a bin's devices figure and the people present then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The bin's start, UTC ms.
+    pub start_ms: i64,
+    /// Its store-local date (held-out checks leave out a day at a time).
+    pub local_date: String,
+    /// Devices present.
+    pub devices: f64,
+    /// People present.
+    pub people: f64,
+}
+
+/// Counts of people joined with the bins holding them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Joined {
+    /// The samples.
+    pub samples: Vec<Sample>,
+    /// Counts with no stored bin at their time.
+    pub no_bin: usize,
+    /// Counts whose bin was heard less than [`MIN_MINUTES_HEARD_TO_FIT`] minutes.
+    pub unheard: usize,
+}
+
+impl PresenceRecord {
+    /// Whether the bin can be a calibration sample ([`MIN_MINUTES_HEARD_TO_FIT`]).
+    pub fn fit_worthy(&self) -> bool {
+        self.minutes_heard >= MIN_MINUTES_HEARD_TO_FIT
+    }
+
+    fn sample(&self, people: f64) -> Sample {
+        Sample {
+            start_ms: self.start_ms,
+            local_date: self.local_date.clone(),
+            devices: self.devices,
+            people,
+        }
+    }
+}
+
+/// Joins counts of people present at instants (head counts) with the records of one scope
+/// (the whole store, or one zone) holding them: each (time, people) becomes a sample of the
+/// bin containing the time.
+pub fn samples_at(records: &[PresenceRecord], counts: &[(i64, f64)]) -> Joined {
+    let by_start: HashMap<i64, &PresenceRecord> = records.iter().map(|r| (r.start_ms, r)).collect();
+    let mut out = Joined::default();
+    for &(t, people) in counts {
+        match by_start.get(&bin_start(t)) {
+            None => out.no_bin += 1,
+            Some(r) if !r.fit_worthy() => out.unheard += 1,
+            Some(r) => out.samples.push(r.sample(people)),
+        }
+    }
+    out
+}
+
+/// Samples from a door counter: each whole-store record heard enough, with the occupancy
+/// ([`crate::counter::occupancy_series`], days concatenated in order) at the bin's middle.
+/// Bins the counter was silent for longer than [`DOOR_MAX_GAP_MS`] are left out.
+pub fn door_samples(records: &[PresenceRecord], occupancy: &[(i64, u64)]) -> Vec<Sample> {
+    records
         .iter()
-        .filter_map(|&(t, people)| {
-            by_start
-                .get(&bin_start(t))
-                .map(|b| (b.devices().value, people))
+        .filter(|r| r.zone.is_none() && r.fit_worthy())
+        .filter_map(|r| {
+            let occ =
+                crate::counter::occupancy_at(occupancy, r.start_ms + BIN_MS / 2, DOOR_MAX_GAP_MS)?;
+            Some(r.sample(occ as f64))
         })
         .collect()
+}
+
+/// How a calibration does on days it was not fitted on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeldOut {
+    /// Days judged (each with a fit on the other days).
+    pub days: usize,
+    /// Samples judged.
+    pub samples: usize,
+    /// Mean absolute error, people.
+    pub mae: f64,
+    /// Pearson r of predicted and counted people (0 when either does not vary).
+    pub r: f64,
+}
+
+/// Leave-one-day-out: for each day, fits on the other days and predicts that day's samples.
+/// `None` with fewer than two days or when no day could be judged (too few samples elsewhere).
+pub fn held_out(samples: &[Sample]) -> Option<HeldOut> {
+    let days: std::collections::BTreeSet<&str> =
+        samples.iter().map(|s| s.local_date.as_str()).collect();
+    if days.len() < 2 {
+        return None;
+    }
+    let mut pairs: Vec<(f64, f64)> = Vec::new();
+    let mut judged = 0;
+    for day in &days {
+        let train: Vec<(f64, f64)> = samples
+            .iter()
+            .filter(|s| s.local_date != *day)
+            .map(|s| (s.devices, s.people))
+            .collect();
+        let Ok(fit) = Calibration::fit(&train, CalibrationSource::Headcounts, 0, 0) else {
+            continue;
+        };
+        judged += 1;
+        pairs.extend(
+            samples
+                .iter()
+                .filter(|s| s.local_date == *day)
+                .map(|s| ((fit.intercept + fit.slope * s.devices).max(0.0), s.people)),
+        );
+    }
+    if pairs.is_empty() {
+        return None;
+    }
+    let n = pairs.len() as f64;
+    let mae = pairs.iter().map(|p| (p.0 - p.1).abs()).sum::<f64>() / n;
+    Some(HeldOut {
+        days: judged,
+        samples: pairs.len(),
+        mae,
+        r: pearson(&pairs),
+    })
+}
+
+/// Pearson r of pairs; 0 when either side does not vary.
+pub fn pearson(pairs: &[(f64, f64)]) -> f64 {
+    let n = pairs.len() as f64;
+    if pairs.len() < 2 {
+        return 0.0;
+    }
+    let mx = pairs.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = pairs.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = pairs.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let syy: f64 = pairs.iter().map(|p| (p.1 - my).powi(2)).sum();
+    let sxy: f64 = pairs.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    if sxx <= 0.0 || syy <= 0.0 {
+        return 0.0;
+    }
+    sxy / (sxx * syy).sqrt()
+}
+
+/// The samples' (devices, people) pairs, for [`Calibration::fit`].
+pub fn pairs(samples: &[Sample]) -> Vec<(f64, f64)> {
+    samples.iter().map(|s| (s.devices, s.people)).collect()
 }
 
 /// Which keys (by their [`DeviceKey`]) are fixed devices: never people.
@@ -978,22 +1117,91 @@ mod tests {
         }
     }
 
-    #[test]
-    fn samples_join_the_bin_holding_each_count() {
-        let mut p = PresenceTracker::new(PresenceParams::default());
-        p.untracked(T, 0, -50, 0xA, key(1));
-        p.untracked(T + BIN_MS, 0, -50, 0xB, key(2));
-        p.untracked(T + BIN_MS + 100, 0, -50, 0xC, key(3));
-        let bins: Vec<PresenceBin> = p
-            .seal(T + 3 * BIN_MS)
-            .into_iter()
-            .filter(|b| b.zone.is_none())
-            .collect();
-        let s = samples_at(
-            &bins,
-            &[(T + 1, 2.0), (T + BIN_MS + 5, 3.0), (T + 9 * BIN_MS, 1.0)],
+    fn record(start_ms: i64, local_date: &str, devices: f64, minutes_heard: u8) -> PresenceRecord {
+        let mut r = PresenceRecord::new(
+            &PresenceBin {
+                start_ms,
+                zone: None,
+                revision: 0,
+                minutes_heard,
+                classes: 0,
+                class_minutes: 0.0,
+                scans: 0,
+                macs: 0,
+                tracked: 0.0,
+                tracked_distinct: 0,
+            },
+            None,
+            &crate::LocalClock::new(chrono_tz::UTC),
+            &Calibration::uncalibrated(),
         );
-        assert_eq!(s.len(), 2);
-        assert!(s[1].0 > s[0].0);
+        r.local_date = local_date.to_string();
+        r.devices = devices;
+        r
+    }
+
+    #[test]
+    fn samples_join_the_bin_holding_each_count_and_skip_unheard_bins() {
+        let recs = [
+            record(T, "d1", 4.0, 10),
+            record(T + BIN_MS, "d1", 6.0, 10),
+            record(T + 2 * BIN_MS, "d1", 1.0, 3),
+        ];
+        let j = samples_at(
+            &recs,
+            &[
+                (T + 1, 2.0),
+                (T + BIN_MS + 5, 3.0),
+                (T + 2 * BIN_MS, 5.0),
+                (T + 9 * BIN_MS, 1.0),
+            ],
+        );
+        assert_eq!((j.no_bin, j.unheard), (1, 1));
+        let got: Vec<(f64, f64)> = pairs(&j.samples);
+        assert_eq!(got, vec![(4.0, 2.0), (6.0, 3.0)]);
+    }
+
+    #[test]
+    fn door_samples_read_occupancy_at_the_bin_middle_while_the_counter_talks() {
+        let recs = [
+            record(T, "d1", 4.0, 10),
+            record(T + BIN_MS, "d1", 6.0, 10),
+            record(T + 2 * BIN_MS, "d1", 6.0, 2),
+            record(T + 9 * BIN_MS, "d1", 6.0, 10),
+        ];
+        // Steps at T+3 min (5 inside) and T+12 min (8 inside), then silence.
+        let occ = [(T + 3 * MINUTE_MS, 5), (T + 12 * MINUTE_MS, 8)];
+        let got = pairs(&door_samples(&recs, &occ));
+        assert_eq!(got, vec![(4.0, 5.0), (6.0, 8.0)]);
+    }
+
+    #[test]
+    fn held_out_days_are_judged_by_fits_on_the_other_days() {
+        // Three days of people = 0.5 × devices + 1, the third with a bias of +2 people.
+        let mut samples = Vec::new();
+        for (d, bias) in [("d1", 0.0), ("d2", 0.0), ("d3", 2.0)] {
+            for i in 0..8 {
+                let x = f64::from(i) * 2.0;
+                samples.push(Sample {
+                    start_ms: T,
+                    local_date: d.to_string(),
+                    devices: x,
+                    people: 0.5 * x + 1.0 + bias,
+                });
+            }
+        }
+        let h = held_out(&samples).unwrap();
+        assert_eq!((h.days, h.samples), (3, 24));
+        assert!(h.r > 0.8, "{h:?}");
+        // d1 and d2 are predicted from a fit pulled up by d3 (about +1), d3 from the others
+        // (2 below): the mean error is about (1 + 1 + 2) / 3.
+        assert!((h.mae - 4.0 / 3.0).abs() < 0.05, "{h:?}");
+        // One day alone cannot be held out.
+        let one: Vec<Sample> = samples
+            .iter()
+            .filter(|s| s.local_date == "d1")
+            .cloned()
+            .collect();
+        assert_eq!(held_out(&one), None);
     }
 }

@@ -198,6 +198,8 @@ pub struct Batch {
     pub sightings: Vec<SightingRow>,
     /// Presence bins sealed (or revised) by the core.
     pub presence: Vec<edge_core::presence::PresenceBin>,
+    /// A door counter is configured: refit the door calibration on each new local date.
+    pub door_calibration: bool,
 }
 
 /// A device's sightings in one zone within one minute.
@@ -248,6 +250,7 @@ impl Batch {
             attribution_grace_ms: edge_core::pos::DEFAULT_ATTRIBUTION_GRACE_MS,
             sightings: Vec::new(),
             presence: Vec::new(),
+            door_calibration: false,
         }
     }
 
@@ -260,6 +263,7 @@ impl Batch {
         self.bindings.extend(newer.bindings);
         self.sightings.extend(newer.sightings);
         self.presence.extend(newer.presence);
+        self.door_calibration |= newer.door_calibration;
         if newer.checkpoint.is_some() {
             self.checkpoint = newer.checkpoint;
         }
@@ -289,6 +293,8 @@ pub struct Receipt {
     pub hours_new: u64,
     /// Presence bins (or revisions) stored.
     pub presence_new: u64,
+    /// Door calibrations fitted (their versions).
+    pub calibrations: Vec<u32>,
     /// JSON bodies (records.proto `Visit`) of the new visits, when the batch asked for them.
     pub visit_bodies: Vec<String>,
     /// Waiting purchases the new visits took (new revisions of them).
@@ -467,6 +473,26 @@ pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         path,
         health,
     })
+}
+
+/// Opens an existing database in `data_dir` for one short write from outside the agent (a
+/// calibration): configured like the writer's, migrated, no epoch and no writer thread.
+pub(crate) fn open_existing(data_dir: &Path) -> Result<Connection, StoreError> {
+    let path = data_dir.join(DB_FILE);
+    if !path.exists() {
+        return Err(StoreError::DataDir {
+            path,
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no store-edge database here",
+            ),
+        });
+    }
+    let mut conn =
+        Connection::open(&path).map_err(|e| StoreError::sqlite("opening database", e))?;
+    configure(&conn)?;
+    migrations::migrate(&mut conn)?;
+    Ok(conn)
 }
 
 impl Store {
@@ -658,7 +684,20 @@ fn writer(mut conn: Connection, rx: Receiver<Cmd>, health: &WriteHealth) {
                 let _ = reply.send(health.noted(purchases::commit(&mut conn, &batch)));
             }
             Cmd::Counter(batch, reply) => {
-                let _ = reply.send(health.noted(counters::commit(&mut conn, &batch)));
+                let r = counters::commit(&mut conn, &batch);
+                let added = matches!(r, Ok(c) if c.new > 0);
+                let _ = reply.send(health.noted(r));
+                if added {
+                    // Counts can come after the presence bins they calibrate.
+                    match presence::door_refit_after_counts(&mut conn, batch.now_ms) {
+                        Ok(presence::DoorRefit::Fitted(v)) => tracing::info!(
+                            version = v,
+                            "presence calibrated from the door counter's occupancy of the days before"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "door calibration not refitted"),
+                    }
+                }
             }
             Cmd::CounterState(source, reply) => {
                 let _ = reply.send(counters::state(&conn, &source));
@@ -1340,6 +1379,22 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
         if !b.presence.is_empty() {
             let records = presence::records_of(&tx, &b.presence, &b.zones, &b.clock)?;
             r.presence_new += presence::store_records(&tx, &records, b.now_ms)?;
+            if b.door_calibration {
+                // Each new local date refits from the days before it, once those are stored
+                // (this batch may hold a day's last bins and the next day's first).
+                let dates: std::collections::BTreeSet<chrono::NaiveDate> = b
+                    .presence
+                    .iter()
+                    .map(|p| b.clock.date(p.start_ms))
+                    .collect();
+                for date in dates {
+                    if let presence::DoorRefit::Fitted(v) =
+                        presence::door_refit(&tx, &b.clock, date, b.now_ms)?
+                    {
+                        r.calibrations.push(v);
+                    }
+                }
+            }
         }
     }
     if let Some(cp) = &b.checkpoint {
@@ -1892,6 +1947,7 @@ mod tests {
                 visits_duplicate: 0,
                 hours_new: 1,
                 presence_new: 0,
+                calibrations: Vec::new(),
                 visit_bodies: Vec::new(),
                 purchases_attributed: 0,
             }
@@ -1904,6 +1960,7 @@ mod tests {
                 visits_duplicate: 2,
                 hours_new: 0,
                 presence_new: 0,
+                calibrations: Vec::new(),
                 visit_bodies: Vec::new(),
                 purchases_attributed: 0,
             }
