@@ -594,6 +594,10 @@ pub struct Summary {
     pub hours_new: u64,
     /// Most visits open at once.
     pub peak_open: u64,
+    /// Probe-only randomized MACs counted as presence only (nothing linked to them).
+    pub untracked_fragments: u64,
+    /// Probe-only randomized MACs linked into tracked devices by sequence continuity.
+    pub linked_fragments: u64,
     /// Visits still open at the end (kept in the snapshot).
     pub open_at_end: u64,
     /// Commits made.
@@ -1308,6 +1312,8 @@ pub fn run(
     let stats = core.stats();
     c.summary.frames = frames;
     c.summary.peak_open = stats.peak_open;
+    c.summary.untracked_fragments = stats.untracked_fragments;
+    c.summary.linked_fragments = stats.linked_fragments;
     c.summary.open_at_end = core.open_count() as u64;
     c.summary.elapsed = started.elapsed();
     progress.finish_and_clear();

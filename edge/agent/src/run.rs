@@ -82,8 +82,8 @@ impl RunReport {
             s.peak_open
         );
         out.push_str(&format!(
-            "  store now holds {} visits\n",
-            self.stored_visits
+            "  randomized MACs that only probed: {} linked into devices, {} counted as presence only\n  store now holds {} visits\n",
+            s.linked_fragments, s.untracked_fragments, self.stored_visits
         ));
         for (name, counters) in &self.sources {
             let nonzero: Vec<String> = counters

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the metric definitions; stored with every visit and aggregate. Bump it whenever
 /// the meaning of a stored number changes.
-pub const DEFINITIONS_VERSION: u32 = 1;
+///
+/// 2: a randomized MAC that only probed is a visit only when sequence continuity links it to
+/// another fragment (two populations: tracked devices, and presence estimated per bin).
+pub const DEFINITIONS_VERSION: u32 = 2;
 
 /// Thresholds of the metric definitions. Durations are milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,9 @@
 //!   across MACs and channels;
 //! - **MACs** heard inside (an upper bound: a phone uses several per scan);
 //! - **tracked devices** present (devices with a stable identity, which the sessionizer follows
-//!   as visits), on average per minute.
+//!   as visits), on average per minute;
+//! - **classes heard only outside** (below `inside_dbm`), on average per minute: passers-by and
+//!   shoppers before they come in, from which the report estimates untracked passers-by.
 //!
 //! From those, [`PresenceBin::devices`] estimates the devices present with an interval, and a
 //! [`Calibration`] (fitted on head counts or on a door counter's occupancy, never on the bins it
@@ -48,9 +50,11 @@ pub const MAX_UNITS_PER_CLASS: f64 = 3.0;
 /// Default inside threshold. A room's own phones are heard at −40 to −75 dBm by a sniffer in
 /// it; −90 dBm admits the corridor and the neighbours.
 pub const DEFAULT_INSIDE_DBM: i8 = -75;
-/// A bin is emitted once the watermark is this far past its end (late frames of a merged
-/// capture arrive within seconds); later changes give a new revision.
-pub const SEAL_LAG_MS: i64 = 60_000;
+/// A bin is emitted once the watermark is this far past its end: late frames of a merged
+/// capture arrive within seconds, and a randomized prober's presence waits up to
+/// [`crate::session::STABLE_DECIDE_MS`] (plus a sweep) for its MAC to prove stable. Later
+/// changes give a new revision.
+pub const SEAL_LAG_MS: i64 = 180_000;
 /// Bins are kept this long after their end for late frames; older frames are refused.
 pub const KEEP_MS: i64 = 6 * 3_600_000;
 
@@ -118,6 +122,8 @@ struct Cell {
     heard: bool,
     /// Untracked fingerprint classes heard inside.
     classes: Classes,
+    /// Untracked fingerprint classes heard below the inside threshold (outside, or passing).
+    outside: Classes,
     /// Tracked devices heard inside.
     tracked: Keys,
 }
@@ -184,6 +190,9 @@ pub struct PresenceBin {
     pub tracked: f64,
     /// Distinct tracked devices heard inside over the bin.
     pub tracked_distinct: u32,
+    /// Untracked classes heard only below the inside threshold, on average per minute.
+    #[serde(default)]
+    pub outside_class_minutes: f64,
 }
 
 impl PresenceBin {
@@ -208,6 +217,12 @@ impl PresenceBin {
     /// The tracked part of [`PresenceBin::devices`].
     pub fn devices_tracked(&self) -> f64 {
         self.tracked
+    }
+
+    /// Untracked devices heard only outside (below the inside threshold): passers-by, and
+    /// shoppers before they come in; the same units per class as inside.
+    pub fn devices_outside(&self) -> f64 {
+        self.outside_class_minutes * UNITS_PER_CLASS
     }
 }
 
@@ -311,6 +326,9 @@ impl PresenceTracker {
         }
         self.mark_heard(ts_ms, zone);
         if rssi_dbm < self.params.inside_dbm {
+            for s in scopes(zone) {
+                self.acc(ts_ms, s).cell(ts_ms).outside.insert(fingerprint);
+            }
             return;
         }
         for s in scopes(zone) {
@@ -402,6 +420,7 @@ fn measure(start_ms: i64, zone: Option<ZoneId>, a: &Acc) -> PresenceBin {
         macs: a.macs.len() as u32,
         tracked: per_minute(|c| c.tracked.len()),
         tracked_distinct: a.tracked.len() as u32,
+        outside_class_minutes: per_minute(|c| c.outside.difference(&c.classes).count()),
     }
 }
 
@@ -654,6 +673,12 @@ pub struct PresenceRecord {
     pub devices_tracked: f64,
     /// Estimated untracked devices present.
     pub devices_estimated: f64,
+    /// Untracked classes heard only outside, per minute.
+    #[serde(default)]
+    pub outside_class_minutes: f64,
+    /// Estimated untracked devices heard only outside (passers-by, shoppers before coming in).
+    #[serde(default)]
+    pub devices_outside: f64,
     /// Devices present (tracked + estimated), with its interval.
     pub devices: f64,
     /// Lower end.
@@ -695,6 +720,8 @@ impl PresenceRecord {
             macs: bin.macs,
             devices_tracked: round2(bin.tracked),
             devices_estimated: round2(d.value - bin.tracked),
+            outside_class_minutes: round2(bin.outside_class_minutes),
+            devices_outside: round2(bin.devices_outside()),
             devices: round2(d.value),
             devices_low: round2(d.low),
             devices_high: round2(d.high),
@@ -905,6 +932,28 @@ mod tests {
     }
 
     #[test]
+    fn classes_heard_only_outside_are_counted_apart() {
+        let mut p = PresenceTracker::new(PresenceParams::default());
+        let weak = DEFAULT_INSIDE_DBM - 10;
+        // Minute 0: class A outside only; class B outside then inside (inside wins).
+        p.untracked(T, 0, weak, 0xA, key(1));
+        p.untracked(T + 1_000, 0, weak, 0xB, key(2));
+        p.untracked(T + 5_000, 0, -50, 0xB, key(3));
+        // Minute 1: class A outside again.
+        p.untracked(T + MINUTE_MS, 0, weak, 0xA, key(4));
+        let bins = p.seal(T + BIN_MS + SEAL_LAG_MS);
+        let store = bins.iter().find(|b| b.zone.is_none()).unwrap();
+        assert_eq!(store.classes, 1, "only B inside");
+        // Two outside-only class-minutes over the 10 minutes.
+        assert!(
+            (store.outside_class_minutes - 0.2).abs() < 1e-9,
+            "{store:?}"
+        );
+        assert!((store.devices_outside() - 0.2 * UNITS_PER_CLASS).abs() < 1e-9);
+        assert_eq!(store.macs, 1, "outside MACs are not inside devices");
+    }
+
+    #[test]
     fn frames_of_a_class_within_a_second_are_one_scan_across_macs() {
         let mut p = PresenceTracker::new(PresenceParams::default());
         // An iPhone: one scan, three MACs (one per channel), 0.3 s apart; another scan 30 s
@@ -985,6 +1034,7 @@ mod tests {
             macs,
             tracked,
             tracked_distinct: 0,
+            outside_class_minutes: 0.0,
         };
         let table = [
             // classes, per minute, macs, tracked → value, low, high
@@ -1130,6 +1180,7 @@ mod tests {
                 macs: 0,
                 tracked: 0.0,
                 tracked_distinct: 0,
+                outside_class_minutes: 0.0,
             },
             None,
             &crate::LocalClock::new(chrono_tz::UTC),

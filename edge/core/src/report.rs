@@ -132,6 +132,135 @@ pub struct PresenceHour {
     pub people_high: Option<f64>,
 }
 
+/// Defaults of the flow model while the day has too few tracked visits to learn from.
+pub mod flow_defaults {
+    /// Fewest tracked visits (of a class) to take their times from.
+    pub const MIN_TRACKED: usize = 10;
+    /// A visitor's time inside, minutes.
+    pub const VISITOR_INSIDE_MIN: f64 = 20.0;
+    /// A passer-by's time heard, minutes.
+    pub const PASSERBY_HEARD_MIN: f64 = 2.0;
+    /// Share of untracked inside time that is visitors'.
+    pub const VISITOR_SHARE: f64 = 0.9;
+}
+
+/// How the untracked flows were estimated (Little's law on the presence bins: devices present
+/// × time ÷ the time each one stays), with the figures the tracked devices lent it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowModel {
+    /// Untracked device-minutes heard inside over the window.
+    pub inside_device_minutes: f64,
+    /// Untracked device-minutes heard only outside.
+    pub outside_device_minutes: f64,
+    /// A visitor's mean time inside, minutes.
+    pub visitor_inside_minutes: f64,
+    /// A passer-by's mean time heard, minutes.
+    pub passerby_heard_minutes: f64,
+    /// Share of inside time that is visitors'.
+    pub visitor_share: f64,
+    /// `tracked` when the day's tracked visits gave these, `default` otherwise.
+    pub from: String,
+}
+
+/// Estimated untracked visitors and passers-by with their intervals (value, low, high).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Flows {
+    visitors: (f64, f64, f64),
+    passersby: (f64, f64, f64),
+}
+
+impl FlowModel {
+    /// The times and share the day's tracked visits give (the defaults when there are fewer
+    /// than [`flow_defaults::MIN_TRACKED`] visitors or passers-by).
+    fn learn(tracked: &[ReportVisit]) -> FlowModel {
+        use flow_defaults as d;
+        let of = |c: VisitClass| -> Vec<&ReportVisit> {
+            tracked.iter().filter(|v| v.class == c).collect()
+        };
+        let (visitors, passersby) = (of(VisitClass::Visitor), of(VisitClass::Passerby));
+        let learned = visitors.len() >= d::MIN_TRACKED && passersby.len() >= d::MIN_TRACKED;
+        // At least a minute each: one frame is a minute heard.
+        let mean_min = |vs: &[&ReportVisit], f: fn(&ReportVisit) -> i64| {
+            vs.iter().map(|v| f(v).max(60_000) as f64).sum::<f64>()
+                / vs.len().max(1) as f64
+                / 60_000.0
+        };
+        let (vis_in, pass_heard, share) = if learned {
+            let v_in: f64 = visitors.iter().map(|v| v.inside_ms as f64).sum();
+            let p_in: f64 = passersby.iter().map(|v| v.inside_ms as f64).sum();
+            (
+                mean_min(&visitors, |v| v.inside_ms),
+                mean_min(&passersby, |v| v.dwell_ms),
+                if v_in + p_in > 0.0 {
+                    v_in / (v_in + p_in)
+                } else {
+                    d::VISITOR_SHARE
+                },
+            )
+        } else {
+            (
+                d::VISITOR_INSIDE_MIN,
+                d::PASSERBY_HEARD_MIN,
+                d::VISITOR_SHARE,
+            )
+        };
+        FlowModel {
+            inside_device_minutes: 0.0,
+            outside_device_minutes: 0.0,
+            visitor_inside_minutes: round2(vis_in),
+            passerby_heard_minutes: round2(pass_heard),
+            visitor_share: round2(share),
+            from: if learned { "tracked" } else { "default" }.to_string(),
+        }
+    }
+
+    /// Little's law over `store_bins` (whole-store records): inside device-minutes split by
+    /// the visitor share and divided by each class's time; outside device-minutes are
+    /// passers-by's. Intervals from the bins' devices intervals. Gives the flows and the
+    /// model with the bins' device-minutes filled in.
+    fn flows(&self, store_bins: &[&PresenceRecord]) -> (Flows, FlowModel) {
+        let minutes = |f: &dyn Fn(&PresenceRecord) -> f64| -> f64 {
+            store_bins
+                .iter()
+                .map(|r| f(r).max(0.0) * f64::from(r.minutes))
+                .sum()
+        };
+        let inside = (
+            minutes(&|r| r.devices_estimated),
+            minutes(&|r| r.devices_low - r.devices_tracked),
+            minutes(&|r| r.devices_high - r.devices_tracked),
+        );
+        let outside = (
+            minutes(&|r| r.devices_outside),
+            minutes(&|r| r.outside_class_minutes),
+            minutes(&|r| r.outside_class_minutes * crate::presence::MAX_UNITS_PER_CLASS),
+        );
+        let vis_in = self.visitor_inside_minutes.max(1.0);
+        let pass_heard = self.passerby_heard_minutes.max(1.0);
+        let share = self.visitor_share.clamp(0.0, 1.0);
+        let flow = |inside: f64, outside: f64| {
+            (
+                inside * share / vis_in,
+                (inside * (1.0 - share) + outside) / pass_heard,
+            )
+        };
+        let (v, p) = flow(inside.0, outside.0);
+        let (v_lo, p_lo) = flow(inside.1, outside.1);
+        let (v_hi, p_hi) = flow(inside.2, outside.2);
+        (
+            Flows {
+                visitors: (v, v_lo.min(v), v_hi.max(v)),
+                passersby: (p, p_lo.min(p), p_hi.max(p)),
+            },
+            FlowModel {
+                inside_device_minutes: round2(inside.0),
+                outside_device_minutes: round2(outside.0),
+                ..self.clone()
+            },
+        )
+    }
+}
+
 /// Which calibration turned devices into people.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationInfo {
@@ -281,9 +410,15 @@ pub struct HourReport {
     /// Door entries in the hour (counters configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub footfall: Option<u64>,
-    /// Visitors who arrived ÷ door entries of the hour.
+    /// Visitors who arrived (tracked and estimated) ÷ door entries of the hour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wifi_detection_ratio: Option<f64>,
+    /// Visitors estimated from presence in the hour (beside the tracked `visitors`).
+    #[serde(default)]
+    pub visitors_estimated: f64,
+    /// Passers-by estimated from presence in the hour (beside the tracked `passersby`).
+    #[serde(default)]
+    pub passersby_estimated: f64,
 }
 
 /// One door's counts.
@@ -307,19 +442,47 @@ pub struct DayReport {
     pub hours: Option<HourWindow>,
     /// Metric definitions version.
     pub definitions_version: u32,
-    /// Wi-Fi visitors (staff excluded); a device whose randomized MAC rotated counts once.
+    /// Wi-Fi visitors (staff excluded): the tracked ones (a device whose randomized MAC
+    /// rotated counts once) plus the estimated untracked ones, rounded.
     pub visitors: Option<u64>,
+    /// Visitors tracked as devices.
+    #[serde(default)]
+    pub visitors_tracked: Option<u64>,
+    /// Visitors estimated from the presence of devices without a stable identity.
+    #[serde(default)]
+    pub visitors_estimated: Option<f64>,
+    /// Lower end of `visitors` (tracked + the estimate's low).
+    #[serde(default)]
+    pub visitors_low: Option<f64>,
+    /// Upper end of `visitors`.
+    #[serde(default)]
+    pub visitors_high: Option<f64>,
     /// Wi-Fi visitors counting every MAC on its own (no grouping of rotating MACs).
     pub visitors_naive: Option<u64>,
     /// Share of the day's Wi-Fi sightings that came from randomized MACs.
     pub randomized_sightings_share: Option<f64>,
-    /// Wi-Fi passers-by.
+    /// Wi-Fi passers-by: tracked plus estimated, rounded.
     pub passersby: Option<u64>,
+    /// Passers-by tracked as devices.
+    #[serde(default)]
+    pub passersby_tracked: Option<u64>,
+    /// Passers-by estimated from presence.
+    #[serde(default)]
+    pub passersby_estimated: Option<f64>,
+    /// Lower end of `passersby`.
+    #[serde(default)]
+    pub passersby_low: Option<f64>,
+    /// Upper end of `passersby`.
+    #[serde(default)]
+    pub passersby_high: Option<f64>,
+    /// How the estimated flows were made.
+    #[serde(default)]
+    pub flow_model: Option<FlowModel>,
     /// Staff visits (excluded from visitor metrics).
     pub staff: Option<u64>,
     /// Visitors who logged in to the store Wi-Fi.
     pub connected: Option<u64>,
-    /// Visitors ÷ (visitors + passers-by).
+    /// Visitors ÷ (visitors + passers-by), tracked and estimated together.
     pub capture_rate: Option<f64>,
     /// People-counter entries.
     pub footfall: Option<u64>,
@@ -332,7 +495,7 @@ pub struct DayReport {
     /// Entries and exits per door.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub doors: Vec<DoorReport>,
-    /// Wi-Fi visitors ÷ footfall.
+    /// Wi-Fi visitors (tracked and estimated) ÷ footfall.
     pub wifi_detection_ratio: Option<f64>,
     /// Receipts.
     pub transactions: Option<u64>,
@@ -543,6 +706,34 @@ impl DayReport {
             .collect();
         let n_visitors = visitors.len() as u64;
         let n_passersby = count(VisitClass::Passerby);
+        // The untracked population: flows from the whole store's presence bins of the window,
+        // per hour with the day's model.
+        let store_bins: Vec<&PresenceRecord> = inp
+            .presence
+            .iter()
+            .filter(|r| {
+                r.zone.is_none()
+                    && inp
+                        .hours
+                        .is_none_or(|w| w.contains(inp.clock.hour(r.start_ms)))
+            })
+            .collect();
+        let model = FlowModel::learn(all);
+        let (flows, model) = model.flows(&store_bins);
+        let mut bins_by_hour: BTreeMap<u32, Vec<&PresenceRecord>> = BTreeMap::new();
+        for r in &store_bins {
+            bins_by_hour
+                .entry(inp.clock.hour(r.start_ms))
+                .or_default()
+                .push(r);
+        }
+        let hour_flows: BTreeMap<u32, Flows> = bins_by_hour
+            .iter()
+            .map(|(h, bins)| (*h, model.flows(bins).0))
+            .collect();
+        let total = |tracked: u64, est: (f64, f64, f64)| tracked + est.0.round() as u64;
+        let visitors_all = total(n_visitors, flows.visitors);
+        let passersby_all = total(n_passersby, flows.passersby);
 
         let mut dwell: Vec<i64> = visitors.iter().map(|v| v.dwell_ms).collect();
         dwell.sort_unstable();
@@ -578,7 +769,11 @@ impl DayReport {
                 .entry(v.path.iter().map(|(z, _)| z.clone()).collect())
                 .or_default() += 1;
         }
-        // Hours in which people came in are listed even when no phone was seen.
+        // Hours with presence, and hours in which people came in, are listed even when no
+        // tracked phone was seen.
+        for h in hour_flows.keys() {
+            hours.entry(*h).or_default();
+        }
         if let Some(d) = &inp.doors {
             for (h, (ins, _)) in &d.by_hour {
                 if *ins > 0 && inp.hours.is_none_or(|w| w.contains(*h)) {
@@ -621,7 +816,7 @@ impl DayReport {
         top.sort_by(|a, b| b.visits.cmp(&a.visits).then(a.path.cmp(&b.path)));
         top.truncate(10);
 
-        let visitors_opt = wifi.then_some(n_visitors);
+        let visitors_opt = wifi.then_some(visitors_all);
         let doors = inp.doors.as_ref();
         let footfall = doors.map(|d| d.window.footfall);
         let pos = inp.pos.as_ref();
@@ -635,14 +830,23 @@ impl DayReport {
             hours: inp.hours,
             definitions_version: DEFINITIONS_VERSION,
             visitors: visitors_opt,
+            visitors_tracked: wifi.then_some(n_visitors),
+            visitors_estimated: wifi.then_some(round2(flows.visitors.0)),
+            visitors_low: wifi.then_some(round2(n_visitors as f64 + flows.visitors.1)),
+            visitors_high: wifi.then_some(round2(n_visitors as f64 + flows.visitors.2)),
             visitors_naive: wifi.then_some(naive_visitors),
             randomized_sightings_share: (wifi && sightings > 0)
                 .then(|| randomized_sightings as f64 / sightings as f64),
-            passersby: wifi.then_some(n_passersby),
+            passersby: wifi.then_some(passersby_all),
+            passersby_tracked: wifi.then_some(n_passersby),
+            passersby_estimated: wifi.then_some(round2(flows.passersby.0)),
+            passersby_low: wifi.then_some(round2(n_passersby as f64 + flows.passersby.1)),
+            passersby_high: wifi.then_some(round2(n_passersby as f64 + flows.passersby.2)),
+            flow_model: wifi.then_some(model),
             staff: wifi.then(|| count(VisitClass::Staff)),
             connected,
             capture_rate: wifi
-                .then(|| ratio(Some(n_visitors), Some(n_visitors + n_passersby)))
+                .then(|| ratio(Some(visitors_all), Some(visitors_all + passersby_all)))
                 .flatten(),
             footfall,
             exits: doors.map(|d| d.window.outs),
@@ -690,12 +894,19 @@ impl DayReport {
                 .into_iter()
                 .map(|(hour, (visitors, passersby))| {
                     let entries = doors.map(|d| d.by_hour.get(&hour).map_or(0, |h| h.0));
+                    let est = hour_flows.get(&hour);
+                    let v_est = est.map_or(0.0, |f| f.visitors.0);
                     HourReport {
                         hour,
                         visitors,
                         passersby,
                         footfall: entries,
-                        wifi_detection_ratio: ratio(wifi.then_some(visitors), entries),
+                        wifi_detection_ratio: ratio(
+                            wifi.then_some(total(visitors, (v_est, 0.0, 0.0))),
+                            entries,
+                        ),
+                        visitors_estimated: round2(v_est),
+                        passersby_estimated: round2(est.map_or(0.0, |f| f.passersby.0)),
                     }
                 })
                 .collect(),
@@ -735,16 +946,45 @@ impl DayReport {
             }
         }
         let _ = writeln!(s, "{}", "=".repeat(60));
+        // "412 (tracked 300 + estimated 112, 380–470)"
+        let split = |total: Option<u64>,
+                     tracked: Option<u64>,
+                     est: Option<f64>,
+                     lo: Option<f64>,
+                     hi: Option<f64>| match (total, tracked, est, lo, hi) {
+            (Some(t), Some(k), Some(e), Some(l), Some(h)) if e > 0.0 => {
+                format!("{t} (tracked {k} + estimated {e:.0}, {l:.0}–{h:.0})")
+            }
+            _ => num(total),
+        };
         let rows: Vec<(&str, String)> = vec![
-            ("Visitors", num(self.visitors)),
-            ("Visitors, each MAC apart", num(self.visitors_naive)),
+            (
+                "Visitors",
+                split(
+                    self.visitors,
+                    self.visitors_tracked,
+                    self.visitors_estimated,
+                    self.visitors_low,
+                    self.visitors_high,
+                ),
+            ),
+            ("Tracked visitors, each MAC apart", num(self.visitors_naive)),
             (
                 "Randomized-MAC sightings",
                 pct(self.randomized_sightings_share),
             ),
-            ("Passers-by", num(self.passersby)),
+            (
+                "Passers-by",
+                split(
+                    self.passersby,
+                    self.passersby_tracked,
+                    self.passersby_estimated,
+                    self.passersby_low,
+                    self.passersby_high,
+                ),
+            ),
             ("Staff (excluded)", num(self.staff)),
-            ("Capture rate", pct(self.capture_rate)),
+            ("Capture rate (tracked + estimated)", pct(self.capture_rate)),
             ("Median dwell", mins(self.median_dwell_secs)),
             ("Mean dwell", mins(self.mean_dwell_secs)),
             ("Connected (portal)", num(self.connected)),
@@ -753,7 +993,10 @@ impl DayReport {
             ("Exits (door)", num(self.exits)),
             ("Peak occupancy", num(self.peak_occupancy)),
             ("Occupancy at close", num(self.occupancy_at_close)),
-            ("Wi-Fi detection ratio", pct(self.wifi_detection_ratio)),
+            (
+                "Wi-Fi detection ratio (tracked + estimated)",
+                pct(self.wifi_detection_ratio),
+            ),
             ("Transactions", num(self.transactions)),
             (
                 "Sales",
@@ -1223,5 +1466,123 @@ mod tests {
             (r.visitors, r.capture_rate, r.median_dwell_secs),
             (Some(0), None, None)
         );
+    }
+
+    /// A whole-store bin of 1970-01-01 starting at `start_min` with `est` untracked devices
+    /// inside (interval ±1) and `outside` devices outside.
+    fn bin(start_min: i64, est: f64, outside: f64) -> PresenceRecord {
+        PresenceRecord {
+            start_ms: start_min * 60_000,
+            local_date: "1970-01-01".into(),
+            start: String::new(),
+            minutes: 10,
+            zone: None,
+            minutes_heard: 10,
+            classes: 0,
+            class_minutes: 0.0,
+            scans: 0,
+            macs: 0,
+            devices_tracked: 0.0,
+            devices_estimated: est,
+            outside_class_minutes: outside / crate::presence::UNITS_PER_CLASS,
+            devices_outside: outside,
+            devices: est,
+            devices_low: (est - 1.0).max(0.0),
+            devices_high: est + 1.0,
+            people: None,
+            people_low: None,
+            people_high: None,
+            calibration: crate::presence::CalibrationSource::Default,
+            calibration_version: 0,
+        }
+    }
+
+    #[test]
+    fn untracked_flows_are_estimated_by_littles_law_and_added_to_the_tracked() {
+        struct Case {
+            name: &'static str,
+            visits: Vec<ReportVisit>,
+            bins: Vec<PresenceRecord>,
+            // visitors (total, tracked, estimated), passers-by (total, tracked, estimated),
+            // the model's origin
+            want: ((u64, u64, f64), (u64, u64, f64), &'static str),
+        }
+        let many = |class, n, dwell| -> Vec<ReportVisit> {
+            (0..n).map(|_| v(class, 10, dwell, &["a"])).collect()
+        };
+        let table = vec![
+            Case {
+                name: "no presence: the tracked only",
+                visits: many(VisitClass::Visitor, 3, 10),
+                bins: vec![],
+                want: ((3, 3, 0.0), (0, 0, 0.0), "default"),
+            },
+            Case {
+                // 6 bins × 2 devices × 10 min = 120 device-minutes inside: 0.9 × 120 / 20 min
+                // = 5.4 visitors; 0.1 × 120 + 6 × 1 × 10 outside = 72 / 2 min = 36 passers-by.
+                name: "few tracked: the defaults",
+                visits: many(VisitClass::Visitor, 3, 10),
+                bins: (0..6).map(|i| bin(600 + i * 10, 2.0, 1.0)).collect(),
+                want: ((8, 3, 5.4), (36, 0, 36.0), "default"),
+            },
+            Case {
+                // Visitors inside 30 min, passers-by heard 4 min and never inside: share 1;
+                // 120 / 30 = 4 visitors, 60 / 4 = 15 passers-by.
+                name: "learned from the tracked",
+                visits: [
+                    many(VisitClass::Visitor, 10, 30),
+                    (0..10)
+                        .map(|_| ReportVisit {
+                            inside_ms: 0,
+                            ..v(VisitClass::Passerby, 10, 4, &[])
+                        })
+                        .collect(),
+                ]
+                .concat(),
+                bins: (0..6).map(|i| bin(600 + i * 10, 2.0, 1.0)).collect(),
+                want: ((14, 10, 4.0), (25, 10, 15.0), "tracked"),
+            },
+        ];
+        for c in table {
+            let mut inp = inputs(
+                &c.visits,
+                ConfiguredSources {
+                    wifi: true,
+                    ..Default::default()
+                },
+            );
+            inp.presence = &c.bins;
+            let r = DayReport::compute(&inp, &[]);
+            let got = (
+                (
+                    r.visitors.unwrap(),
+                    r.visitors_tracked.unwrap(),
+                    r.visitors_estimated.unwrap(),
+                ),
+                (
+                    r.passersby.unwrap(),
+                    r.passersby_tracked.unwrap(),
+                    r.passersby_estimated.unwrap(),
+                ),
+                r.flow_model.as_ref().unwrap().from.as_str(),
+            );
+            assert_eq!(got, c.want, "{}", c.name);
+            // The interval holds the figure.
+            assert!(
+                r.visitors_low.unwrap()
+                    <= r.visitors_tracked.unwrap() as f64 + r.visitors_estimated.unwrap()
+                    && r.visitors_high.unwrap()
+                        >= r.visitors_tracked.unwrap() as f64 + r.visitors_estimated.unwrap(),
+                "{}",
+                c.name
+            );
+            let total = (r.visitors.unwrap() + r.passersby.unwrap()) as f64;
+            assert_eq!(
+                r.capture_rate,
+                (total > 0.0).then(|| r.visitors.unwrap() as f64 / total),
+                "{}",
+                c.name
+            );
+        }
     }
 }

@@ -90,6 +90,11 @@ pub const LINK_GAP_MS: i64 = 120_000;
 pub const LINK_MAX_SEQ_STEP: u16 = 64;
 /// Fragment ends kept for linking, at most (oldest dropped first).
 const LINK_KEEP: usize = 16_384;
+/// Shortest time between a randomized MAC's first and last frame for the MAC to be a stable
+/// identity: phones that randomize per scan (iOS 16) or per burst (Android 13) use a MAC for
+/// under 1.5 s, and scans repeat 17–135 s apart, so a MAC heard this long was used across
+/// scans (an older phone's stable randomized MAC).
+pub const MIN_STABLE_SPAN_MS: i64 = 10_000;
 
 /// How a closed visit counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -200,7 +205,29 @@ struct OpenVisit {
     fingerprint: u32,
     first_seq: Option<u16>,
     last_seq: Option<u16>,
+    /// A randomized prober's sightings whose presence is not given yet: until its MAC proves
+    /// stable (tracked) or [`STABLE_DECIDE_MS`] passes without that (untracked), so a stable
+    /// MAC's first scan is not counted twice. At most [`PENDING_MAX`].
+    pending: Vec<Pending>,
+    /// Presence decided: the device is tracked from now on.
+    presence_tracked: bool,
 }
+
+/// A sighting held for presence: time, zone, RSSI.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Pending {
+    ts_ms: i64,
+    zone: ZoneId,
+    rssi_dbm: i8,
+}
+
+/// How long after a randomized prober's first frame its presence waits for the MAC to prove
+/// stable: longer than the longest scan period phones use (135 s).
+pub const STABLE_DECIDE_MS: i64 = 150_000;
+/// Most sightings held per device while its presence waits (a scan is a few frames).
+const PENDING_MAX: usize = 64;
+// A presence bin must still be open when a held sighting is given to it.
+const _: () = assert!(STABLE_DECIDE_MS + SWEEP_EVERY_MS <= crate::presence::SEAL_LAG_MS);
 
 impl OpenVisit {
     /// A visit opened at `ts_ms` with nothing seen yet.
@@ -219,6 +246,8 @@ impl OpenVisit {
             fingerprint: 0,
             first_seq: None,
             last_seq: None,
+            pending: Vec::new(),
+            presence_tracked: false,
         }
     }
 }
@@ -231,6 +260,10 @@ struct LinkEnd {
     end_ms: i64,
     last_seq: u16,
     zone: Option<ZoneId>,
+    /// The fragment itself while nothing has linked to it: a probe-only randomized MAC alone
+    /// is no device to track, so its visit is given out only once a successor links to it
+    /// (and dropped, counted, when none does).
+    held: Option<Box<Visit>>,
 }
 
 /// Counters about the input, for health reporting.
@@ -246,6 +279,10 @@ pub struct SessionStats {
     pub visits_closed: u64,
     /// Most visits open at once.
     pub peak_open: u64,
+    /// Probe-only randomized MACs that nothing linked to: counted only as presence.
+    pub untracked_fragments: u64,
+    /// Fragments linked into a tracked device by sequence continuity.
+    pub linked_fragments: u64,
 }
 
 /// How often (in input time) open visits are checked for closing.
@@ -459,8 +496,13 @@ impl Sessionizer {
         v.associated |= s.kind != SightingKind::Probe;
         v.zones.observe(s.zone, s.rssi_dbm, s.ts_ms, p);
         // Presence: a device with a stable identity is tracked (a global MAC, or a randomized
-        // one that associated or logged in); a randomized prober is one of its class.
-        let tracked = !s.randomized || v.associated || v.connected || v.person.is_some();
+        // one that associated or logged in, or one whose MAC has lasted across scans); a
+        // randomized prober is one of its class. Until that is known its sightings wait.
+        let tracked = !s.randomized
+            || v.associated
+            || v.connected
+            || v.person.is_some()
+            || v.last_ms - v.first_ms >= MIN_STABLE_SPAN_MS;
         let was_inside = v.inside_now;
         v.inside_now = v
             .zones
@@ -483,13 +525,27 @@ impl Sessionizer {
         }
         // Staff and fixed devices are heard, never present.
         let day = self.clock().day_index(s.ts_ms);
+        let here = Pending {
+            ts_ms: s.ts_ms,
+            zone: s.zone,
+            rssi_dbm: s.rssi_dbm,
+        };
         if self.staff.is_staff(s.device, day, &self.params) {
             self.presence.heard(s.ts_ms, s.zone);
         } else if tracked {
-            self.presence.tracked(s.ts_ms, s.zone, s.rssi_dbm, s.device);
-        } else {
-            self.presence
-                .untracked(s.ts_ms, s.zone, s.rssi_dbm, s.fingerprint, s.device);
+            if let Some(slot) = self.open.get_mut(&s.device) {
+                slot.visit.presence_tracked = true;
+                let held = std::mem::take(&mut slot.visit.pending);
+                for h in held.into_iter().chain([here]) {
+                    self.presence.tracked(h.ts_ms, h.zone, h.rssi_dbm, s.device);
+                }
+            }
+        } else if let Some(slot) = self.open.get_mut(&s.device) {
+            if slot.visit.pending.len() < PENDING_MAX {
+                slot.visit.pending.push(here);
+            }
+            // Heard now, whatever it turns out to be.
+            self.presence.heard(s.ts_ms, s.zone);
         }
         let open = self.open.len() as u64;
         if open > self.stats.peak_open {
@@ -509,6 +565,16 @@ impl Sessionizer {
             return;
         }
         self.last_sweep_ms = watermark_ms;
+        // Randomized probers whose MAC did not prove stable in time are their class.
+        for (device, slot) in self.open.iter_mut() {
+            let v = &mut slot.visit;
+            if !v.pending.is_empty() && watermark_ms - v.first_ms > STABLE_DECIDE_MS {
+                for h in v.pending.drain(..) {
+                    self.presence
+                        .untracked(h.ts_ms, h.zone, h.rssi_dbm, v.fingerprint, *device);
+                }
+            }
+        }
         let timeout = self.params.visit_timeout_ms;
         let mut expired: Vec<DeviceKey> = self
             .open
@@ -557,6 +623,8 @@ impl Sessionizer {
         for (k, v) in all {
             self.close(k, *v);
         }
+        // Nothing can link to what is held any more.
+        self.drop_links(usize::MAX);
         self.agg.seal_all();
         let bins = self.presence.seal_all();
         self.presence_sealed.extend(bins);
@@ -580,7 +648,7 @@ impl Sessionizer {
             self.close_flagged(k, *v, true);
         }
         // A fragment before the step and one after it are on different clocks: never linked.
-        self.links.clear();
+        self.drop_links(usize::MAX);
         let clock = self.clock();
         self.agg.flag_step(step, &clock);
         let by = step.by_ms();
@@ -597,6 +665,11 @@ impl Sessionizer {
 
     /// Closes a visit; `clock_step`: it is closed because the input's clock stepped.
     fn close_flagged(&mut self, device: DeviceKey, v: OpenVisit, clock_step: bool) {
+        // Closed before its presence was decided (a flush, a clock step): its class.
+        for h in &v.pending {
+            self.presence
+                .untracked(h.ts_ms, h.zone, h.rssi_dbm, v.fingerprint, device);
+        }
         let clock = self.clock();
         let p = &self.params;
         let parts = clock.split_by_day(v.first_ms, v.last_ms.max(v.first_ms + 1));
@@ -609,6 +682,11 @@ impl Sessionizer {
         } else {
             VisitClass::Passerby
         };
+        // Two populations: a randomized MAC that only probed, and only within one scan, has no
+        // identity of its own (phones draw a new one per scan or burst); it is presence, and a
+        // device to track only when sequence continuity links it to another fragment.
+        let probe_only = v.randomized && !v.associated && !v.connected && v.person.is_none();
+        let stable = v.last_ms - v.first_ms >= MIN_STABLE_SPAN_MS;
         let visit = Visit {
             device,
             start_ms: v.first_ms,
@@ -627,69 +705,131 @@ impl Sessionizer {
             group: None,
             clock_step,
         };
-        let mut visit = visit;
-        visit.group = self.link(&visit);
+        if probe_only && class != VisitClass::Staff {
+            self.link(visit, !stable);
+        } else {
+            self.emit(visit);
+        }
+    }
+
+    /// Gives out a closed visit: into the hours and the closed list.
+    fn emit(&mut self, visit: Visit) {
+        let clock = self.clock();
         self.agg.add(&visit, &clock);
         self.stats.visits_closed += 1;
         self.closed.push(visit);
     }
 
-    /// The counting group of a closed visit: a randomized, probe-only MAC continues the group
-    /// of a fragment that ended shortly before with the same IE fingerprint, in the same zone,
-    /// and whose sequence counter it carries on; otherwise it starts a group of its own.
-    fn link(&mut self, v: &Visit) -> Option<String> {
-        let first_seq = v.first_seq?;
-        let last_seq = v.last_seq?;
-        if !v.randomized || v.associated || v.connected || v.fingerprint == 0 {
-            return None;
-        }
-        // Ends too old to be continued by anything still to close.
-        let horizon = self
-            .watermark_ms
-            .saturating_sub(self.params.visit_timeout_ms.saturating_mul(2) + LINK_GAP_MS);
-        while self.links.front().is_some_and(|e| e.end_ms < horizon) {
-            self.links.pop_front();
-        }
-        let first_zone = v.path.first().map(|z| z.zone);
-        let best = self
+    /// Drops link ends past the horizon and, oldest first, beyond `max` (`usize::MAX`: all of
+    /// them); a held fragment dropped unlinked is counted as untracked.
+    fn drop_links(&mut self, max: usize) {
+        let horizon = self.link_horizon();
+        while self
             .links
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| {
-                let step = first_seq.wrapping_sub(e.last_seq) & 0x0fff;
-                e.fingerprint == v.fingerprint
-                    && e.end_ms <= v.start_ms
-                    && v.start_ms - e.end_ms <= LINK_GAP_MS
-                    && (1..=LINK_MAX_SEQ_STEP).contains(&step)
-                    && (e.zone.is_none() || first_zone.is_none() || e.zone == first_zone)
-            })
-            .min_by_key(|(_, e)| {
-                (
-                    v.start_ms - e.end_ms,
-                    first_seq.wrapping_sub(e.last_seq) & 0x0fff,
-                )
-            })
-            .map(|(i, _)| i);
-        let group = match best.and_then(|i| self.links.remove(i)) {
-            Some(e) => e.group,
-            None => v.natural_key(),
-        };
-        if self.links.len() >= LINK_KEEP {
-            self.links.pop_front();
+            .front()
+            .is_some_and(|e| e.end_ms < horizon || self.links.len() > max)
+        {
+            if let Some(e) = self.links.pop_front() {
+                if e.held.is_some() {
+                    self.stats.untracked_fragments += 1;
+                }
+            }
         }
-        // Kept in end order, so the oldest go first.
-        let at = self.links.partition_point(|e| e.end_ms <= v.end_ms);
-        self.links.insert(
-            at,
-            LinkEnd {
-                group: group.clone(),
-                fingerprint: v.fingerprint,
-                end_ms: v.end_ms,
-                last_seq,
-                zone: v.path.last().map(|z| z.zone),
-            },
-        );
-        Some(group)
+        if max == usize::MAX {
+            for e in self.links.drain(..) {
+                if e.held.is_some() {
+                    self.stats.untracked_fragments += 1;
+                }
+            }
+        }
+    }
+
+    /// Ends older than this cannot be continued by anything still to close.
+    fn link_horizon(&self) -> i64 {
+        self.watermark_ms
+            .saturating_sub(self.params.visit_timeout_ms.saturating_mul(2) + LINK_GAP_MS)
+    }
+
+    /// Links a closed probe-only randomized fragment: it continues the group of the one
+    /// fragment that ended shortly before with the same IE fingerprint, in the same zone, and
+    /// whose sequence counter it carries on (1–[`LINK_MAX_SEQ_STEP`]). With exactly one such
+    /// candidate both are a tracked device and are given out (the candidate too, if it was
+    /// held); with none, or several (two phones of one model: no way to tell which), the
+    /// fragment starts a group of its own: given out at once when its MAC is a stable identity
+    /// by itself (`hold` false), held until something links to it otherwise.
+    fn link(&mut self, mut v: Visit, hold: bool) {
+        let (Some(first_seq), Some(last_seq)) = (v.first_seq, v.last_seq) else {
+            self.untracked_or_emit(v, hold);
+            return;
+        };
+        if v.fingerprint == 0 {
+            self.untracked_or_emit(v, hold);
+            return;
+        }
+        // Nothing past the horizon can link; ends are kept in end order.
+        self.drop_links(LINK_KEEP);
+        let first_zone = v.path.first().map(|z| z.zone);
+        let mut fits = self.links.iter().enumerate().filter(|(_, e)| {
+            let step = first_seq.wrapping_sub(e.last_seq) & 0x0fff;
+            e.fingerprint == v.fingerprint
+                && e.end_ms <= v.start_ms
+                && v.start_ms - e.end_ms <= LINK_GAP_MS
+                && (1..=LINK_MAX_SEQ_STEP).contains(&step)
+                && (e.zone.is_none() || first_zone.is_none() || e.zone == first_zone)
+        });
+        let only = match (fits.next(), fits.next()) {
+            (Some((i, _)), None) => Some(i),
+            _ => None,
+        };
+        let end = |group: String, v: &Visit| LinkEnd {
+            group,
+            fingerprint: v.fingerprint,
+            end_ms: v.end_ms,
+            last_seq,
+            zone: v.path.last().map(|z| z.zone),
+            held: None,
+        };
+        let new_end = match only.and_then(|i| self.links.remove(i)) {
+            Some(e) => {
+                if let Some(mut first) = e.held {
+                    first.group = Some(e.group.clone());
+                    self.stats.linked_fragments += 1;
+                    self.emit(*first);
+                }
+                v.group = Some(e.group.clone());
+                self.stats.linked_fragments += 1;
+                let le = end(e.group, &v);
+                self.emit(v);
+                le
+            }
+            None => {
+                let group = v.natural_key();
+                v.group = Some(group.clone());
+                let le = end(group, &v);
+                if hold {
+                    LinkEnd {
+                        held: Some(Box::new(v)),
+                        ..le
+                    }
+                } else {
+                    self.emit(v);
+                    le
+                }
+            }
+        };
+        // Bounded: the oldest ends go first (a held one counted as untracked).
+        self.drop_links(LINK_KEEP - 1);
+        let at = self.links.partition_point(|e| e.end_ms <= new_end.end_ms);
+        self.links.insert(at, new_end);
+    }
+
+    /// A fragment that cannot be linked: a visit when its MAC is stable, presence only else.
+    fn untracked_or_emit(&mut self, v: Visit, hold: bool) {
+        if hold {
+            self.stats.untracked_fragments += 1;
+        } else {
+            self.emit(v);
+        }
     }
 
     /// Takes the visits closed since the last call.

@@ -14,7 +14,8 @@ use crate::time::LocalClock;
 // Version 3: hourly slots hold the merged visits of counting groups.
 // Version 4: hourly slots and visits carry the clock-step flag.
 // Version 5: the presence tracker.
-const MAGIC: &[u8; 4] = b"SEc5";
+// Version 6: probe-only randomized fragments held until linked; untracked/linked counts.
+const MAGIC: &[u8; 4] = b"SEc6";
 
 /// A snapshot that cannot be read.
 #[derive(Debug, Clone, PartialEq)]

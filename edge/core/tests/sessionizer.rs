@@ -711,3 +711,203 @@ fn presence_splits_tracked_from_untracked_and_leaves_staff_out() {
         "the interval holds the three phones: {d:?}"
     );
 }
+
+/// A probe-only randomized MAC's burst: frames every `every_s` from `from_s` to `to_s`, with
+/// sequence numbers counting from `seq`.
+fn random_probe(
+    d: u8,
+    fingerprint: u32,
+    seq: u16,
+    from_s: i64,
+    to_s: i64,
+    every_s: i64,
+) -> Vec<Sighting> {
+    steady(d, 0, -50, from_s, to_s, every_s)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            s.randomized = true;
+            s.fingerprint = fingerprint;
+            s.seq = Some((seq + i as u16) & 0x0fff);
+            s
+        })
+        .collect()
+}
+
+/// One scan of a per-scan randomizing phone: three frames 0.3 s apart from MAC `d`, sequence
+/// numbers from `seq`, at `at_s`.
+fn scan(d: u8, fingerprint: u32, seq: u16, at_s: i64) -> Vec<Sighting> {
+    (0..3)
+        .map(|i| Sighting {
+            ts_ms: at_s * S + i64::from(i) * 300,
+            randomized: true,
+            fingerprint,
+            seq: Some(seq + i),
+            ..sight(0, d, 0, -50)
+        })
+        .collect()
+}
+
+#[test]
+fn probe_only_randomized_macs_are_devices_only_when_stable_or_exactly_one_fragment_continues() {
+    struct Case {
+        name: &'static str,
+        input: Vec<Sighting>,
+        /// Visits given out: (device, group named after that device's fragment).
+        visits: Vec<(u8, Option<u8>)>,
+        untracked: u64,
+        linked: u64,
+        /// Presence counted its scans as a class (per-scan MACs are decided untracked long
+        /// before a link, made when the fragment closes, can say otherwise).
+        as_class: bool,
+    }
+    let assoc = |mut v: Vec<Sighting>| {
+        for s in &mut v {
+            s.kind = SightingKind::Data;
+        }
+        v
+    };
+    let table = vec![
+        Case {
+            name: "a per-scan MAC alone is presence, not a visit",
+            input: scan(1, 7, 100, 0),
+            visits: vec![],
+            untracked: 1,
+            as_class: true,
+            linked: 0,
+        },
+        Case {
+            name: "a randomized MAC used across scans is a device by itself",
+            input: random_probe(1, 7, 100, 0, 600, 30),
+            visits: vec![(1, Some(1))],
+            untracked: 0,
+            as_class: false,
+            linked: 0,
+        },
+        Case {
+            name: "a per-scan MAC continued by one successor: one device of two pieces",
+            input: [scan(1, 7, 100, 0), scan(2, 7, 104, 40)].concat(),
+            visits: vec![(1, Some(1)), (2, Some(1))],
+            untracked: 0,
+            as_class: true,
+            linked: 2,
+        },
+        Case {
+            name: "a chain of three",
+            input: [scan(1, 7, 100, 0), scan(2, 7, 104, 40), scan(3, 7, 108, 80)].concat(),
+            visits: vec![(1, Some(1)), (2, Some(1)), (3, Some(1))],
+            untracked: 0,
+            as_class: true,
+            linked: 3,
+        },
+        Case {
+            name: "two phones of one model both fit: nobody is linked",
+            input: sorted([scan(1, 7, 100, 0), scan(2, 7, 105, 0), scan(3, 7, 110, 40)].concat()),
+            visits: vec![],
+            untracked: 3,
+            as_class: true,
+            linked: 0,
+        },
+        Case {
+            name: "a reset sequence number (a new burst of another phone) does not link",
+            input: [scan(1, 7, 100, 0), scan(2, 7, 3, 40)].concat(),
+            visits: vec![],
+            untracked: 2,
+            as_class: true,
+            linked: 0,
+        },
+        Case {
+            name: "another fingerprint does not link",
+            input: [scan(1, 7, 100, 0), scan(2, 8, 104, 40)].concat(),
+            visits: vec![],
+            untracked: 2,
+            as_class: true,
+            linked: 0,
+        },
+        Case {
+            name: "a stable MAC that rotates: the pieces are one device",
+            input: sorted(
+                [
+                    random_probe(1, 7, 100, 0, 300, 30),
+                    random_probe(2, 7, 115, 360, 900, 30),
+                ]
+                .concat(),
+            ),
+            visits: vec![(1, Some(1)), (2, Some(1))],
+            untracked: 0,
+            as_class: false,
+            linked: 1,
+        },
+        Case {
+            name: "a randomized MAC in data frames has an identity while connected",
+            input: assoc(scan(1, 7, 100, 0)),
+            visits: vec![(1, None)],
+            untracked: 0,
+            as_class: false,
+            linked: 0,
+        },
+        Case {
+            name: "a global MAC is a device",
+            input: steady(1, 0, -50, 0, 600, 30),
+            visits: vec![(1, None)],
+            untracked: 0,
+            as_class: false,
+            linked: 0,
+        },
+    ];
+    for c in table {
+        let mut s = new_sessionizer();
+        for x in &c.input {
+            s.observe(x);
+        }
+        s.flush();
+        let mut got: Vec<(u8, Option<String>)> = s
+            .drain_closed()
+            .into_iter()
+            .map(|v| (v.device.0[0], v.group))
+            .collect();
+        got.sort();
+        let want: Vec<(u8, Option<String>)> = c
+            .visits
+            .iter()
+            // A group is named after its first piece.
+            .map(|&(d, g)| (d, g.map(|g| run_group_key(&c.input, g))))
+            .collect();
+        assert_eq!(got, want, "{}", c.name);
+        let st = s.stats();
+        assert_eq!(
+            (st.untracked_fragments, st.linked_fragments),
+            (c.untracked, c.linked),
+            "{}",
+            c.name
+        );
+        // The untracked are presence, as their class; the tracked are presence as devices,
+        // never also as a class (a stable MAC's first scan waited for its decision).
+        let bins = s.drain_presence();
+        let untracked_macs: u32 = bins
+            .iter()
+            .filter(|b| b.zone.is_none())
+            .map(|b| b.macs)
+            .sum();
+        let tracked = bins
+            .iter()
+            .any(|b| b.zone.is_none() && b.tracked_distinct > 0);
+        if c.as_class {
+            assert!(untracked_macs > 0, "{}", c.name);
+        } else {
+            assert_eq!(untracked_macs, 0, "{}: counted twice", c.name);
+            assert!(tracked, "{}", c.name);
+        }
+    }
+}
+
+/// The group key of device `d`'s fragment in `input`: its visit's natural key.
+fn run_group_key(input: &[Sighting], d: u8) -> String {
+    let first = input
+        .iter()
+        .filter(|s| s.device == dev(d))
+        .map(|s| s.ts_ms)
+        .min()
+        .expect("the device has frames");
+    format!("{}:{}", dev(d).to_hex(), first)
+}

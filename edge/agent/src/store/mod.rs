@@ -1715,12 +1715,17 @@ impl Reader {
             .map_err(|e| StoreError::sqlite("reading hourly records", e))
     }
 
-    /// The latest local date with a visitor, else with any visit.
+    /// The latest local date with a visitor or an hour of whole-store presence (phones that
+    /// randomize per scan are only presence), else with any visit, else with a receipt.
     pub fn latest_date(&self) -> Result<Option<String>, StoreError> {
         self.conn
             .query_row(
                 "SELECT COALESCE(
-                    (SELECT max(local_date) FROM visits WHERE class = 'visitor'),
+                    (SELECT max(d) FROM (
+                        SELECT max(local_date) AS d FROM visits WHERE class = 'visitor'
+                        UNION ALL
+                        SELECT local_date FROM presence_bins WHERE zone = ''
+                        GROUP BY local_date HAVING count(DISTINCT start_ms) >= 6)),
                     (SELECT max(local_date) FROM visits),
                     (SELECT max(local_date) FROM purchases))",
                 [],

@@ -326,7 +326,8 @@ pub enum DoorRefit {
 
 /// Refits the door calibration for the store-local `date`: on the [`DOOR_FIT_DAYS`] days
 /// before it (never on the date itself, whose bins it judges), whole-store bins against the
-/// counters' occupancy. Stored in force from the date's midnight, and the date's bins stored
+/// counters' occupancy, once the counts have reached the date (so those days are complete).
+/// Stored in force from the date's midnight, and the date's bins stored
 /// before it get their people figure (new revisions); earlier dates keep theirs. Tried again
 /// for the date only when counter intervals were added meanwhile (counts can arrive after
 /// the date's first bins), never again once made. Skipped while the newest calibration is from
@@ -353,6 +354,19 @@ pub fn door_refit(
         )
         .map_err(e("counting counter intervals"))?;
     let key = date.to_string();
+    // The counts of the days before are complete once one of the date itself is in (counters
+    // deliver in order); fitting earlier would lock in a fit on part of them.
+    let reached: Option<i64> = tx
+        .query_row(
+            "SELECT 1 FROM counter_intervals WHERE local_date >= ?1 LIMIT 1",
+            [&key],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(e("checking the counts have reached the date"))?;
+    if reached.is_none() {
+        return Ok(DoorRefit::Skipped);
+    }
     let seen = format!("{key} {intervals}");
     if let Some(t) = &tried {
         let (d, what) = t.split_once(' ').unwrap_or((t.as_str(), ""));
@@ -508,6 +522,7 @@ mod tests {
             macs: classes * 20,
             tracked: 0.0,
             tracked_distinct: 0,
+            outside_class_minutes: 0.0,
         }
     }
 
@@ -645,12 +660,20 @@ mod tests {
         // Day 1 alone: nothing before it to fit on.
         let r = store.commit(batch(bins[..4].to_vec(), true)).unwrap();
         assert!(r.calibrations.is_empty());
-        // Day 2's first bin, while day 1 is only partly in: too few samples.
+        // Day 2's first bin before the counts have reached day 2: not tried yet.
         let r = store.commit(batch(vec![bin(T0 + DAY, 2)], true)).unwrap();
+        assert!(r.calibrations.is_empty());
+        // The counts reach day 2 while day 1's bins are only partly in: too few samples.
+        let c = Connection::open(dir.path().join(crate::store::DB_FILE)).unwrap();
+        count(&c, T0 + DAY, 0, 0);
+        drop(c);
+        let r = store
+            .commit(batch(vec![bin(T0 + DAY + 600_000, 2)], true))
+            .unwrap();
         assert!(r.calibrations.is_empty());
         // Nothing new: not tried again.
         let r = store
-            .commit(batch(vec![bin(T0 + DAY + 600_000, 2)], true))
+            .commit(batch(vec![bin(T0 + DAY + 1_200_000, 2)], true))
             .unwrap();
         assert!(r.calibrations.is_empty());
         // The rest of day 1 (bins and counts) arrives: fitted on day 1, in force from day 2's
@@ -660,7 +683,7 @@ mod tests {
         drop(c);
         store.commit(batch(bins[4..].to_vec(), true)).unwrap();
         let r = store
-            .commit(batch(vec![bin(T0 + DAY + 1_200_000, 3)], true))
+            .commit(batch(vec![bin(T0 + DAY + 1_800_000, 3)], true))
             .unwrap();
         assert_eq!(r.calibrations, vec![1]);
         // Made once per date.
@@ -668,7 +691,7 @@ mod tests {
         count(&c, ten + 8 * 600_000, 0, 0);
         drop(c);
         let r = store
-            .commit(batch(vec![bin(T0 + DAY + 1_800_000, 3)], true))
+            .commit(batch(vec![bin(T0 + DAY + 2_400_000, 3)], true))
             .unwrap();
         assert!(r.calibrations.is_empty());
         drop(store);
@@ -729,20 +752,22 @@ mod tests {
         store.commit(batch(day1, true)).unwrap();
         let r = store.commit(batch(vec![bin(T0 + DAY, 2)], true)).unwrap();
         assert!(r.calibrations.is_empty(), "no counts yet");
+        // Day 1's counts, and the first of day 2 (the counts have reached it).
         let intervals = (0..8)
-            .map(|i| {
-                let start_ms = ten + (i - 1) * 600_000;
+            .map(|i| (ten + (i - 1) * 600_000, 1, "2026-11-20"))
+            .chain([(T0 + DAY, 0, "2026-11-21")])
+            .map(|(start_ms, ins, date)| {
                 (
                     edge_core::counter::CounterInterval {
                         door: "front".into(),
                         line: "main".into(),
                         start_ms,
                         end_ms: start_ms + 600_000,
-                        ins: 1,
+                        ins,
                         outs: 0,
                         revision: 1,
                     },
-                    "2026-11-20".to_string(),
+                    date.to_string(),
                 )
             })
             .collect();
@@ -779,6 +804,7 @@ mod tests {
             count(&c, ten + (i - 1) * 600_000, 1, 0);
             bins.push(bin(ten + i * 600_000, u32::try_from(i).unwrap() + 1));
         }
+        count(&c, T0 + DAY, 0, 0);
         drop(c);
         bins.push(bin(T0 + DAY, 2));
         let r = store.commit(batch(bins, true)).unwrap();
