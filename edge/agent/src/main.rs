@@ -107,6 +107,18 @@ enum Command {
         /// Probe-only phones with randomized MACs change MAC about this often (seconds).
         #[arg(long)]
         mac_rotation: Option<u32>,
+        /// How phones behave on the air: `legacy` (one MAC per visit or rotation, as before)
+        /// or `realistic` (2026 mix: iOS 16- and Android 13-like phones with a new MAC per scan,
+        /// older phones, laptops, fixed devices; see `edge_sim::PhoneMix`).
+        #[arg(
+            long,
+            default_value = "legacy",
+            value_parser = clap::builder::TypedValueParser::try_map(
+                clap::builder::PossibleValuesParser::new(edge_sim::PhoneMix::NAMES),
+                |s: String| s.parse::<edge_sim::PhoneMix>(),
+            )
+        )]
+        phone_mix: edge_sim::PhoneMix,
     },
     /// Print the day report of a data directory.
     Report {
@@ -277,8 +289,10 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
             days,
             return_share,
             mac_rotation,
+            phone_mix,
         } => {
             let mut p = edge_sim::SimParams::new(seed, date, visitors, zones);
+            p.phone_mix = phone_mix;
             if let Some(v) = passersby {
                 p.passersby = v;
             }

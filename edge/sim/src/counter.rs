@@ -291,7 +291,7 @@ pub(crate) fn plan(
             let kind = match p.role {
                 Role::Visitor => Kind::Visitor,
                 Role::ShortVisit => Kind::ShortVisit,
-                Role::Passerby | Role::Staff => continue,
+                Role::Passerby | Role::Staff | Role::Fixed => continue,
             };
             let kind = if day_seen.first_us[i] > day_seen.last_us[i] {
                 Kind::UnseenVisitor

@@ -15,6 +15,14 @@
 //! randomized probe-only phone shows a new MAC on each visit). With
 //! [`SimParams::mac_rotation_secs`], probe-only randomized phones also rotate their MAC during
 //! a visit, keeping their probe IEs and their sequence counter.
+//!
+//! [`SimParams::phone_mix`] picks how devices behave on the air: [`PhoneMix::Legacy`] (the
+//! default, byte-identical to the simulator before mixes) or [`PhoneMix::Realistic`] (iOS 16-
+//! and Android 13-like phones that change MAC per scan or per channel, older phones, laptops
+//! and fixed devices; one probe fingerprint per model). [`SimParams::co_present_case`] is a
+//! known answer for devices present: 11 phones of 7 fingerprint classes inside together.
+//! `truth.json` records each visit's [`truth::Behaviour`] and, per minute of the main day,
+//! who was inside ([`truth::PresenceMinute`]).
 
 mod counter;
 mod emit;
@@ -23,6 +31,7 @@ mod params;
 mod plan;
 mod portal;
 mod pos;
+mod presence;
 pub mod radio;
 mod run;
 pub mod truth;
@@ -42,6 +51,10 @@ pub use counter::{
     XOVIS_IN, XOVIS_LOGIC, XOVIS_OUT,
 };
 pub use models::{AP_BSSID, AP_SSID};
+pub use params::{
+    PhoneMix, Scenario, CO_PRESENT_CLASSES, CO_PRESENT_PHONES, DEFAULT_REALISTIC_FIXED_DEVICES,
+    MAX_FIXED_DEVICES,
+};
 pub use params::{
     SimParams, DEFAULT_MEMBER_PHONE_SHARE, DEFAULT_PURCHASE_SHARE, DEFAULT_UNDETECTED_SHARE,
     DEFAULT_WALKIN_PURCHASES_PER_HOUR, MAX_DAYS, MAX_UNDETECTED_SHARE,
@@ -135,10 +148,15 @@ pub struct Written {
 /// Plans a period. Out-of-range parameters are clamped (zones to 1..=8, shares to 0..=1,
 /// open_hour to 0..=23, open_hours to 1..=24, days to 1..=[`MAX_DAYS`], mac_rotation_secs to
 /// at least [`MIN_MAC_ROTATION_SECS`], walkin_purchases_per_hour to
-/// 0..=[`MAX_WALKIN_PURCHASES_PER_HOUR`], undetected_share to 0..=[`MAX_UNDETECTED_SHARE`]);
-/// use [`SimParams::validate`] to reject instead.
+/// 0..=[`MAX_WALKIN_PURCHASES_PER_HOUR`], undetected_share to 0..=[`MAX_UNDETECTED_SHARE`],
+/// fixed_devices to at most [`MAX_FIXED_DEVICES`]); use [`SimParams::validate`] to reject
+/// instead. [`Scenario::CoPresent`] first sets the population parameters it implies.
 pub fn generate(params: &SimParams) -> Day {
     let mut params = params.clone();
+    if params.scenario == Scenario::CoPresent {
+        params.co_present_population();
+    }
+    params.fixed_devices = params.fixed_devices.map(|n| n.min(MAX_FIXED_DEVICES));
     params.zones = params.zones.clamp(1, 8);
     params.randomized_share = clamp_share(params.randomized_share);
     params.connected_share = clamp_share(params.connected_share);
@@ -297,7 +315,8 @@ impl Day {
         );
         let counter_truth = counter::write(dir, &counter, self.params.timezone)?;
 
-        let truth = self.truth(
+        let presence = presence::minutes(&self.plan, &seen, &self.params);
+        let mut truth = self.truth(
             &stats,
             &seen,
             &portal,
@@ -305,6 +324,7 @@ impl Day {
             pos_truth,
             counter_truth,
         );
+        truth.presence = presence;
         let truth_path = dir.join("truth.json");
         let mut w = BufWriter::new(File::create(&truth_path)?);
         serde_json::to_writer_pretty(&mut w, &truth)?;
@@ -382,7 +402,19 @@ impl Day {
                 // fold from +0.0: an empty f64 `sum()` is -0.0, which would print as `-0.0`.
                 let inside_secs = path.iter().fold(0.0, |acc, s| acc + s.secs);
                 let login = portal.login_of(d, i);
-                let macs: Vec<String> = if p.mac_changes.is_empty() {
+                // The legacy mix's visits stay byte-identical to the simulator's before mixes.
+                let stays = p.stays(&day.stays);
+                let (behaviour, inside_from, inside_until) =
+                    if self.params.phone_mix == PhoneMix::Legacy {
+                        (None, None, None)
+                    } else {
+                        (
+                            Some(p.behaviour),
+                            stays.first().map(|s| us_to_s(s.start_us)),
+                            stays.last().map(|s| us_to_s(s.end_us)),
+                        )
+                    };
+                let macs: Vec<String> = if !p.tracks_macs() {
                     vec![edge_wire::MacAddr(p.mac).to_string()]
                 } else {
                     day_seen.macs[i]
@@ -395,7 +427,7 @@ impl Day {
                     kind: match p.role {
                         Role::Visitor => VisitKind::Visitor,
                         Role::ShortVisit | Role::Passerby => VisitKind::Passerby,
-                        Role::Staff => VisitKind::Staff,
+                        Role::Staff | Role::Fixed => VisitKind::Staff,
                     },
                     randomized: id.randomized,
                     connected: p.connected,
@@ -409,6 +441,9 @@ impl Day {
                     person: p.person,
                     repeat: None,
                     macs,
+                    behaviour,
+                    inside_from,
+                    inside_until,
                 });
             }
         }
@@ -453,6 +488,7 @@ impl Day {
                 } else {
                     seen.main_randomized_sightings as f64 / seen.main_sightings as f64
                 },
+                fixed: self.params.fixed_device_count(),
             },
             visits,
             period_days,
@@ -460,8 +496,14 @@ impl Day {
             portal: portal_truth,
             pos: pos_truth,
             counter: counter_truth,
+            presence: Vec::new(),
         }
     }
+}
+
+/// Unix µs as Unix seconds.
+fn us_to_s(us: i64) -> f64 {
+    us as f64 / SEC as f64
 }
 
 /// The two `[[sources.counter]]` tables of `config.toml`, each after a blank line.
@@ -503,6 +545,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 #[cfg(test)]
 mod counter_tests;
+#[cfg(test)]
+mod mix_tests;
 #[cfg(test)]
 mod period_tests;
 #[cfg(test)]

@@ -10,9 +10,14 @@ use chrono::{Days, NaiveDate};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::models::{MODELS, REMEMBERED_SSIDS};
-use crate::params::{SimParams, MIN_MAC_ROTATION_SECS};
+use crate::models::{
+    ANDROID13_POOL, FIXED_POOL, GALAXY_S22_ANDROID13, GLOBAL_POOL, IOS16_POOL, IPHONE11_IOS15,
+    IPHONE13_IOS16, IPHONE14_IOS16, IPHONE15_IOS17, IPHONESE3_IOS16, LEGACY_MODELS, MODELS,
+    PIXEL7_ANDROID13, REMEMBERED_SSIDS, STABLE_RANDOM_POOL,
+};
+use crate::params::{PhoneMix, Scenario, SimParams, MIN_MAC_ROTATION_SECS};
 use crate::radio::{sniffer_x, DOOR_X_M};
+use crate::truth::Behaviour;
 
 /// One second in microseconds.
 pub(crate) const SEC: i64 = 1_000_000;
@@ -29,6 +34,31 @@ pub(crate) const ASSOC_DELAY_US: i64 = 2 * MIN;
 pub(crate) const PASSERBY_FAR_X_M: f64 = -25.0;
 /// Closest a passer-by gets to the entrance sniffer.
 pub(crate) const PASSERBY_NEAREST_X_M: f64 = -10.0;
+/// Scan period of an iOS 16-like phone, seconds: drawn once per device in this range.
+pub(crate) const IOS16_PERIOD_S: (f64, f64) = (17.0, 135.0);
+/// Scan period of an Android 13-like phone, seconds: drawn once per device in this range.
+pub(crate) const ANDROID13_PERIOD_S: (f64, f64) = (20.0, 160.0);
+/// Fixed devices are on from this long before opening to this long after closing.
+pub(crate) const FIXED_MARGIN_US: i64 = 60 * MIN;
+/// The co-present case's phones: class and model (see [`Scenario::CoPresent`]): four iOS 16
+/// models (3 + 2 + 2 + 1 units), one iOS 15 and two Android 13 models: 7 classes.
+pub(crate) const CO_PRESENT_CAST: [(Behaviour, u8); 11] = [
+    (Behaviour::Ios16, IPHONE14_IOS16),
+    (Behaviour::Ios16, IPHONE13_IOS16),
+    (Behaviour::Android13, GALAXY_S22_ANDROID13),
+    (Behaviour::Ios16, IPHONE14_IOS16),
+    (Behaviour::Ios16, IPHONE15_IOS17),
+    (Behaviour::StableRandom, IPHONE11_IOS15),
+    (Behaviour::Ios16, IPHONE13_IOS16),
+    (Behaviour::Ios16, IPHONESE3_IOS16),
+    (Behaviour::Android13, PIXEL7_ANDROID13),
+    (Behaviour::Ios16, IPHONE14_IOS16),
+    (Behaviour::Ios16, IPHONE15_IOS17),
+];
+/// The co-present phones arrive within this long after opening, seconds.
+const CO_PRESENT_ARRIVAL_S: f64 = 30.0;
+/// … and stay 7 minutes plus up to this long, seconds.
+const CO_PRESENT_EXTRA_S: f64 = 30.0;
 
 /// What a device is, as planned (truth kind follows from it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +71,8 @@ pub(crate) enum Role {
     Passerby,
     /// Staff, present most of the day, every day.
     Staff,
+    /// A fixed device of the store (truth kind staff), on all day in one zone, every day.
+    Fixed,
 }
 
 /// A device identity, stable across days.
@@ -52,6 +84,12 @@ pub(crate) struct Identity {
     pub model: u8,
     /// Index into [`REMEMBERED_SSIDS`].
     pub ssid: Option<u8>,
+    /// How it probes (a presence may differ: see [`Presence::behaviour`]).
+    pub behaviour: Behaviour,
+    /// Time between scans of a per-scan-MAC phone (`ios16`, `android13`), µs; 0 otherwise.
+    pub scan_period_us: i64,
+    /// The zone a fixed device stands in (0 for the others).
+    pub home_zone: u8,
 }
 
 /// A stay in one zone, `[start_us, end_us)`.
@@ -81,6 +119,9 @@ pub(crate) struct Presence {
     /// that MAC. Empty unless [`SimParams::mac_rotation_secs`] is set and the device is a
     /// probe-only randomized one.
     pub mac_changes: Vec<(i64, [u8; 6])>,
+    /// The device's class on this presence: its identity's, except `Rotating` for a
+    /// stable-random one whose MAC rotates ([`SimParams::mac_rotation_secs`]).
+    pub behaviour: Behaviour,
 }
 
 impl Presence {
@@ -88,6 +129,18 @@ impl Presence {
     pub(crate) fn stays<'a>(&self, all: &'a [Stay]) -> &'a [Stay] {
         let from = self.stays_from as usize;
         &all[from..from + self.stays_len as usize]
+    }
+
+    /// Whether the device probes from a new MAC per scan (or per channel of a scan): a
+    /// probe-only `ios16` or `android13` presence. Its MACs are drawn while streaming.
+    pub(crate) fn per_scan_macs(&self) -> bool {
+        !self.connected && matches!(self.behaviour, Behaviour::Ios16 | Behaviour::Android13)
+    }
+
+    /// Whether the device uses more than [`Presence::mac`]: the MACs of its clean frames are
+    /// then recorded while streaming ([`crate::run::DaySeen::macs`]).
+    pub(crate) fn tracks_macs(&self) -> bool {
+        !self.mac_changes.is_empty() || self.per_scan_macs()
     }
 
     /// The MAC the device transmits with at `t_us`.
@@ -155,8 +208,9 @@ struct IdentityMaker {
 }
 
 impl IdentityMaker {
+    /// A device of the `Legacy` mix: one of the legacy models, a global or a random MAC.
     fn make(&mut self, rng: &mut ChaCha8Rng, randomized: bool) -> Identity {
-        let model = rng.gen_range(0..MODELS.len() as u8);
+        let model = rng.gen_range(0..LEGACY_MODELS as u8);
         let ssid = if rng.gen_bool(REMEMBERED_SSID_SHARE) {
             Some(rng.gen_range(0..REMEMBERED_SSIDS.len() as u8))
         } else {
@@ -178,7 +232,88 @@ impl IdentityMaker {
                     randomized,
                     model,
                     ssid,
+                    behaviour: if randomized {
+                        Behaviour::StableRandom
+                    } else {
+                        Behaviour::Global
+                    },
+                    scan_period_us: 0,
+                    home_zone: 0,
                 };
+            }
+        }
+    }
+
+    /// A device of the `Realistic` mix of class `behaviour`: its model (`model`, or one drawn
+    /// uniformly from the class's pool), remembered SSID, scan period, zone (fixed devices)
+    /// and MAC (global from the model's OUIs for `global` and `fixed`, else locally
+    /// administered: the phone's per-network MAC, or its MAC for the visit).
+    fn make_realistic(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        behaviour: Behaviour,
+        model: Option<u8>,
+        zones: usize,
+    ) -> Identity {
+        let model = model.unwrap_or_else(|| {
+            let pool = match behaviour {
+                Behaviour::Ios16 => IOS16_POOL,
+                Behaviour::Android13 => ANDROID13_POOL,
+                Behaviour::StableRandom | Behaviour::Rotating => STABLE_RANDOM_POOL,
+                Behaviour::Global => GLOBAL_POOL,
+                Behaviour::Fixed => FIXED_POOL,
+            };
+            pool[crate::draw_index(rng, pool.len())]
+        });
+        let ssid = if behaviour != Behaviour::Fixed && rng.gen_bool(REMEMBERED_SSID_SHARE) {
+            Some(rng.gen_range(0..REMEMBERED_SSIDS.len() as u8))
+        } else {
+            None
+        };
+        let scan_period_us = match behaviour {
+            Behaviour::Ios16 => secs(rng, IOS16_PERIOD_S.0, IOS16_PERIOD_S.1),
+            Behaviour::Android13 => secs(rng, ANDROID13_PERIOD_S.0, ANDROID13_PERIOD_S.1),
+            _ => 0,
+        };
+        let home_zone = if behaviour == Behaviour::Fixed {
+            crate::draw_index(rng, zones) as u8
+        } else {
+            0
+        };
+        let randomized = behaviour.randomized();
+        let ouis = MODELS[usize::from(model)].ouis;
+        let oui = ouis[crate::draw_index(rng, ouis.len())];
+        loop {
+            let mut mac: [u8; 6] = rng.gen();
+            if randomized {
+                mac[0] = (mac[0] & 0xfc) | 0x02;
+            } else {
+                mac[..3].copy_from_slice(&oui);
+            }
+            if self.used.insert(mac) {
+                return Identity {
+                    mac,
+                    randomized,
+                    model,
+                    ssid,
+                    behaviour,
+                    scan_period_us,
+                    home_zone,
+                };
+            }
+        }
+    }
+
+    /// A visitor's or passer-by's device of `params`' mix.
+    fn make_visitor(&mut self, rng: &mut ChaCha8Rng, params: &SimParams) -> Identity {
+        match params.phone_mix {
+            PhoneMix::Legacy => {
+                let randomized = rng.gen_bool(params.randomized_share);
+                self.make(rng, randomized)
+            }
+            PhoneMix::Realistic => {
+                let behaviour = draw_behaviour(rng);
+                self.make_realistic(rng, behaviour, None, params.zone_count())
             }
         }
     }
@@ -193,6 +328,19 @@ impl IdentityMaker {
             }
         }
     }
+}
+
+/// A class of the `Realistic` mix, by [`PhoneMix::REALISTIC_SHARES`].
+fn draw_behaviour(rng: &mut ChaCha8Rng) -> Behaviour {
+    let u: f64 = rng.gen();
+    let mut acc = 0.0;
+    for (behaviour, share) in PhoneMix::REALISTIC_SHARES {
+        acc += share;
+        if u < acc {
+            return behaviour;
+        }
+    }
+    Behaviour::Global
 }
 
 /// Appends stays of `durations` (zone, µs) starting at `start`, returns the end.
@@ -322,10 +470,19 @@ pub(crate) fn plan(
     let mut maker = IdentityMaker {
         used: HashSet::new(),
     };
+    if params.scenario == Scenario::CoPresent {
+        return plan_co_present(params, rng, &mut maker);
+    }
     let mut identities = Vec::new();
     for _ in 0..params.staff {
         identities.push(maker.make(rng, false));
     }
+    // Fixed devices follow the staff (none in the legacy default: its draws are unchanged).
+    let fixed_from = identities.len() as u32;
+    for _ in 0..params.fixed_device_count() {
+        identities.push(maker.make_realistic(rng, Behaviour::Fixed, None, zones));
+    }
+    let fixed_to = identities.len() as u32;
     // Per period day: the persons visiting (in presence order) and the first passer-by identity.
     let mut persons: Vec<PersonState> = Vec::new();
     let mut day_persons: Vec<Vec<u32>> = Vec::with_capacity(period);
@@ -343,20 +500,18 @@ pub(crate) fn plan(
             );
         }
         while today.len() < params.visitors as usize {
-            let randomized = rng.gen_bool(params.randomized_share);
             today.push(persons.len() as u32);
             persons.push(PersonState {
                 identity: identities.len() as u32,
                 visited: false,
                 network_mac: None,
             });
-            identities.push(maker.make(rng, randomized));
+            identities.push(maker.make_visitor(rng, params));
         }
         day_persons.push(today);
         first_passerby.push(identities.len());
         for _ in 0..params.passersby {
-            let randomized = rng.gen_bool(params.randomized_share);
-            identities.push(maker.make(rng, randomized));
+            identities.push(maker.make_visitor(rng, params));
         }
     }
 
@@ -409,6 +564,29 @@ pub(crate) fn plan(
                 stays_len: day.stays.len() as u32 - from,
                 mac: identities[id as usize].mac,
                 mac_changes: Vec::new(),
+                behaviour: identities[id as usize].behaviour,
+            });
+        }
+        for id in fixed_from..fixed_to {
+            let identity = &identities[id as usize];
+            let (start, end) = (open - FIXED_MARGIN_US, close + FIXED_MARGIN_US);
+            day.stays.push(Stay {
+                zone: identity.home_zone,
+                start_us: start,
+                end_us: end,
+            });
+            day.presences.push(Presence {
+                identity: id,
+                person: None,
+                role: Role::Fixed,
+                connected: false,
+                start_us: start,
+                end_us: end,
+                stays_from: day.stays.len() as u32 - 1,
+                stays_len: 1,
+                mac: identity.mac,
+                mac_changes: Vec::new(),
+                behaviour: Behaviour::Fixed,
             });
         }
         if let Some(k) = k {
@@ -457,6 +635,7 @@ pub(crate) fn plan(
                     stays_len: durations.len() as u32,
                     mac,
                     mac_changes: Vec::new(),
+                    behaviour: id.behaviour,
                 });
             }
             for i in 0..params.passersby as usize {
@@ -474,6 +653,7 @@ pub(crate) fn plan(
                     stays_len: 0,
                     mac: identities[identity].mac,
                     mac_changes: Vec::new(),
+                    behaviour: identities[identity].behaviour,
                 });
             }
         }
@@ -485,9 +665,9 @@ pub(crate) fn plan(
     Plan { identities, days }
 }
 
-/// Gives every probe-only randomized presence a new MAC every `every_s` ± 20 % (the first
-/// change comes after a random part of one interval: the phone's MAC was already in use before
-/// it came into range).
+/// Gives every probe-only stable-random presence (in the legacy mix: every probe-only
+/// randomized one) a new MAC every `every_s` ± 20 % (the first change comes after a random
+/// part of one interval: the phone's MAC was already in use before it came into range).
 fn rotate_macs(
     days: &mut [DayPlan],
     identities: &[Identity],
@@ -498,9 +678,11 @@ fn rotate_macs(
     let every = f64::from(every_s.max(MIN_MAC_ROTATION_SECS));
     for day in days.iter_mut().filter(|d| d.period) {
         for p in &mut day.presences {
-            if p.connected || !identities[p.identity as usize].randomized {
+            let id = &identities[p.identity as usize];
+            if p.connected || !id.randomized || id.behaviour != Behaviour::StableRandom {
                 continue;
             }
+            p.behaviour = Behaviour::Rotating;
             let first = secs(rng, 0.8 * every, 1.2 * every);
             let mut t = p.start_us + (first as f64 * rng.gen_range(0.2..1.0)).round() as i64;
             while t <= p.end_us {
@@ -508,6 +690,46 @@ fn rotate_macs(
                 t += secs(rng, 0.8 * every, 1.2 * every);
             }
         }
+    }
+}
+
+/// The plan of [`Scenario::CoPresent`]: one day (the main day) with the 11 phones of
+/// [`CO_PRESENT_CAST`], all inside together for about 7 minutes after opening.
+fn plan_co_present(params: &SimParams, rng: &mut ChaCha8Rng, maker: &mut IdentityMaker) -> Plan {
+    let zones = params.zone_count();
+    let (open, _) = params.open_close_us(params.date);
+    let mut day = DayPlan {
+        date: params.date,
+        main: true,
+        period: true,
+        presences: Vec::new(),
+        stays: Vec::new(),
+    };
+    let mut identities = Vec::with_capacity(CO_PRESENT_CAST.len());
+    for (k, &(behaviour, model)) in CO_PRESENT_CAST.iter().enumerate() {
+        let id = maker.make_realistic(rng, behaviour, Some(model), zones);
+        let start = open + secs(rng, 0.0, CO_PRESENT_ARRIVAL_S);
+        let stay = 7 * MIN + secs(rng, 0.0, CO_PRESENT_EXTRA_S);
+        let from = day.stays.len() as u32;
+        let end = push_stays(&mut day.stays, start, &[((k % zones) as u8, stay)]);
+        day.presences.push(Presence {
+            identity: k as u32,
+            person: Some(k as u32),
+            role: Role::Visitor,
+            connected: false,
+            start_us: start,
+            end_us: end,
+            stays_from: from,
+            stays_len: 1,
+            mac: id.mac,
+            mac_changes: Vec::new(),
+            behaviour,
+        });
+        identities.push(id);
+    }
+    Plan {
+        identities,
+        days: vec![day],
     }
 }
 

@@ -287,7 +287,7 @@ pub(crate) fn plan(
                 .filter(|_| rng.gen::<f64>() < params.member_phone_share)
                 .map(|l| l.digits.clone());
             // The truth visit's MAC is the first one it sent clean frames from.
-            let mac = if p.mac_changes.is_empty() {
+            let mac = if !p.tracks_macs() {
                 p.mac
             } else {
                 day_seen

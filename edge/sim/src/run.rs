@@ -5,9 +5,17 @@
 //! O(devices), never O(frames). Every random draw comes from one ChaCha stream consumed in
 //! that deterministic order (ties broken by device index and timer), so output depends only on
 //! the parameters.
+//!
+//! Devices probe in one of three styles (see [`crate::PhoneMix`]): bursts from one MAC with the
+//! device's continuing sequence counter (every device of the legacy mix, connected phones,
+//! `stable_random`, `global` and `fixed`), scans with a new MAC and a random sequence number
+//! per channel (`ios16`), or scans with a new MAC per burst and the sequence number from near 0
+//! (`android13`). The per-scan MACs are drawn here, from the frame stream, when a scan starts;
+//! to keep them unique the MACs drawn so far are remembered, O(scans) like the truth that lists
+//! them.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashSet};
 use std::io::{self, Write};
 
 use rand::Rng;
@@ -15,8 +23,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::emit::{self, RadioInfo, RecordWriter, Tx, TxKind};
 use crate::models::AP_BSSID;
-use crate::plan::{self, Jitter, Plan, Role, ASSOC_DELAY_US, MIN, SEC};
+use crate::plan::{self, Jitter, Plan, Presence, Role, ASSOC_DELAY_US, MIN, SEC};
 use crate::radio::{self, AP_TX_ADVANTAGE_DB, AP_X_M, HEARING_FLOOR_DBM, NOISE_SIGMA_DB};
+use crate::truth::Behaviour;
 use crate::truth::Injected;
 
 /// Share of frames written with the radiotap BAD_FCS flag.
@@ -27,6 +36,23 @@ pub(crate) const TRUNCATED_SHARE: f64 = 0.002;
 pub(crate) const FCS_MISMATCH_SHARE: f64 = 0.001;
 /// AP beacon period as captured (sparse on purpose: the pipeline must only ignore them).
 const BEACON_PERIOD_US: i64 = 10 * SEC;
+
+/// MACs (channels) per scan of an iOS 16-like phone.
+const IOS16_MACS_PER_SCAN: (u8, u8) = (1, 4);
+/// Probes per MAC (channel) of an iOS 16-like scan: about 2.
+const IOS16_FRAMES_PER_MAC: (u8, u8) = (1, 3);
+/// Length of an iOS 16-like scan, µs.
+const IOS16_SCAN_US: (i64, i64) = (60_000, 1_400_000);
+/// Gap between the probes on one channel of an iOS 16-like scan, µs.
+const IOS16_FRAME_GAP_US: (i64, i64) = (2_000, 8_000);
+/// Probes per burst (scan) of an Android 13-like phone.
+const ANDROID13_FRAMES_PER_BURST: (u8, u8) = (2, 6);
+/// Length of an Android 13-like burst, µs.
+const ANDROID13_BURST_US: (i64, i64) = (100_000, 1_000_000);
+/// Highest first sequence number of an Android 13-like burst (it restarts near 0).
+const ANDROID13_FIRST_SEQ_MAX: u16 = 2;
+/// Each scan of a per-scan-MAC phone comes after its period times U(1 − this, 1 + this).
+const SCAN_PERIOD_JITTER: f64 = 0.1;
 
 /// Sniffer channel centre frequencies, cycling by zone index (channels 1, 6, 11).
 pub(crate) const CHANNELS_MHZ: [u16; 3] = [2412, 2437, 2462];
@@ -70,8 +96,9 @@ pub(crate) struct DaySeen {
     pub first_us: Vec<i64>,
     /// Last clean frame written per presence (µs; `i64::MIN` if none).
     pub last_us: Vec<i64>,
-    /// Per presence with MAC rotations: the MACs of its clean frames, in order, each once.
-    /// Empty for presences without rotations (they only ever use [`plan::Presence::mac`]).
+    /// Per presence with MAC rotations or per-scan MACs ([`Presence::tracks_macs`]): the MACs
+    /// of its clean frames, in order, each once. Empty for the others (they only ever use
+    /// [`plan::Presence::mac`]).
     pub macs: Vec<Vec<[u8; 6]>>,
 }
 
@@ -94,10 +121,59 @@ const BEACON_DEV: u32 = u32::MAX;
 /// Mutable per-presence state while streaming.
 #[derive(Default, Clone, Copy)]
 struct DevState {
+    /// Probes left in the current burst (or, `ios16`, on the current channel).
     burst_left: u8,
     burst_start_us: i64,
     assoc_stage: u8,
     jitter: Jitter,
+    /// `ios16`: channels (MACs) of the current scan still to come after the current one.
+    macs_left: u8,
+    /// `ios16`: index of the current channel in the scan.
+    channel: u8,
+    /// `ios16`: time per channel; `android13`: gap between the probes of a burst (µs).
+    step_us: i64,
+    /// Per-scan styles: the current MAC and its next sequence number.
+    scan_mac: [u8; 6],
+    scan_seq: u16,
+}
+
+/// How a presence probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// Bursts of 1–3 probes every 20–40 s from [`Presence::mac_at`], continuing counter.
+    Bursts,
+    /// `ios16`: a new MAC and random sequence number per channel of a scan.
+    PerChannel,
+    /// `android13`: a new MAC per burst, sequence numbers from near 0.
+    PerBurst,
+}
+
+fn style(p: &Presence) -> Style {
+    if !p.per_scan_macs() {
+        return Style::Bursts;
+    }
+    if p.behaviour == Behaviour::Ios16 {
+        Style::PerChannel
+    } else {
+        Style::PerBurst
+    }
+}
+
+/// A fresh locally administered unicast MAC that no device has used yet.
+fn fresh_local(rng: &mut ChaCha8Rng, used: &mut HashSet<[u8; 6]>) -> [u8; 6] {
+    loop {
+        let mut mac: [u8; 6] = rng.gen();
+        mac[0] = (mac[0] & 0xfc) | 0x02;
+        if used.insert(mac) {
+            return mac;
+        }
+    }
+}
+
+/// The next scan of a per-scan-MAC phone: `period_us` after the last one began, jittered.
+fn next_scan(rng: &mut ChaCha8Rng, scan_start_us: i64, period_us: i64) -> i64 {
+    let f = rng.gen_range(1.0 - SCAN_PERIOD_JITTER..1.0 + SCAN_PERIOD_JITTER);
+    scan_start_us + (period_us as f64 * f).round() as i64
 }
 
 /// Standard normal draw (Box–Muller; one value per call keeps the draw order simple).
@@ -218,6 +294,21 @@ pub(crate) fn run<W: Write>(
         .map(|_| sim.rng.gen_range(0..4096))
         .collect();
     let mut ap_seq: u16 = sim.rng.gen_range(0..4096);
+    // Every MAC in the plan, so that per-scan MACs are new (only needed if there are any).
+    let mut used: HashSet<[u8; 6]> = HashSet::new();
+    if plan
+        .days
+        .iter()
+        .any(|d| d.presences.iter().any(Presence::per_scan_macs))
+    {
+        used.extend(plan.identities.iter().map(|id| id.mac));
+        for d in &plan.days {
+            for p in &d.presences {
+                used.insert(p.mac);
+                used.extend(p.mac_changes.iter().map(|c| c.1));
+            }
+        }
+    }
     let mut seen = Seen {
         days: Vec::with_capacity(plan.days.len()),
         main_sightings: 0,
@@ -234,8 +325,18 @@ pub(crate) fn run<W: Write>(
         };
         let mut heap: BinaryHeap<Reverse<(i64, u32, u8)>> = BinaryHeap::with_capacity(n + 1);
         for (i, p) in day.presences.iter().enumerate() {
-            let first = p.start_us + sim.rng.gen_range(0..3 * SEC);
-            heap.push(Reverse((first.min(p.end_us), i as u32, TIMER_PROBE)));
+            if style(p) == Style::Bursts {
+                let first = p.start_us + sim.rng.gen_range(0..3 * SEC);
+                heap.push(Reverse((first.min(p.end_us), i as u32, TIMER_PROBE)));
+            } else {
+                // A scanning phone was scanning before it came into range: any phase, so one
+                // that passes by quickly may never scan in range.
+                let period = plan.identities[p.identity as usize].scan_period_us.max(SEC);
+                let first = p.start_us + sim.rng.gen_range(0..period);
+                if first <= p.end_us {
+                    heap.push(Reverse((first, i as u32, TIMER_PROBE)));
+                }
+            }
             if p.connected {
                 heap.push(Reverse((p.start_us + ASSOC_DELAY_US, i as u32, TIMER_DATA)));
             }
@@ -273,7 +374,65 @@ pub(crate) fn run<W: Write>(
             let st = &mut state[i];
             let kind;
             let next;
-            if timer == TIMER_PROBE {
+            // A per-scan-MAC probe's MAC and sequence number (else the device's own).
+            let mut scan_src = None;
+            let style = style(p);
+            if timer == TIMER_PROBE && style == Style::PerChannel {
+                if st.burst_left == 0 {
+                    if st.macs_left == 0 {
+                        // A new scan: 1–4 channels over 0.06–1.4 s.
+                        let (lo, hi) = IOS16_MACS_PER_SCAN;
+                        st.macs_left = sim.rng.gen_range(lo..=hi);
+                        st.burst_start_us = t;
+                        st.channel = 0;
+                        let (a, b) = IOS16_SCAN_US;
+                        st.step_us = sim.rng.gen_range(a..=b) / i64::from(st.macs_left);
+                    } else {
+                        st.channel += 1;
+                    }
+                    st.macs_left -= 1;
+                    let (lo, hi) = IOS16_FRAMES_PER_MAC;
+                    st.burst_left = sim.rng.gen_range(lo..=hi);
+                    st.scan_mac = fresh_local(sim.rng, &mut used);
+                    st.scan_seq = sim.rng.gen_range(0..4096);
+                }
+                st.burst_left -= 1;
+                let directed = id.ssid.is_some() && st.burst_left == 1;
+                kind = TxKind::Probe { directed };
+                next = if st.burst_left > 0 {
+                    let (a, b) = IOS16_FRAME_GAP_US;
+                    t + sim.rng.gen_range(a..=b)
+                } else if st.macs_left > 0 {
+                    let channel_start =
+                        st.burst_start_us + (i64::from(st.channel) + 1) * st.step_us;
+                    channel_start.max(t + 1_000)
+                } else {
+                    next_scan(sim.rng, st.burst_start_us, id.scan_period_us)
+                };
+                scan_src = Some((st.scan_mac, st.scan_seq));
+                st.scan_seq = (st.scan_seq + 1) & 0x0fff;
+            } else if timer == TIMER_PROBE && style == Style::PerBurst {
+                if st.burst_left == 0 {
+                    // A new scan: one burst from a new MAC, the counter restarting near 0.
+                    let (lo, hi) = ANDROID13_FRAMES_PER_BURST;
+                    st.burst_left = sim.rng.gen_range(lo..=hi);
+                    st.burst_start_us = t;
+                    let (a, b) = ANDROID13_BURST_US;
+                    st.step_us = sim.rng.gen_range(a..=b) / i64::from(st.burst_left);
+                    st.scan_mac = fresh_local(sim.rng, &mut used);
+                    st.scan_seq = sim.rng.gen_range(0..=ANDROID13_FIRST_SEQ_MAX);
+                }
+                st.burst_left -= 1;
+                let directed = id.ssid.is_some() && st.burst_left == 1;
+                kind = TxKind::Probe { directed };
+                next = if st.burst_left > 0 {
+                    t + st.step_us
+                } else {
+                    next_scan(sim.rng, st.burst_start_us, id.scan_period_us)
+                };
+                scan_src = Some((st.scan_mac, st.scan_seq));
+                st.scan_seq = (st.scan_seq + 1) & 0x0fff;
+            } else if timer == TIMER_PROBE {
                 if st.burst_left == 0 {
                     st.burst_left = sim.rng.gen_range(1..=3);
                     st.burst_start_us = t;
@@ -315,25 +474,32 @@ pub(crate) fn run<W: Write>(
             if next <= p.end_us {
                 heap.push(Reverse((next, dev, timer)));
             }
-            // The sequence counter belongs to the device: it runs on across MAC rotations.
-            let s = &mut seq[p.identity as usize];
-            let mac = p.mac_at(t);
+            let (mac, frame_seq) = match scan_src {
+                Some(src) => src,
+                None => {
+                    // The sequence counter belongs to the device: it runs on across MAC
+                    // rotations.
+                    let s = &mut seq[p.identity as usize];
+                    let frame_seq = *s;
+                    *s = (*s + 1) & 0x0fff;
+                    (p.mac_at(t), frame_seq)
+                }
+            };
             let tx = Tx {
                 t_us: t,
                 src: mac,
-                seq: *s,
+                seq: frame_seq,
                 kind,
                 model: id.model,
                 ssid: id.ssid,
             };
-            *s = (*s + 1) & 0x0fff;
             let x = plan::position(p, &day.stays, t, &mut st.jitter, sim.rng);
             let clean = sim.transmit(&tx, x)?;
             if clean > 0 {
                 day_seen.first_us[i] = day_seen.first_us[i].min(t);
                 day_seen.last_us[i] = day_seen.last_us[i].max(t);
                 let macs = &mut day_seen.macs[i];
-                if !p.mac_changes.is_empty() && macs.last() != Some(&mac) {
+                if p.tracks_macs() && macs.last() != Some(&mac) {
                     macs.push(mac);
                 }
                 if day.main {

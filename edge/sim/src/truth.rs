@@ -46,6 +46,102 @@ pub struct Truth {
     /// wrote them.
     #[serde(default)]
     pub counter: CounterTruth,
+    /// Who was inside during each minute of the main day, for the whole store and per zone
+    /// (see [`PresenceMinute`]): for every minute from the earlier of opening and the first
+    /// arrival inside (staff and fixed devices included) to the later of closing and the last
+    /// departure, one entry with `zone: null`, then one per zone in [`Truth::zones`] order.
+    /// Empty in truth files written before the simulator wrote it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub presence: Vec<PresenceMinute>,
+}
+
+/// Who was inside the store (or one zone) during one minute `[minute, minute + 60 s)` of the
+/// main day, as planned: a person or device counts in a minute if its planned time inside
+/// (a zone stay, for a zone) overlaps it, so one who walks from zone to zone within a minute
+/// counts in both zones that minute, and once for the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceMinute {
+    /// Unix seconds of the minute's start (a multiple of 60).
+    pub minute: i64,
+    /// The zone; `None` (`null`) for the whole store.
+    pub zone: Option<String>,
+    /// Shoppers inside: the persons of the main day's visitor presences (truth kind visitor,
+    /// and short visits of kind passerby), each carrying one phone. Staff, fixed devices and
+    /// passers-by on the street are not people here, and neither are the walk-in buyers and
+    /// people without a detectable phone that only the door counters see (see
+    /// [`CounterTruth`]). For the store it equals the number of main-day visits with a
+    /// `person` whose planned time inside overlaps the minute ([`Visit::inside_from`]
+    /// `..` [`Visit::inside_until`]), plus the visitor devices that were never captured (in
+    /// no visit; see [`PeopleTruth::unseen_visitors`]).
+    pub people: u32,
+    /// The phones of `people` that are in [`Truth::visits`] (captured at least once during
+    /// the visit): the shoppers' devices present, whether or not they sent a frame in that
+    /// very minute. A perfect pipeline would count this many devices present.
+    pub devices: u32,
+    /// Staff devices inside (one per staff member).
+    pub staff: u32,
+    /// Fixed devices (PCs, printers, signage; truth kind staff, behaviour `fixed`), always
+    /// in their zone.
+    pub fixed: u32,
+}
+
+/// How a device's radio shows itself in probe requests ([`Visit::behaviour`]); the phone mix
+/// ([`crate::PhoneMix`]) decides who behaves how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Behaviour {
+    /// iOS 16-like phone (`"ios16"`): a new random MAC and a random 802.11 sequence number for
+    /// every channel of a scan (1–4 MACs per scan, about 2 frames each); scans every
+    /// 17–135 s (a per-device period, jittered).
+    Ios16,
+    /// Android 13-like phone (`"android13"`): a new random MAC for every scan (burst), the
+    /// sequence number restarting near 0.
+    Android13,
+    /// One randomized (locally administered) MAC for the whole visit and a continuing sequence
+    /// counter (`"stable_random"`): iOS 15-like and older phones; every randomized phone of
+    /// the `Legacy` mix without MAC rotation.
+    StableRandom,
+    /// A randomized MAC changed every [`crate::SimParams::mac_rotation_secs`], the sequence
+    /// counter continuing (`"rotating"`): probe-only stable-random devices when rotation is on.
+    Rotating,
+    /// The device's global (universally administered) MAC, continuing counter (`"global"`):
+    /// laptops, phones without randomization, staff phones.
+    Global,
+    /// A fixed device of the store, PC, printer or signage player (`"fixed"`): global MAC,
+    /// present all day in one zone, truth kind staff.
+    Fixed,
+}
+
+impl Behaviour {
+    /// Every class, in declaration order.
+    pub const ALL: [Behaviour; 6] = [
+        Behaviour::Ios16,
+        Behaviour::Android13,
+        Behaviour::StableRandom,
+        Behaviour::Rotating,
+        Behaviour::Global,
+        Behaviour::Fixed,
+    ];
+
+    /// The name used in `truth.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Behaviour::Ios16 => "ios16",
+            Behaviour::Android13 => "android13",
+            Behaviour::StableRandom => "stable_random",
+            Behaviour::Rotating => "rotating",
+            Behaviour::Global => "global",
+            Behaviour::Fixed => "fixed",
+        }
+    }
+
+    /// Whether the device probes from locally administered (randomized) MACs.
+    pub fn randomized(self) -> bool {
+        matches!(
+            self,
+            Behaviour::Ios16 | Behaviour::Android13 | Behaviour::StableRandom | Behaviour::Rotating
+        )
+    }
 }
 
 /// What the two people-counter feeds contain: every door crossing of the period by the people
@@ -123,7 +219,8 @@ pub struct PeopleTruth {
     /// Short visits: visits of kind passerby with a `person` in [`Truth::period_visits`].
     pub short_visits: u32,
     /// Visitor devices that walked in but sent no clean frame, so they are in no truth visit
-    /// (0 unless the radio lost every frame of a device).
+    /// (0 unless the radio lost every frame of a device, or, in the realistic phone mix, a
+    /// phone on a short visit did not scan before it left).
     pub unseen_visitors: u32,
     /// Walk-in buyers: purchases without a `visit` (one person each).
     pub walkins: u32,
@@ -404,6 +501,15 @@ pub struct Totals {
     /// `ignore_below_dbm` included: the sniffers write frames down to −92 dBm).
     #[serde(default)]
     pub randomized_sightings_share: f64,
+    /// Fixed devices (PCs, printers, signage), present on every day; their visits are of kind
+    /// staff with behaviour `fixed`. Not written when 0 (0 in older truth files).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fixed: u32,
+}
+
+/// serde helper: skips a zero count.
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Truth kind of a visit, by the agent's definitions.
@@ -463,9 +569,43 @@ pub struct Visit {
     pub repeat: Option<String>,
     /// Every MAC the device sent clean frames from during the visit, in order of first use
     /// (each used for one stretch of time): `[mac]` unless the device rotates its MAC
-    /// ([`crate::SimParams::mac_rotation_secs`]). Empty in older truth files.
+    /// ([`crate::SimParams::mac_rotation_secs`]) or changes it per scan (behaviours `ios16`
+    /// and `android13`: then every MAC of every scan heard, often dozens). Empty in older
+    /// truth files.
     #[serde(default)]
     pub macs: Vec<String>,
+    /// How the device's radio behaves ([`Behaviour`]). A connected visit (see `connected`)
+    /// uses its per-network MAC, stable for the whole visit, whatever its behaviour. Written
+    /// by every mix but [`crate::PhoneMix::Legacy`], whose visits stay byte-identical to the
+    /// simulator's before mixes (there, and in older files, it is `None`:
+    /// [`Visit::behaviour_class`] derives it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behaviour: Option<Behaviour>,
+    /// Unix seconds (µs precision) of the planned entry into the store: the start of the
+    /// first zone stay in `path`. Unlike `start` (the first frame captured) it does not depend
+    /// on when the device happened to transmit. `None` for a passer-by on the street (never
+    /// inside), and, like `behaviour`, in the `Legacy` mix and older truth files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inside_from: Option<f64>,
+    /// Unix seconds (µs precision) of the planned exit: the end of the last zone stay
+    /// (`inside_until − inside_from` is `inside_secs`, up to rounding). `None` when
+    /// `inside_from` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inside_until: Option<f64>,
+}
+
+impl Visit {
+    /// The visit's [`Behaviour`]: `behaviour` if written, else derived as the `Legacy` mix
+    /// assigns it: `rotating` for a randomized visit with several MACs, `stable_random` for
+    /// another randomized one, `global` otherwise.
+    pub fn behaviour_class(&self) -> Behaviour {
+        match self.behaviour {
+            Some(b) => b,
+            None if self.randomized && self.macs.len() > 1 => Behaviour::Rotating,
+            None if self.randomized => Behaviour::StableRandom,
+            None => Behaviour::Global,
+        }
+    }
 }
 
 /// Time since a person's previous visit, as the agent classifies it (records.proto names).
