@@ -294,3 +294,112 @@ fn visitors_with_rotating_randomized_macs_count_once() {
     );
     assert_eq!(from_aggregates, from_report);
 }
+
+/// The realistic 2026 mix (`PhoneMix::Realistic`): phones that draw a MAC per scan are never
+/// stored as visits and are measured as presence; the tracked ones (global and stable MACs,
+/// connected phones) keep the dwell and path accuracy of the legacy day; devices present per
+/// 10 minutes follow the truth. The visitors target (±10 %) is bench/realistic.sh's.
+#[test]
+fn realistic_phones_are_presence_and_tracked_visits_stay_accurate() {
+    use edge_sim::truth::Behaviour;
+    let dir = tempfile::tempdir().unwrap();
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let mut params = edge_sim::SimParams::new(7, date, 330, 3);
+    params.phone_mix = edge_sim::PhoneMix::Realistic;
+    let w = simulate(dir.path(), &params);
+    run_once(&w.config_path);
+    let truth = read_truth(&w.truth_path);
+    let data = dir.path().join("data");
+    let mut keys = Keys::from_secrets_file(&w.secrets_path).unwrap();
+    let stored = visits(&data);
+    let db = edge_e2e::open_db(&data);
+    let one_scan: i64 = db
+        .query_row(
+            "SELECT count(*) FROM visits WHERE randomized = 1 AND associated = 0
+             AND connected = 0 AND end_ms - start_ms < 10000",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(one_scan, 0, "one-scan randomized MACs stored as visits");
+
+    // Tracked truth visitors: a stable identity on the air.
+    let mut by_device: HashMap<&str, Vec<&Row>> = HashMap::new();
+    for r in &stored {
+        by_device.entry(r.device_key.as_str()).or_default().push(r);
+    }
+    let (mut n, mut matched, mut path_exact) = (0usize, 0usize, 0usize);
+    let mut errors = Vec::new();
+    for t in truth.visits_of(VisitKind::Visitor) {
+        let stable = matches!(
+            t.behaviour_class(),
+            Behaviour::Global | Behaviour::StableRandom
+        );
+        if !(stable || t.connected) {
+            continue;
+        }
+        n += 1;
+        let (start, end) = ((t.start * 1000.0) as i64, (t.end * 1000.0) as i64);
+        let key = keys.key_hex(&t.mac, start).unwrap();
+        let best = by_device.get(key.as_str()).and_then(|rows| {
+            rows.iter()
+                .map(|r| (r.end_ms.min(end) - r.start_ms.max(start), *r))
+                .filter(|(overlap, _)| *overlap >= 0)
+                .max_by_key(|(overlap, _)| *overlap)
+                .map(|(_, r)| r)
+        });
+        let Some(r) = best else { continue };
+        matched += 1;
+        errors.push(((r.end_ms - r.start_ms) as f64 / 60_000.0 - (t.end - t.start) / 60.0).abs());
+        let truth_path: Vec<&str> = t.path.iter().map(|s| s.zone.as_str()).collect();
+        path_exact += usize::from(r.path.iter().map(String::as_str).eq(truth_path));
+    }
+    let median_error = median(&errors).unwrap();
+    let report = edge_e2e::report_json(&data, "2026-11-20");
+    println!(
+        "realistic mix, seed 7: {matched}/{n} tracked visitors matched, median dwell error \
+         {median_error:.2} min, exact path {path_exact}/{n}; report visitors {} = tracked {} + \
+         estimated {}",
+        report["visitors"], report["visitors_tracked"], report["visitors_estimated"]
+    );
+    assert!(n > 50, "too few tracked visitors to mean anything: {n}");
+    assert!(matched as f64 >= 0.95 * n as f64, "{matched}/{n} matched");
+    assert!(median_error <= 1.0, "median dwell error {median_error}");
+    assert!(
+        path_exact as f64 >= 0.90 * n as f64,
+        "exact paths {path_exact}/{n}"
+    );
+    let tracked = report["visitors_tracked"].as_u64().unwrap();
+    let estimated = report["visitors_estimated"].as_f64().unwrap();
+    assert!(estimated > 0.0, "the per-scan phones are estimated");
+    assert_eq!(
+        report["visitors"].as_u64().unwrap(),
+        tracked + estimated.round() as u64
+    );
+
+    // Devices present per 10 minutes (whole store) against the truth's phones present.
+    let mut truth_bins: HashMap<i64, f64> = HashMap::new();
+    for p in truth.presence.iter().filter(|p| p.zone.is_none()) {
+        *truth_bins.entry(p.minute / 600 * 600).or_default() += f64::from(p.devices) / 10.0;
+    }
+    let got: HashMap<i64, f64> = report["presence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["zone"].is_null())
+        .map(|b| {
+            let start = chrono::DateTime::parse_from_rfc3339(b["start"].as_str().unwrap())
+                .unwrap()
+                .timestamp();
+            (start, b["devices"].as_f64().unwrap())
+        })
+        .collect();
+    let peak = truth_bins.values().copied().fold(0.0, f64::max);
+    let mae = truth_bins
+        .iter()
+        .map(|(b, y)| (got.get(b).copied().unwrap_or(0.0) - y).abs())
+        .sum::<f64>()
+        / truth_bins.len() as f64;
+    println!("  devices present per 10 minutes: MAE {mae:.2}, peak {peak:.1}");
+    assert!(mae <= 0.15 * peak, "devices MAE {mae:.2} vs peak {peak:.1}");
+}

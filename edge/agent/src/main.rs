@@ -119,6 +119,11 @@ enum Command {
             )
         )]
         phone_mix: edge_sim::PhoneMix,
+        /// Instead of a store day: 11 phones in 7 fingerprint classes inside together for
+        /// about 7 minutes, nobody else (a known answer for devices present); only `--seed`,
+        /// `--date` and `--zones` apply.
+        #[arg(long)]
+        co_present: bool,
     },
     /// Print the day report of a data directory.
     Report {
@@ -290,7 +295,16 @@ async fn dispatch(cmd: Command) -> anyhow::Result<()> {
             return_share,
             mac_rotation,
             phone_mix,
+            co_present,
         } => {
+            if co_present {
+                let mut p = edge_sim::SimParams::co_present_case(seed, date);
+                p.zones = zones;
+                if let Some(v) = timezone {
+                    p.timezone = v;
+                }
+                return simulate(&p, &out).await.map(|_| ());
+            }
             let mut p = edge_sim::SimParams::new(seed, date, visitors, zones);
             p.phone_mix = phone_mix;
             if let Some(v) = passersby {

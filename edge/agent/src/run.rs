@@ -82,7 +82,7 @@ impl RunReport {
             s.peak_open
         );
         out.push_str(&format!(
-            "  randomized MACs that only probed: {} linked into devices, {} counted as presence only\n  store now holds {} visits\n",
+            "  randomized MACs that only probed: {} rotated MACs linked, {} one-scan MACs counted as presence only\n  store now holds {} visits\n",
             s.linked_fragments, s.untracked_fragments, self.stored_visits
         ));
         for (name, counters) in &self.sources {

@@ -260,10 +260,6 @@ struct LinkEnd {
     end_ms: i64,
     last_seq: u16,
     zone: Option<ZoneId>,
-    /// The fragment itself while nothing has linked to it: a probe-only randomized MAC alone
-    /// is no device to track, so its visit is given out only once a successor links to it
-    /// (and dropped, counted, when none does).
-    held: Option<Box<Visit>>,
 }
 
 /// Counters about the input, for health reporting.
@@ -279,9 +275,9 @@ pub struct SessionStats {
     pub visits_closed: u64,
     /// Most visits open at once.
     pub peak_open: u64,
-    /// Probe-only randomized MACs that nothing linked to: counted only as presence.
+    /// Probe-only randomized MACs used within one scan: counted only as presence.
     pub untracked_fragments: u64,
-    /// Fragments linked into a tracked device by sequence continuity.
+    /// Stable randomized MACs that continued an earlier one's counting group (rotation).
     pub linked_fragments: u64,
 }
 
@@ -623,8 +619,6 @@ impl Sessionizer {
         for (k, v) in all {
             self.close(k, *v);
         }
-        // Nothing can link to what is held any more.
-        self.drop_links(usize::MAX);
         self.agg.seal_all();
         let bins = self.presence.seal_all();
         self.presence_sealed.extend(bins);
@@ -648,7 +642,7 @@ impl Sessionizer {
             self.close_flagged(k, *v, true);
         }
         // A fragment before the step and one after it are on different clocks: never linked.
-        self.drop_links(usize::MAX);
+        self.links.clear();
         let clock = self.clock();
         self.agg.flag_step(step, &clock);
         let by = step.by_ms();
@@ -683,8 +677,7 @@ impl Sessionizer {
             VisitClass::Passerby
         };
         // Two populations: a randomized MAC that only probed, and only within one scan, has no
-        // identity of its own (phones draw a new one per scan or burst); it is presence, and a
-        // device to track only when sequence continuity links it to another fragment.
+        // identity of its own (phones draw a new one per scan or burst): it is presence.
         let probe_only = v.randomized && !v.associated && !v.connected && v.person.is_none();
         let stable = v.last_ms - v.first_ms >= MIN_STABLE_SPAN_MS;
         let visit = Visit {
@@ -705,10 +698,13 @@ impl Sessionizer {
             group: None,
             clock_step,
         };
-        if probe_only && class != VisitClass::Staff {
-            self.link(visit, !stable);
-        } else {
+        if !probe_only || class == VisitClass::Staff {
             self.emit(visit);
+        } else if stable {
+            self.link(visit);
+        } else {
+            // One scan's MAC: presence only (its sightings went to the presence tracker).
+            self.stats.untracked_fragments += 1;
         }
     }
 
@@ -720,116 +716,78 @@ impl Sessionizer {
         self.closed.push(visit);
     }
 
-    /// Drops link ends past the horizon and, oldest first, beyond `max` (`usize::MAX`: all of
-    /// them); a held fragment dropped unlinked is counted as untracked.
+    /// Drops link ends past the horizon (nothing still to close can continue them) and, oldest
+    /// first, beyond `max`.
     fn drop_links(&mut self, max: usize) {
-        let horizon = self.link_horizon();
+        let horizon = self
+            .watermark_ms
+            .saturating_sub(self.params.visit_timeout_ms.saturating_mul(2) + LINK_GAP_MS);
         while self
             .links
             .front()
             .is_some_and(|e| e.end_ms < horizon || self.links.len() > max)
         {
-            if let Some(e) = self.links.pop_front() {
-                if e.held.is_some() {
-                    self.stats.untracked_fragments += 1;
-                }
-            }
-        }
-        if max == usize::MAX {
-            for e in self.links.drain(..) {
-                if e.held.is_some() {
-                    self.stats.untracked_fragments += 1;
-                }
-            }
+            self.links.pop_front();
         }
     }
 
-    /// Ends older than this cannot be continued by anything still to close.
-    fn link_horizon(&self) -> i64 {
-        self.watermark_ms
-            .saturating_sub(self.params.visit_timeout_ms.saturating_mul(2) + LINK_GAP_MS)
-    }
-
-    /// Links a closed probe-only randomized fragment: it continues the group of the one
-    /// fragment that ended shortly before with the same IE fingerprint, in the same zone, and
-    /// whose sequence counter it carries on (1–[`LINK_MAX_SEQ_STEP`]). With exactly one such
-    /// candidate both are a tracked device and are given out (the candidate too, if it was
-    /// held); with none, or several (two phones of one model: no way to tell which), the
-    /// fragment starts a group of its own: given out at once when its MAC is a stable identity
-    /// by itself (`hold` false), held until something links to it otherwise.
-    fn link(&mut self, mut v: Visit, hold: bool) {
+    /// Gives out a closed fragment of a stable randomized MAC (a probe-only phone that keeps
+    /// its MAC across scans, and may rotate it every few minutes) with its counting group: it
+    /// continues the group of the one fragment that ended shortly before (within
+    /// [`LINK_GAP_MS`]) with the same IE fingerprint, in the same zone, when that is the only
+    /// such fragment and the sequence counter carries on from it (1–[`LINK_MAX_SEQ_STEP`]);
+    /// otherwise it starts a group of its own. Where several phones of one model could be the
+    /// predecessor, a sequence number fits one of them by chance too often to link any.
+    ///
+    /// One-scan MACs never come here: phones that draw a MAC per scan or burst also draw a
+    /// random sequence number (iOS 16) or restart it (Android 13), so their pieces only ever
+    /// fit by chance; measured on the realistic simulated mix, such links were all chance.
+    fn link(&mut self, mut v: Visit) {
         let (Some(first_seq), Some(last_seq)) = (v.first_seq, v.last_seq) else {
-            self.untracked_or_emit(v, hold);
+            self.emit(v);
             return;
         };
         if v.fingerprint == 0 {
-            self.untracked_or_emit(v, hold);
+            self.emit(v);
             return;
         }
-        // Nothing past the horizon can link; ends are kept in end order.
         self.drop_links(LINK_KEEP);
         let first_zone = v.path.first().map(|z| z.zone);
-        let mut fits = self.links.iter().enumerate().filter(|(_, e)| {
-            let step = first_seq.wrapping_sub(e.last_seq) & 0x0fff;
+        let mut candidates = self.links.iter().enumerate().filter(|(_, e)| {
             e.fingerprint == v.fingerprint
                 && e.end_ms <= v.start_ms
                 && v.start_ms - e.end_ms <= LINK_GAP_MS
-                && (1..=LINK_MAX_SEQ_STEP).contains(&step)
                 && (e.zone.is_none() || first_zone.is_none() || e.zone == first_zone)
         });
-        let only = match (fits.next(), fits.next()) {
-            (Some((i, _)), None) => Some(i),
+        let only = match (candidates.next(), candidates.next()) {
+            (Some((i, e)), None) => {
+                let step = first_seq.wrapping_sub(e.last_seq) & 0x0fff;
+                (1..=LINK_MAX_SEQ_STEP).contains(&step).then_some(i)
+            }
             _ => None,
         };
-        let end = |group: String, v: &Visit| LinkEnd {
-            group,
-            fingerprint: v.fingerprint,
-            end_ms: v.end_ms,
-            last_seq,
-            zone: v.path.last().map(|z| z.zone),
-            held: None,
-        };
-        let new_end = match only.and_then(|i| self.links.remove(i)) {
+        let group = match only.and_then(|i| self.links.remove(i)) {
             Some(e) => {
-                if let Some(mut first) = e.held {
-                    first.group = Some(e.group.clone());
-                    self.stats.linked_fragments += 1;
-                    self.emit(*first);
-                }
-                v.group = Some(e.group.clone());
                 self.stats.linked_fragments += 1;
-                let le = end(e.group, &v);
-                self.emit(v);
-                le
+                e.group
             }
-            None => {
-                let group = v.natural_key();
-                v.group = Some(group.clone());
-                let le = end(group, &v);
-                if hold {
-                    LinkEnd {
-                        held: Some(Box::new(v)),
-                        ..le
-                    }
-                } else {
-                    self.emit(v);
-                    le
-                }
-            }
+            None => v.natural_key(),
         };
-        // Bounded: the oldest ends go first (a held one counted as untracked).
         self.drop_links(LINK_KEEP - 1);
-        let at = self.links.partition_point(|e| e.end_ms <= new_end.end_ms);
-        self.links.insert(at, new_end);
-    }
-
-    /// A fragment that cannot be linked: a visit when its MAC is stable, presence only else.
-    fn untracked_or_emit(&mut self, v: Visit, hold: bool) {
-        if hold {
-            self.stats.untracked_fragments += 1;
-        } else {
-            self.emit(v);
-        }
+        // Kept in end order, so the oldest go first.
+        let at = self.links.partition_point(|e| e.end_ms <= v.end_ms);
+        self.links.insert(
+            at,
+            LinkEnd {
+                group: group.clone(),
+                fingerprint: v.fingerprint,
+                end_ms: v.end_ms,
+                last_seq,
+                zone: v.path.last().map(|z| z.zone),
+            },
+        );
+        v.group = Some(group);
+        self.emit(v);
     }
 
     /// Takes the visits closed since the last call.

@@ -749,7 +749,7 @@ fn scan(d: u8, fingerprint: u32, seq: u16, at_s: i64) -> Vec<Sighting> {
 }
 
 #[test]
-fn probe_only_randomized_macs_are_devices_only_when_stable_or_exactly_one_fragment_continues() {
+fn probe_only_randomized_macs_are_devices_only_when_used_across_scans() {
     struct Case {
         name: &'static str,
         input: Vec<Sighting>,
@@ -757,8 +757,7 @@ fn probe_only_randomized_macs_are_devices_only_when_stable_or_exactly_one_fragme
         visits: Vec<(u8, Option<u8>)>,
         untracked: u64,
         linked: u64,
-        /// Presence counted its scans as a class (per-scan MACs are decided untracked long
-        /// before a link, made when the fragment closes, can say otherwise).
+        /// Presence counted its scans as a class.
         as_class: bool,
     }
     let assoc = |mut v: Vec<Sighting>| {
@@ -769,63 +768,31 @@ fn probe_only_randomized_macs_are_devices_only_when_stable_or_exactly_one_fragme
     };
     let table = vec![
         Case {
-            name: "a per-scan MAC alone is presence, not a visit",
+            name: "a per-scan MAC is presence, not a visit",
             input: scan(1, 7, 100, 0),
             visits: vec![],
             untracked: 1,
-            as_class: true,
             linked: 0,
+            as_class: true,
+        },
+        Case {
+            name: "per-scan MACs are never linked, even when the counter seems to carry on",
+            input: [scan(1, 7, 100, 0), scan(2, 7, 104, 40), scan(3, 7, 108, 80)].concat(),
+            visits: vec![],
+            untracked: 3,
+            linked: 0,
+            as_class: true,
         },
         Case {
             name: "a randomized MAC used across scans is a device by itself",
             input: random_probe(1, 7, 100, 0, 600, 30),
             visits: vec![(1, Some(1))],
             untracked: 0,
+            linked: 0,
             as_class: false,
-            linked: 0,
         },
         Case {
-            name: "a per-scan MAC continued by one successor: one device of two pieces",
-            input: [scan(1, 7, 100, 0), scan(2, 7, 104, 40)].concat(),
-            visits: vec![(1, Some(1)), (2, Some(1))],
-            untracked: 0,
-            as_class: true,
-            linked: 2,
-        },
-        Case {
-            name: "a chain of three",
-            input: [scan(1, 7, 100, 0), scan(2, 7, 104, 40), scan(3, 7, 108, 80)].concat(),
-            visits: vec![(1, Some(1)), (2, Some(1)), (3, Some(1))],
-            untracked: 0,
-            as_class: true,
-            linked: 3,
-        },
-        Case {
-            name: "two phones of one model both fit: nobody is linked",
-            input: sorted([scan(1, 7, 100, 0), scan(2, 7, 105, 0), scan(3, 7, 110, 40)].concat()),
-            visits: vec![],
-            untracked: 3,
-            as_class: true,
-            linked: 0,
-        },
-        Case {
-            name: "a reset sequence number (a new burst of another phone) does not link",
-            input: [scan(1, 7, 100, 0), scan(2, 7, 3, 40)].concat(),
-            visits: vec![],
-            untracked: 2,
-            as_class: true,
-            linked: 0,
-        },
-        Case {
-            name: "another fingerprint does not link",
-            input: [scan(1, 7, 100, 0), scan(2, 8, 104, 40)].concat(),
-            visits: vec![],
-            untracked: 2,
-            as_class: true,
-            linked: 0,
-        },
-        Case {
-            name: "a stable MAC that rotates: the pieces are one device",
+            name: "a stable MAC that rotates, one candidate whose counter carries on: one device",
             input: sorted(
                 [
                     random_probe(1, 7, 100, 0, 300, 30),
@@ -835,24 +802,67 @@ fn probe_only_randomized_macs_are_devices_only_when_stable_or_exactly_one_fragme
             ),
             visits: vec![(1, Some(1)), (2, Some(1))],
             untracked: 0,
-            as_class: false,
             linked: 1,
+            as_class: false,
+        },
+        Case {
+            name: "a rotation whose counter restarts: two devices",
+            input: sorted(
+                [
+                    random_probe(1, 7, 100, 0, 300, 30),
+                    random_probe(2, 7, 3, 360, 900, 30),
+                ]
+                .concat(),
+            ),
+            visits: vec![(1, Some(1)), (2, Some(2))],
+            untracked: 0,
+            linked: 0,
+            as_class: false,
+        },
+        Case {
+            name: "two phones of one model could be the predecessor: not linked",
+            input: sorted(
+                [
+                    random_probe(1, 7, 100, 0, 300, 30),
+                    random_probe(2, 7, 900, 0, 300, 30),
+                    random_probe(3, 7, 115, 360, 900, 30),
+                ]
+                .concat(),
+            ),
+            visits: vec![(1, Some(1)), (2, Some(2)), (3, Some(3))],
+            untracked: 0,
+            linked: 0,
+            as_class: false,
+        },
+        Case {
+            name: "another fingerprint does not link",
+            input: sorted(
+                [
+                    random_probe(1, 7, 100, 0, 300, 30),
+                    random_probe(2, 8, 115, 360, 900, 30),
+                ]
+                .concat(),
+            ),
+            visits: vec![(1, Some(1)), (2, Some(2))],
+            untracked: 0,
+            linked: 0,
+            as_class: false,
         },
         Case {
             name: "a randomized MAC in data frames has an identity while connected",
             input: assoc(scan(1, 7, 100, 0)),
             visits: vec![(1, None)],
             untracked: 0,
-            as_class: false,
             linked: 0,
+            as_class: false,
         },
         Case {
             name: "a global MAC is a device",
             input: steady(1, 0, -50, 0, 600, 30),
             visits: vec![(1, None)],
             untracked: 0,
-            as_class: false,
             linked: 0,
+            as_class: false,
         },
     ];
     for c in table {
