@@ -124,8 +124,8 @@ struct Cell {
     classes: Classes,
     /// Untracked fingerprint classes heard below the inside threshold (outside, or passing).
     outside: Classes,
-    /// Tracked devices heard inside.
-    tracked: Keys,
+    /// Tracked devices heard inside (each counted once a minute through its [`Marks`]).
+    tracked: u32,
 }
 
 /// A bin being filled.
@@ -134,7 +134,8 @@ struct Acc {
     cells: Vec<Cell>,
     classes: Classes,
     macs: Keys,
-    tracked: Keys,
+    /// Distinct tracked devices heard inside (each counted once a bin through its [`Marks`]).
+    tracked: u32,
     scans: u32,
     /// Revisions emitted so far.
     revision: u32,
@@ -148,7 +149,7 @@ impl Default for Acc {
             cells: vec![Cell::default(); BIN_MINUTES],
             classes: Classes::default(),
             macs: Keys::default(),
-            tracked: Keys::default(),
+            tracked: 0,
             scans: 0,
             revision: 0,
             dirty: false,
@@ -226,6 +227,38 @@ impl PresenceBin {
     }
 }
 
+/// Where a tracked device was last counted: the minute and bin, and the scopes (a bit per zone,
+/// the top bit for the whole store) it was counted in there. Kept by the sessionizer with the
+/// device's open visit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Marks {
+    minute: i64,
+    in_minute: u32,
+    bin: i64,
+    in_bin: u32,
+}
+
+impl Default for Marks {
+    fn default() -> Marks {
+        Marks {
+            minute: i64::MIN,
+            in_minute: 0,
+            bin: i64::MIN,
+            in_bin: 0,
+        }
+    }
+}
+
+impl Marks {
+    /// The bit of a scope: zones 0–30, the store 31.
+    fn bit(scope: Option<ZoneId>) -> u32 {
+        match scope {
+            Some(z) => 1 << u32::from(z).min(30),
+            None => 1 << 31,
+        }
+    }
+}
+
 /// Measures presence per zone and bin. Feed every Wi-Fi frame's hearing ([`Self::heard`]),
 /// the untracked probes ([`Self::untracked`]) and the tracked devices' sightings
 /// ([`Self::tracked`]) in time order (small disorder is fine), then [`Self::seal`] with the
@@ -239,6 +272,9 @@ pub struct PresenceTracker {
     watermark_ms: i64,
     /// Observations older than the kept bins, refused.
     too_late: u64,
+    /// The minute last marked heard, per zone (a cache: rebuilt after a restore).
+    #[serde(skip)]
+    heard_minute: Vec<i64>,
 }
 
 /// The two keys an observation counts under: its zone and the whole store.
@@ -259,6 +295,7 @@ impl PresenceTracker {
             last_frame: HashMap::new(),
             watermark_ms: i64::MIN,
             too_late: 0,
+            heard_minute: Vec::new(),
         }
     }
 
@@ -301,6 +338,16 @@ impl PresenceTracker {
     }
 
     fn mark_heard(&mut self, ts_ms: i64, zone: ZoneId) {
+        // Most frames fall in a minute already marked for their zone: skip the bin lookups.
+        let minute = ts_ms.div_euclid(MINUTE_MS);
+        let z = usize::from(zone);
+        if self.heard_minute.get(z) == Some(&minute) {
+            return;
+        }
+        if self.heard_minute.len() <= z {
+            self.heard_minute.resize(z + 1, i64::MIN);
+        }
+        self.heard_minute[z] = minute;
         for s in scopes(zone) {
             let a = self.bins.entry((bin_start(ts_ms), s)).or_default();
             let c = a.cell(ts_ms);
@@ -344,8 +391,10 @@ impl PresenceTracker {
         }
     }
 
-    /// A sighting of a tracked device (one the sessionizer follows).
-    pub fn tracked(&mut self, ts_ms: i64, zone: ZoneId, rssi_dbm: i8, device: DeviceKey) {
+    /// A sighting of a tracked device (one the sessionizer follows), with the device's
+    /// [`Marks`]: it counts once per minute and once per bin in each scope, without a set of
+    /// device keys per minute (a busy store tracks a hundred thousand devices an hour).
+    pub fn tracked(&mut self, ts_ms: i64, zone: ZoneId, rssi_dbm: i8, marks: &mut Marks) {
         if self.late(ts_ms) {
             return;
         }
@@ -353,10 +402,35 @@ impl PresenceTracker {
         if rssi_dbm < self.params.inside_dbm {
             return;
         }
+        let minute = ts_ms.div_euclid(MINUTE_MS);
+        let bin = bin_start(ts_ms);
+        if minute < marks.minute || bin < marks.bin {
+            // Out of order by more than a minute: counted already, or too little to matter.
+            return;
+        }
+        if minute > marks.minute {
+            marks.minute = minute;
+            marks.in_minute = 0;
+        }
+        if bin > marks.bin {
+            marks.bin = bin;
+            marks.in_bin = 0;
+        }
         for s in scopes(zone) {
+            let bit = Marks::bit(s);
+            let (new_minute, new_bin) = (marks.in_minute & bit == 0, marks.in_bin & bit == 0);
+            if !new_minute && !new_bin {
+                continue;
+            }
+            marks.in_minute |= bit;
+            marks.in_bin |= bit;
             let a = self.acc(ts_ms, s);
-            a.cell(ts_ms).tracked.insert(device);
-            a.tracked.insert(device);
+            if new_minute {
+                a.cell(ts_ms).tracked += 1;
+            }
+            if new_bin {
+                a.tracked += 1;
+            }
         }
     }
 
@@ -418,8 +492,8 @@ fn measure(start_ms: i64, zone: Option<ZoneId>, a: &Acc) -> PresenceBin {
         class_minutes: per_minute(|c| c.classes.len()),
         scans: a.scans,
         macs: a.macs.len() as u32,
-        tracked: per_minute(|c| c.tracked.len()),
-        tracked_distinct: a.tracked.len() as u32,
+        tracked: per_minute(|c| c.tracked as usize),
+        tracked_distinct: a.tracked,
         outside_class_minutes: per_minute(|c| c.outside.difference(&c.classes).count()),
     }
 }
@@ -992,9 +1066,10 @@ mod tests {
 
     #[test]
     fn outside_frames_are_heard_but_not_present() {
+        let mut marks = [Marks::default(); 4];
         let mut p = PresenceTracker::new(PresenceParams { inside_dbm: -70 });
         p.untracked(T, 0, -80, 0xA, key(1));
-        p.tracked(T + 61_000, 0, -85, key(2));
+        p.tracked(T + 61_000, 0, -85, &mut marks[2]);
         let b = &p.seal(T + BIN_MS + SEAL_LAG_MS)[0];
         assert_eq!((b.minutes_heard, b.classes, b.macs, b.scans), (2, 0, 0, 0));
         assert_eq!(b.tracked_distinct, 0);
@@ -1003,9 +1078,10 @@ mod tests {
 
     #[test]
     fn the_store_counts_a_device_heard_by_two_zones_once() {
+        let mut marks = [Marks::default(); 4];
         let mut p = PresenceTracker::new(PresenceParams::default());
-        p.tracked(T, 0, -50, key(1));
-        p.tracked(T + 1_000, 1, -60, key(1));
+        p.tracked(T, 0, -50, &mut marks[1]);
+        p.tracked(T + 1_000, 1, -60, &mut marks[1]);
         p.untracked(T + 2_000, 0, -50, 0xA, key(2));
         p.untracked(T + 2_100, 1, -55, 0xA, key(3));
         let bins = p.seal(T + BIN_MS + SEAL_LAG_MS);
@@ -1089,9 +1165,10 @@ mod tests {
 
     #[test]
     fn the_tracker_survives_a_snapshot() {
+        let mut marks = [Marks::default(); 4];
         let mut p = PresenceTracker::new(PresenceParams::default());
         p.untracked(T, 0, -50, 0xA, key(1));
-        p.tracked(T + 1, 0, -50, key(2));
+        p.tracked(T + 1, 0, -50, &mut marks[2]);
         let bytes = postcard::to_stdvec(&p).unwrap();
         let mut q: PresenceTracker = postcard::from_bytes(&bytes).unwrap();
         q.untracked(T + 500, 0, -50, 0xA, key(3));

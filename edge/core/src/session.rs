@@ -211,6 +211,8 @@ struct OpenVisit {
     pending: Vec<Pending>,
     /// Presence decided: the device is tracked from now on.
     presence_tracked: bool,
+    /// Where presence last counted the device.
+    marks: crate::presence::Marks,
 }
 
 /// A sighting held for presence: time, zone, RSSI.
@@ -248,6 +250,7 @@ impl OpenVisit {
             last_seq: None,
             pending: Vec::new(),
             presence_tracked: false,
+            marks: crate::presence::Marks::default(),
         }
     }
 }
@@ -533,7 +536,8 @@ impl Sessionizer {
                 slot.visit.presence_tracked = true;
                 let held = std::mem::take(&mut slot.visit.pending);
                 for h in held.into_iter().chain([here]) {
-                    self.presence.tracked(h.ts_ms, h.zone, h.rssi_dbm, s.device);
+                    self.presence
+                        .tracked(h.ts_ms, h.zone, h.rssi_dbm, &mut slot.visit.marks);
                 }
             }
         } else if let Some(slot) = self.open.get_mut(&s.device) {
