@@ -608,6 +608,65 @@ pub struct Summary {
     pub elapsed: Duration,
 }
 
+/// Raw sighting rows held before a commit is forced (a few MB).
+const MAX_SIGHTINGS_PER_COMMIT: usize = 32_768;
+
+/// Raw sightings since the last commit, one row per minute, zone and device. Each device's
+/// current row is kept by device; when the device is heard in another minute or zone, the row
+/// is done. Rows of one (minute, zone, device) split by a commit or by a device heard in two
+/// zones within a minute are merged by the store.
+#[derive(Default)]
+struct Sightings {
+    open: HashMap<DeviceKey, SightingRow, edge_core::session::KeyHasher>,
+    done: Vec<SightingRow>,
+}
+
+impl Sightings {
+    fn note(&mut self, ts_ms: i64, zone: ZoneId, device: DeviceKey, rssi: i8) {
+        let minute_ms = ts_ms.div_euclid(60_000) * 60_000;
+        let fresh = SightingRow {
+            minute_ms,
+            zone,
+            device,
+            first_ms: ts_ms,
+            last_ms: ts_ms,
+            best_rssi: rssi,
+        };
+        match self.open.entry(device) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let row = e.get_mut();
+                if row.minute_ms == minute_ms && row.zone == zone {
+                    row.first_ms = row.first_ms.min(ts_ms);
+                    row.last_ms = row.last_ms.max(ts_ms);
+                    row.best_rssi = row.best_rssi.max(rssi);
+                } else {
+                    self.done.push(std::mem::replace(row, fresh));
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(fresh);
+            }
+        }
+    }
+
+    /// Rows held.
+    fn len(&self) -> usize {
+        self.open.len() + self.done.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every row, in key order (the table's primary key: the B-tree is filled in order).
+    fn take(&mut self) -> Vec<SightingRow> {
+        let mut rows = std::mem::take(&mut self.done);
+        rows.extend(self.open.drain().map(|(_, row)| row));
+        rows.sort_unstable_by_key(|r| (r.minute_ms, r.zone, r.device));
+        rows
+    }
+}
+
 /// The first wait before writing again after the store ran out of space; it doubles up to
 /// [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_secs(1);
@@ -618,8 +677,8 @@ struct Committer<'a> {
     store: &'a Store,
     /// Device ↔ person bindings made by logins since the last commit.
     bindings: Vec<Binding>,
-    /// Raw sightings since the last commit: (minute, zone, device) → (first, last, best RSSI).
-    sightings: HashMap<(i64, ZoneId, DeviceKey), (i64, i64, i8)>,
+    /// Raw sightings since the last commit.
+    sightings: Sightings,
     live: Option<&'a LiveOut>,
     settings: &'a PipelineSettings,
     zones: Arc<[String]>,
@@ -639,15 +698,7 @@ struct Committer<'a> {
 impl Committer<'_> {
     /// Notes a sighting for the raw sightings table.
     fn note_sighting(&mut self, ts_ms: i64, zone: ZoneId, device: DeviceKey, rssi: i8) {
-        let minute = ts_ms.div_euclid(60_000) * 60_000;
-        self.sightings
-            .entry((minute, zone, device))
-            .and_modify(|(first, last, best)| {
-                *first = (*first).min(ts_ms);
-                *last = (*last).max(ts_ms);
-                *best = (*best).max(rssi);
-            })
-            .or_insert((ts_ms, ts_ms, rssi));
+        self.sightings.note(ts_ms, zone, device, rssi);
     }
 
     /// Commits what the core closed and sealed (with a checkpoint when due or forced); false
@@ -671,6 +722,7 @@ impl Committer<'_> {
             && hours.is_empty()
             && presence.is_empty()
             && self.bindings.is_empty()
+            && self.sightings.is_empty()
             && !checkpoint_due
             && self.held.is_none()
         {
@@ -703,20 +755,7 @@ impl Committer<'_> {
                     .map(move |(k, v)| (name.clone(), k, v))
             })
             .collect();
-        let sightings = self
-            .sightings
-            .drain()
-            .map(
-                |((minute_ms, zone, device), (first_ms, last_ms, best_rssi))| SightingRow {
-                    minute_ms,
-                    zone,
-                    device,
-                    first_ms,
-                    last_ms,
-                    best_rssi,
-                },
-            )
-            .collect();
+        let sightings = self.sightings.take();
         let batch = Batch {
             visits,
             hours,
@@ -1104,7 +1143,7 @@ pub fn run(
         last_commit: Instant::now(),
         last_checkpoint: Instant::now(),
         summary: Summary::default(),
-        sightings: HashMap::new(),
+        sightings: Sightings::default(),
         held: None,
         retry_at: Instant::now(),
         retry_wait: Duration::ZERO,
@@ -1272,6 +1311,11 @@ pub fn run(
             }
         }
         frames += 1;
+        if c.sightings.len() >= MAX_SIGHTINGS_PER_COMMIT {
+            // A fast replay covers minutes of capture between two timed commits: commit by
+            // size too, so the rows held in memory stay bounded.
+            c.commit(&mut core, &lanes, false)?;
+        }
         if frames.is_multiple_of(4096) {
             if frames.is_multiple_of(1 << 16) {
                 progress.set_message(format!(

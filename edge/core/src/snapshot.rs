@@ -40,14 +40,12 @@ impl std::error::Error for SnapshotError {}
 
 /// Encodes the whole core state.
 pub fn encode(s: &Sessionizer) -> Vec<u8> {
-    let mut out = MAGIC.to_vec();
-    // postcard only fails for types it cannot represent (none here) or a full fixed buffer
-    // (we use a growable one), so an error would be a programming bug; keep the magic-only
-    // snapshot, which decodes to an error instead of silently losing state.
-    if let Ok(body) = postcard::to_stdvec(s) {
-        out.extend_from_slice(&body);
-    }
-    out
+    // Serialized straight after the magic: a busy store's snapshot is megabytes, and a second
+    // buffer would double the peak memory of every checkpoint.
+    // postcard only fails for types it cannot represent (none here), so an error would be a
+    // programming bug; keep the magic-only snapshot, which decodes to an error instead of
+    // silently losing state.
+    postcard::to_extend(s, MAGIC.to_vec()).unwrap_or_else(|_| MAGIC.to_vec())
 }
 
 /// Decodes a snapshot, applying the current thresholds and clock.
