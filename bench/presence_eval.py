@@ -92,7 +92,7 @@ def load_bins(db_path):
 
 
 def fit(binary, config, counts, tz):
-    """Runs the product's calibrate (dry run) on (ts, people) counts; gives (intercept, slope)."""
+    """Runs the product's calibrate (dry run) on (ts, people) counts; gives its fit (JSON)."""
     with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
         f.write("time,people\n")
         for ts, people in counts:
@@ -113,7 +113,19 @@ def fit(binary, config, counts, tz):
         sys.exit(f"calibrate printed no JSON: {out.stderr.strip()}")
     if not r.get("fit"):
         return None, r.get("refused")
-    return (r["fit"]["intercept"], r["fit"]["slope"]), None
+    return r["fit"], None
+
+
+def people_of(f, b):
+    """People of a stored bin under fit `f`, as the product computes them (Calibration::people):
+    two slopes on the bin's calibration inputs, or the old form on its devices."""
+    if f.get("slope_tracked") is None:
+        return max(0.0, f["intercept"] + f["slope"] * b["devices"])
+    t = b.get("fit_tracked")
+    e = b.get("fit_estimated")
+    t = b["devices_tracked"] if t is None else t
+    e = b["devices_estimated"] if e is None else e
+    return max(0.0, f["intercept"] + f["slope_tracked"] * t + f["slope"] * e)
 
 
 def main():
@@ -146,13 +158,13 @@ def main():
         while t < occ.end:
             y = occ.mean(t, t + BIN_S)
             if y is not None and heard(t):
-                b10.append((t, bins[t]["devices"], y))
+                b10.append((t, bins[t], y))
             t += BIN_S
         hours = []
         t = math.floor(occ.start / 3600) * 3600
         while t < occ.end:
             y = occ.mean(t, t + 3600)
-            xs = [bins[s]["devices"] for s in range(t, t + 3600, BIN_S) if heard(s)]
+            xs = [bins[s] for s in range(t, t + 3600, BIN_S) if heard(s)]
             if y is not None and len(xs) >= 4:
                 hours.append((t, xs, y))
             t += 3600
@@ -172,17 +184,17 @@ def main():
         if f is None:
             print(f"{day}: calibration refused: {refused}")
             continue
-        icpt, slope = f
-        people = lambda x: max(0.0, icpt + slope * x)
+        icpt, slope = f["intercept"], f["slope"]
+        people = lambda b: people_of(f, b)
         d10 = [(people(x), y) for _, x, y in per_day[day][0]]
         dh = [(sum(people(x) for x in xs) / len(xs), y) for _, xs, y in per_day[day][1]]
         p10 += d10
         ph += dh
-        rows.append((day, len(train), slope, icpt, len(d10), mae(d10), len(dh), mae(dh)))
+        rows.append((day, len(train), f.get("slope_tracked") or 0.0, slope, icpt, len(d10), mae(d10), len(dh), mae(dh)))
 
-    print("held-out day  train_counts  slope  intercept  bins10  mae10  hours  maeh")
-    for day, n, slope, icpt, n10, m10, nh, mh in rows:
-        print(f"{day}  {n:12d}  {slope:5.2f}  {icpt:9.2f}  {n10:6d}  {m10:5.2f}  {nh:5d}  {mh:4.2f}")
+    print("held-out day  train_counts  slope_tracked  slope  intercept  bins10  mae10  hours  maeh")
+    for day, n, slope_t, slope, icpt, n10, m10, nh, mh in rows:
+        print(f"{day}  {n:12d}  {slope_t:13.2f}  {slope:5.2f}  {icpt:9.2f}  {n10:6d}  {m10:5.2f}  {nh:5d}  {mh:4.2f}")
     r10, m10, rh, mh = pearson(p10), mae(p10), pearson(ph), mae(ph)
     print(f"\nper 10 minutes: r {r10:.3f}  MAE {m10:.2f} people  ({len(p10)} bins, {len(rows)} held-out days)")
     print(f"per hour:       r {rh:.3f}  MAE {mh:.2f} people  ({len(ph)} hours)")

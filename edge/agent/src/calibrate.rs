@@ -212,14 +212,21 @@ impl Outcome {
         );
         match (&self.fit, &self.refused) {
             (Some(f), _) => {
+                let form = match f.slope_tracked {
+                    Some(a) => format!(
+                        "{a:.3} × tracked devices + {:.3} × estimated devices",
+                        f.slope
+                    ),
+                    None => format!(
+                        "{:.3} × devices {} {:.2}",
+                        f.slope,
+                        if f.intercept < 0.0 { "−" } else { "+" },
+                        f.intercept.abs()
+                    ),
+                };
                 s += &format!(
-                    "fit: people = {:.3} × devices {} {:.2}   (r {:.2}, residual sd {:.2} people, {} samples)\n",
-                    f.slope,
-                    if f.intercept < 0.0 { "−" } else { "+" },
-                    f.intercept.abs(),
-                    f.r,
-                    f.residual_sd,
-                    f.samples
+                    "fit: people = {form}   (r {:.2}, residual sd {:.2} people, {} samples)\n",
+                    f.r, f.residual_sd, f.samples
                 );
             }
             (None, Some(why)) => s += &format!("refused: {why}\n"),
@@ -313,7 +320,7 @@ pub fn calibrate(
         reissued: 0,
     };
     match Calibration::fit(
-        &presence::pairs(&samples),
+        &presence::points(&samples),
         CalibrationSource::Headcounts,
         0,
         now_ms,

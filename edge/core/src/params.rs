@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// 2: a randomized MAC that only probed is a visit only when sequence continuity links it to
 /// another fragment (two populations: tracked devices, and presence estimated per bin).
-pub const DEFINITIONS_VERSION: u32 = 2;
+/// 3: people present are fitted through the origin, a slope per population, on the mean of a
+/// bin and the one before it.
+pub const DEFINITIONS_VERSION: u32 = 3;
 
 /// Thresholds of the metric definitions. Durations are milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -194,6 +194,10 @@ pub struct PresenceBin {
     /// Untracked classes heard only below the inside threshold, on average per minute.
     #[serde(default)]
     pub outside_class_minutes: f64,
+    /// The previous bin of the same scope, when it was heard: its tracked and estimated
+    /// untracked devices (the calibration's inputs are the mean of the two bins).
+    #[serde(default)]
+    pub previous: Option<(f64, f64)>,
 }
 
 impl PresenceBin {
@@ -213,6 +217,13 @@ impl PresenceBin {
             low: self.tracked + self.class_minutes.min(untracked),
             high: self.tracked + high,
         }
+    }
+
+    /// The untracked devices a calibration takes: [`UNITS_PER_CLASS`] per distinct class heard
+    /// inside over the bin. A phone scans every 17–135 s, so over ten minutes each class
+    /// present is heard; per minute, a class is missed in the minutes its phones did not scan.
+    pub fn fit_estimated(&self) -> f64 {
+        f64::from(self.classes) * UNITS_PER_CLASS
     }
 
     /// The tracked part of [`PresenceBin::devices`].
@@ -441,16 +452,18 @@ impl PresenceTracker {
         self.watermark_ms = self.watermark_ms.max(watermark_ms);
         let wm = self.watermark_ms;
         let mut out = Vec::new();
-        for (&(start, zone), a) in self.bins.iter_mut() {
-            if start.saturating_add(BIN_MS + SEAL_LAG_MS) > wm {
-                continue;
+        let due: Vec<(i64, Option<ZoneId>)> = self
+            .bins
+            .iter()
+            .filter(|(&(start, _), a)| a.dirty && start.saturating_add(BIN_MS + SEAL_LAG_MS) <= wm)
+            .map(|(&k, _)| k)
+            .collect();
+        for key in due {
+            out.push(self.measure_at(key));
+            if let Some(a) = self.bins.get_mut(&key) {
+                a.dirty = false;
+                a.revision += 1;
             }
-            if !a.dirty {
-                continue;
-            }
-            out.push(measure(start, zone, a));
-            a.dirty = false;
-            a.revision += 1;
         }
         self.bins
             .retain(|&(start, _), a| a.dirty || start.saturating_add(BIN_MS + KEEP_MS) > wm);
@@ -462,21 +475,43 @@ impl PresenceTracker {
     /// Emits every bin changed since it was last emitted, sealed or not (the input ended); the
     /// watermark stays, so input that follows later is still taken.
     pub fn seal_all(&mut self) -> Vec<PresenceBin> {
+        let due: Vec<(i64, Option<ZoneId>)> = self
+            .bins
+            .iter()
+            .filter(|(_, a)| a.dirty)
+            .map(|(&k, _)| k)
+            .collect();
         let mut out = Vec::new();
-        for (&(start, zone), a) in self.bins.iter_mut().filter(|(_, a)| a.dirty) {
-            out.push(measure(start, zone, a));
-            a.dirty = false;
-            a.revision += 1;
+        for key in due {
+            out.push(self.measure_at(key));
+            if let Some(a) = self.bins.get_mut(&key) {
+                a.dirty = false;
+                a.revision += 1;
+            }
         }
         out
     }
 
     /// Every bin still open or kept, as measured now (for a report of the running day).
     pub fn peek(&self) -> Vec<PresenceBin> {
-        self.bins
-            .iter()
-            .map(|(&(start, zone), a)| measure(start, zone, a))
-            .collect()
+        self.bins.keys().map(|&k| self.measure_at(k)).collect()
+    }
+
+    /// The bin at `key` as measured now, with its previous bin's figures when that was heard
+    /// (bins are kept [`KEEP_MS`], so a revision sees the same previous bin as the first seal).
+    fn measure_at(&self, key: (i64, Option<ZoneId>)) -> PresenceBin {
+        let (start, zone) = key;
+        let Some(a) = self.bins.get(&key) else {
+            return measure(start, zone, &Acc::default());
+        };
+        let mut bin = measure(start, zone, a);
+        bin.previous = self
+            .bins
+            .get(&(start.saturating_sub(BIN_MS), zone))
+            .map(|p| measure(start.saturating_sub(BIN_MS), zone, p))
+            .filter(|p| p.minutes_heard > 0)
+            .map(|p| (p.tracked, p.fit_estimated()));
+        bin
     }
 }
 
@@ -495,6 +530,7 @@ fn measure(start_ms: i64, zone: Option<ZoneId>, a: &Acc) -> PresenceBin {
         tracked: per_minute(|c| c.tracked as usize),
         tracked_distinct: a.tracked,
         outside_class_minutes: per_minute(|c| c.outside.difference(&c.classes).count()),
+        previous: None,
     }
 }
 
@@ -589,7 +625,85 @@ impl FitError {
     }
 }
 
+/// What a calibration maps to people: tracked devices and estimated untracked devices.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FitInput {
+    /// Tracked devices present.
+    pub tracked: f64,
+    /// Estimated untracked devices present, with its interval.
+    pub estimated: Estimate,
+}
+
+/// One point of a fit: the inputs and the people counted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FitPoint {
+    /// Tracked devices present.
+    pub tracked: f64,
+    /// Estimated untracked devices present.
+    pub estimated: f64,
+    /// People present.
+    pub people: f64,
+    /// The sample's group (its day): with three groups or more, which populations the fit
+    /// uses is chosen by how well each choice predicts a group left out.
+    pub group: u32,
+}
+
+/// Which populations a fit uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Uses {
+    Both,
+    Estimated,
+    Tracked,
+}
+
+impl Uses {
+    const ALL: [Uses; 3] = [Uses::Both, Uses::Estimated, Uses::Tracked];
+
+    /// Least squares through the origin of `points` on the populations used: (tracked slope,
+    /// estimated slope); `None` when a slope would not be positive.
+    fn solve<'a>(self, points: impl Iterator<Item = &'a FitPoint> + Clone) -> Option<(f64, f64)> {
+        let sum = |f: &dyn Fn(&FitPoint) -> f64| points.clone().map(f).sum::<f64>();
+        let (stt, stu, suu) = (
+            sum(&|p| p.tracked * p.tracked),
+            sum(&|p| p.tracked * p.estimated),
+            sum(&|p| p.estimated * p.estimated),
+        );
+        let (sty, suy) = (
+            sum(&|p| p.tracked * p.people),
+            sum(&|p| p.estimated * p.people),
+        );
+        match self {
+            Uses::Both => {
+                let det = stt * suu - stu * stu;
+                if !(det > 1e-9 * stt * suu && det > 0.0) {
+                    return None;
+                }
+                let a = (sty * suu - suy * stu) / det;
+                let b = (suy * stt - sty * stu) / det;
+                (a > 0.0 && b > 0.0).then_some((a, b))
+            }
+            Uses::Estimated => (suu > 0.0 && suy > 0.0).then(|| (0.0, suy / suu)),
+            Uses::Tracked => (stt > 0.0 && sty > 0.0).then(|| (sty / stt, 0.0)),
+        }
+    }
+
+    fn slopes(self) -> f64 {
+        if self == Uses::Both {
+            2.0
+        } else {
+            1.0
+        }
+    }
+}
+
 /// A linear map from devices present to people present, with what its interval needs.
+///
+/// Fits since definitions version 3 go through the origin (no devices, no people) with a
+/// non-negative slope for each population: `people = slope_tracked × tracked + slope ×
+/// estimated`. Head counts are mostly taken when people are there, and a free intercept then
+/// predicts people in an empty store; a store where one population does not follow people
+/// (laptops next door, say) gets a zero slope for it. Calibrations stored before carry no
+/// `slope_tracked` and keep their old form, `intercept + slope × devices`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     /// Where the samples came from.
@@ -600,17 +714,20 @@ pub struct Calibration {
     pub fitted_at_ms: i64,
     /// Samples it was fitted on.
     pub samples: u32,
-    /// People at zero devices.
+    /// People at zero devices (0 for fits through the origin).
     pub intercept: f64,
-    /// People per device.
+    /// People per estimated untracked device (per device in the old form).
     pub slope: f64,
+    /// People per tracked device; `None`: the old form, one slope for all devices.
+    #[serde(default)]
+    pub slope_tracked: Option<f64>,
     /// Residual standard deviation, people.
     pub residual_sd: f64,
     /// Mean devices figure of the samples.
     pub mean_devices: f64,
     /// Sum of squared deviations of the samples' devices figures.
     pub sxx: f64,
-    /// Pearson r of the samples.
+    /// Pearson r of fitted and counted people on the samples.
     pub r: f64,
 }
 
@@ -624,6 +741,7 @@ impl Calibration {
             samples: 0,
             intercept: 0.0,
             slope: 1.0,
+            slope_tracked: None,
             residual_sd: 0.0,
             mean_devices: 0.0,
             sxx: 0.0,
@@ -636,28 +754,32 @@ impl Calibration {
         self.source != CalibrationSource::Default
     }
 
-    /// Least squares of people on devices over `samples` (devices, people).
+    /// Fits people on the two populations through the origin by non-negative least squares
+    /// (both slopes, or the better of one alone). Refused with too few samples, no spread in
+    /// devices or people, or devices and people going opposite ways.
     pub fn fit(
-        samples: &[(f64, f64)],
+        points: &[FitPoint],
         source: CalibrationSource,
         version: u32,
         fitted_at_ms: i64,
     ) -> Result<Calibration, FitError> {
-        if let Some(index) = samples
-            .iter()
-            .position(|&(x, y)| !x.is_finite() || !y.is_finite() || y < 0.0 || x < 0.0)
-        {
+        if let Some(index) = points.iter().position(|p| {
+            [p.tracked, p.estimated, p.people]
+                .iter()
+                .any(|v| !v.is_finite() || *v < 0.0)
+        }) {
             return Err(FitError::BadSample { index });
         }
-        if samples.len() < MIN_SAMPLES {
-            return Err(FitError::TooFewSamples { got: samples.len() });
+        if points.len() < MIN_SAMPLES {
+            return Err(FitError::TooFewSamples { got: points.len() });
         }
-        let n = samples.len() as f64;
-        let mx = samples.iter().map(|s| s.0).sum::<f64>() / n;
-        let my = samples.iter().map(|s| s.1).sum::<f64>() / n;
-        let sxx: f64 = samples.iter().map(|s| (s.0 - mx).powi(2)).sum();
-        let syy: f64 = samples.iter().map(|s| (s.1 - my).powi(2)).sum();
-        let sxy: f64 = samples.iter().map(|s| (s.0 - mx) * (s.1 - my)).sum();
+        let n = points.len() as f64;
+        let x = |p: &FitPoint| p.tracked + p.estimated;
+        let mx = points.iter().map(x).sum::<f64>() / n;
+        let my = points.iter().map(|p| p.people).sum::<f64>() / n;
+        let sxx: f64 = points.iter().map(|p| (x(p) - mx).powi(2)).sum();
+        let syy: f64 = points.iter().map(|p| (p.people - my).powi(2)).sum();
+        let sxy: f64 = points.iter().map(|p| (x(p) - mx) * (p.people - my)).sum();
         // Below a hundredth of a device (or person) of spread there is nothing to fit.
         if sxx <= 1e-4 * n {
             return Err(FitError::NoVariance { what: "devices" });
@@ -665,51 +787,100 @@ impl Calibration {
         if syy <= 1e-4 * n {
             return Err(FitError::NoVariance { what: "people" });
         }
-        let slope = sxy / sxx;
-        if slope <= 0.0 {
-            return Err(FitError::NotIncreasing { slope });
+        if sxy <= 0.0 {
+            return Err(FitError::NotIncreasing { slope: sxy / sxx });
         }
-        let intercept = my - slope * mx;
-        let sse: f64 = samples
+        let sse = |(a, b): (f64, f64), of: &mut dyn Iterator<Item = &FitPoint>| {
+            of.map(|p| (p.people - a * p.tracked - b * p.estimated).powi(2))
+                .sum::<f64>()
+        };
+        let groups: std::collections::BTreeSet<u32> = points.iter().map(|p| p.group).collect();
+        // The populations used: with three groups or more, the choice that best predicts each
+        // group from the others (a population that only follows people on the days it was
+        // fitted on is left out); otherwise the smallest squared error.
+        let score = |uses: Uses| -> Option<f64> {
+            if groups.len() >= 3 {
+                let mut err = 0.0;
+                for &g in &groups {
+                    let slopes = uses.solve(points.iter().filter(|p| p.group != g))?;
+                    err += sse(slopes, &mut points.iter().filter(|p| p.group == g));
+                }
+                Some(err)
+            } else {
+                Some(sse(uses.solve(points.iter())?, &mut points.iter()))
+            }
+        };
+        let Some(uses) = Uses::ALL
+            .into_iter()
+            .filter_map(|u| Some((u, score(u)?)))
+            .min_by(|l, r| l.1.total_cmp(&r.1))
+            .map(|(u, _)| u)
+        else {
+            return Err(FitError::NotIncreasing { slope: sxy / sxx });
+        };
+        let Some((a, b)) = uses.solve(points.iter()) else {
+            return Err(FitError::NotIncreasing { slope: sxy / sxx });
+        };
+        let k = uses.slopes();
+        let fitted: Vec<(f64, f64)> = points
             .iter()
-            .map(|s| (s.1 - intercept - slope * s.0).powi(2))
-            .sum();
+            .map(|p| (a * p.tracked + b * p.estimated, p.people))
+            .collect();
         Ok(Calibration {
             source,
             version,
             fitted_at_ms,
-            samples: samples.len() as u32,
-            intercept,
-            slope,
-            residual_sd: (sse / (n - 2.0)).sqrt(),
+            samples: points.len() as u32,
+            intercept: 0.0,
+            slope: b,
+            slope_tracked: Some(a),
+            residual_sd: (sse((a, b), &mut points.iter()) / (n - k).max(1.0)).sqrt(),
             mean_devices: mx,
             sxx,
-            r: sxy / (sxx * syy).sqrt(),
+            r: pearson(&fitted),
         })
     }
 
-    /// People present for a devices estimate; `None` while uncalibrated. The interval is the
-    /// fit's 90 % prediction interval at the point estimate, widened by the devices interval
-    /// mapped through the fit. Never below zero.
-    pub fn people(&self, devices: &Estimate) -> Option<Estimate> {
+    /// People present for the inputs; `None` while uncalibrated. The interval is the fit's
+    /// 90 % prediction interval around the point estimate, widened by the estimated devices'
+    /// interval mapped through the fit. Never below zero.
+    pub fn people(&self, input: &FitInput) -> Option<Estimate> {
         if !self.is_calibrated() {
             return None;
         }
-        let at = |x: f64| (self.intercept + self.slope * x).max(0.0);
         let n = f64::from(self.samples.max(1));
-        let spread = |x: f64| {
-            let lever = if self.sxx > 0.0 {
-                (x - self.mean_devices).powi(2) / self.sxx
-            } else {
-                0.0
+        let e = &input.estimated;
+        let (at, spread): (Box<dyn Fn(f64) -> f64>, Box<dyn Fn(f64) -> f64>) =
+            match self.slope_tracked {
+                Some(a) => {
+                    let t = input.tracked;
+                    let s = Z90 * self.residual_sd * (1.0 + 1.0 / n).sqrt();
+                    (
+                        Box::new(move |u: f64| (self.intercept + a * t + self.slope * u).max(0.0)),
+                        Box::new(move |_| s),
+                    )
+                }
+                None => {
+                    // The old form: one slope for all devices, leverage from the devices' spread.
+                    let t = input.tracked;
+                    (
+                        Box::new(move |u: f64| (self.intercept + self.slope * (t + u)).max(0.0)),
+                        Box::new(move |u: f64| {
+                            let lever = if self.sxx > 0.0 {
+                                (t + u - self.mean_devices).powi(2) / self.sxx
+                            } else {
+                                0.0
+                            };
+                            Z90 * self.residual_sd * (1.0 + 1.0 / n + lever).sqrt()
+                        }),
+                    )
+                }
             };
-            Z90 * self.residual_sd * (1.0 + 1.0 / n + lever).sqrt()
-        };
-        let value = at(devices.value);
+        let value = at(e.value);
         Some(Estimate {
             value,
-            low: (at(devices.low) - spread(devices.low)).max(0.0).min(value),
-            high: (at(devices.high) + spread(devices.high)).max(value),
+            low: (at(e.low) - spread(e.low)).max(0.0).min(value),
+            high: (at(e.high) + spread(e.high)).max(value),
         })
     }
 }
@@ -759,6 +930,15 @@ pub struct PresenceRecord {
     pub devices_low: f64,
     /// Upper end.
     pub devices_high: f64,
+    /// The calibration's inputs: tracked devices, and estimated untracked devices, each the
+    /// mean of this bin and the previous one when that was heard (a phone scans every 17–135 s,
+    /// so one bin's count of classes is noisy). `None` in records stored before they existed:
+    /// the bin's own figures are used.
+    #[serde(default)]
+    pub fit_tracked: Option<f64>,
+    /// See `fit_tracked`.
+    #[serde(default)]
+    pub fit_estimated: Option<f64>,
     /// People present; `None` while uncalibrated.
     pub people: Option<f64>,
     /// Lower end.
@@ -780,6 +960,11 @@ impl PresenceRecord {
         calibration: &Calibration,
     ) -> PresenceRecord {
         let d = bin.devices();
+        let estimated = bin.fit_estimated();
+        let (fit_tracked, fit_estimated) = match bin.previous {
+            Some((t, e)) => ((bin.tracked + t) / 2.0, (estimated + e) / 2.0),
+            None => (bin.tracked, estimated),
+        };
         let local = clock.local(bin.start_ms);
         let mut r = PresenceRecord {
             start_ms: bin.start_ms,
@@ -799,6 +984,8 @@ impl PresenceRecord {
             devices: round2(d.value),
             devices_low: round2(d.low),
             devices_high: round2(d.high),
+            fit_tracked: Some(round2(fit_tracked)),
+            fit_estimated: Some(round2(fit_estimated)),
             people: None,
             people_low: None,
             people_high: None,
@@ -811,7 +998,7 @@ impl PresenceRecord {
 
     /// Sets the people figure (and which calibration gave it) from the devices figure.
     pub fn calibrate(&mut self, calibration: &Calibration) {
-        let p = calibration.people(&self.devices_estimate());
+        let p = calibration.people(&self.fit_input());
         self.people = p.map(|e| round2(e.value));
         self.people_low = p.map(|e| round2(e.low));
         self.people_high = p.map(|e| round2(e.high));
@@ -825,6 +1012,21 @@ impl PresenceRecord {
             value: self.devices,
             low: self.devices_low,
             high: self.devices_high,
+        }
+    }
+
+    /// What a calibration maps to people: the (smoothed) tracked and estimated devices, the
+    /// estimated part's interval carried over from the bin's devices interval.
+    pub fn fit_input(&self) -> FitInput {
+        let tracked = self.fit_tracked.unwrap_or(self.devices_tracked);
+        let estimated = self.fit_estimated.unwrap_or(self.devices_estimated);
+        FitInput {
+            tracked,
+            estimated: Estimate {
+                value: estimated,
+                low: (estimated - (self.devices - self.devices_low).max(0.0)).max(0.0),
+                high: estimated + (self.devices_high - self.devices).max(0.0),
+            },
         }
     }
 
@@ -855,6 +1057,8 @@ pub struct Sample {
     pub local_date: String,
     /// Devices present.
     pub devices: f64,
+    /// The calibration's inputs ([`PresenceRecord::fit_input`]).
+    pub input: FitInput,
     /// People present.
     pub people: f64,
 }
@@ -881,6 +1085,7 @@ impl PresenceRecord {
             start_ms: self.start_ms,
             local_date: self.local_date.clone(),
             devices: self.devices,
+            input: self.fit_input(),
             people,
         }
     }
@@ -941,10 +1146,10 @@ pub fn held_out(samples: &[Sample]) -> Option<HeldOut> {
     let mut pairs: Vec<(f64, f64)> = Vec::new();
     let mut judged = 0;
     for day in &days {
-        let train: Vec<(f64, f64)> = samples
+        let train: Vec<FitPoint> = samples
             .iter()
             .filter(|s| s.local_date != *day)
-            .map(|s| (s.devices, s.people))
+            .map(Sample::point)
             .collect();
         let Ok(fit) = Calibration::fit(&train, CalibrationSource::Headcounts, 0, 0) else {
             continue;
@@ -954,7 +1159,7 @@ pub fn held_out(samples: &[Sample]) -> Option<HeldOut> {
             samples
                 .iter()
                 .filter(|s| s.local_date == *day)
-                .map(|s| ((fit.intercept + fit.slope * s.devices).max(0.0), s.people)),
+                .filter_map(|s| Some((fit.people(&s.input)?.value, s.people))),
         );
     }
     if pairs.is_empty() {
@@ -987,9 +1192,35 @@ pub fn pearson(pairs: &[(f64, f64)]) -> f64 {
     sxy / (sxx * syy).sqrt()
 }
 
-/// The samples' (devices, people) pairs, for [`Calibration::fit`].
+/// The samples' (devices, people) pairs.
 pub fn pairs(samples: &[Sample]) -> Vec<(f64, f64)> {
     samples.iter().map(|s| (s.devices, s.people)).collect()
+}
+
+/// A store-local date (`YYYY-MM-DD`) as a number (days since the common era; 0 if malformed),
+/// the group of a sample.
+fn day_number(date: &str) -> u32 {
+    use chrono::Datelike;
+    chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .map(|d| u32::try_from(d.num_days_from_ce()).unwrap_or(0))
+        .unwrap_or(0)
+}
+
+/// The samples' fit points, for [`Calibration::fit`].
+pub fn points(samples: &[Sample]) -> Vec<FitPoint> {
+    samples.iter().map(Sample::point).collect()
+}
+
+impl Sample {
+    /// The sample as a fit point.
+    pub fn point(&self) -> FitPoint {
+        FitPoint {
+            tracked: self.input.tracked,
+            estimated: self.input.estimated.value,
+            people: self.people,
+            group: day_number(&self.local_date),
+        }
+    }
 }
 
 /// Which keys (by their [`DeviceKey`]) are fixed devices: never people.
@@ -1025,6 +1256,52 @@ mod tests {
         );
         assert!((store.devices_outside() - 0.2 * UNITS_PER_CLASS).abs() < 1e-9);
         assert_eq!(store.macs, 1, "outside MACs are not inside devices");
+    }
+
+    /// The calibration's inputs average a bin with the previous one of its scope when that was
+    /// heard; a bin after a silent one (or the first) stands alone; a revision sees the same
+    /// previous bin.
+    #[test]
+    fn calibration_inputs_average_a_bin_with_the_one_before() {
+        let mut p = PresenceTracker::new(PresenceParams::default());
+        let mut marks = Marks::default();
+        // Bin 0: four classes inside. Bin 1: none, one tracked device in every minute.
+        // Bin 2: silent. Bin 3: two classes.
+        for c in 0..4u32 {
+            p.untracked(T + 1_000, 0, -50, c, key(c as u8));
+        }
+        for m in 0..10 {
+            p.tracked(T + BIN_MS + m * MINUTE_MS, 0, -50, &mut marks);
+        }
+        for c in 0..2u32 {
+            p.untracked(T + 3 * BIN_MS, 0, -50, 10 + c, key(10 + c as u8));
+        }
+        let clock = crate::LocalClock::new(chrono_tz::UTC);
+        let records: Vec<PresenceRecord> = p
+            .seal(T + 4 * BIN_MS + SEAL_LAG_MS)
+            .iter()
+            .filter(|b| b.zone.is_none())
+            .map(|b| PresenceRecord::new(b, None, &clock, &Calibration::uncalibrated()))
+            .collect();
+        let starts: Vec<i64> = records.iter().map(|r| (r.start_ms - T) / BIN_MS).collect();
+        assert_eq!(starts, vec![0, 1, 3], "a silent bin is not emitted");
+        // Four distinct classes in bin 0, two in bin 3.
+        let est0 = 4.0 * UNITS_PER_CLASS;
+        // (tracked, estimated) inputs per bin.
+        let want = [(0.0, est0), (0.5, est0 / 2.0), (0.0, 2.0 * UNITS_PER_CLASS)];
+        for (r, (t, e)) in records.iter().zip(want) {
+            let (ft, fe) = (r.fit_tracked.unwrap(), r.fit_estimated.unwrap());
+            assert!((ft - t).abs() < 0.01 && (fe - e).abs() < 0.01, "{r:?}");
+        }
+        // A late frame in bin 1 gives a revision, still averaged with bin 0.
+        p.tracked(T + BIN_MS + 30_000, 1, -50, &mut Marks::default());
+        let rev = p.seal(T + 4 * BIN_MS + SEAL_LAG_MS);
+        let store = rev
+            .iter()
+            .find(|b| b.zone.is_none() && b.start_ms == T + BIN_MS)
+            .unwrap();
+        assert_eq!(store.previous.map(|p| p.0), Some(0.0));
+        assert!((store.previous.unwrap().1 - est0).abs() < 0.01);
     }
 
     #[test]
@@ -1111,6 +1388,7 @@ mod tests {
             tracked,
             tracked_distinct: 0,
             outside_class_minutes: 0.0,
+            previous: None,
         };
         let table = [
             // classes, per minute, macs, tracked → value, low, high
@@ -1177,35 +1455,145 @@ mod tests {
         assert_eq!((z.scans, z.macs, z.tracked_distinct), (1, 2, 1));
     }
 
+    fn input(tracked: f64, estimated: f64) -> FitInput {
+        FitInput {
+            tracked,
+            estimated: Estimate::exact(estimated),
+        }
+    }
+
+    /// Table: the fit goes through the origin with a non-negative slope per population, and
+    /// finds which population follows people.
     #[test]
-    fn a_fit_maps_devices_to_people_with_an_interval() {
-        // people = 1 + 2 × devices, with noise ±0.5.
-        let samples: Vec<(f64, f64)> = (0..12)
-            .map(|i| {
-                let x = f64::from(i);
-                (x, 1.0 + 2.0 * x + if i % 2 == 0 { 0.5 } else { -0.5 })
+    fn a_fit_maps_both_populations_to_people_through_the_origin() {
+        let noise = |i: i32| if i % 2 == 0 { 0.4 } else { -0.4 };
+        // (name, points, slope_tracked, slope)
+        type Gen = Box<dyn Fn(i32) -> FitPoint>;
+        let table: Vec<(&str, Gen, f64, f64)> = vec![
+            (
+                "people follow the estimated devices; tracked ones are laptops next door",
+                Box::new(move |i| FitPoint {
+                    tracked: f64::from((i * 7) % 5),
+                    estimated: f64::from(i),
+                    people: 2.0 * f64::from(i) + noise(i),
+                    group: 0,
+                }),
+                0.0,
+                2.0,
+            ),
+            (
+                "both populations are people",
+                Box::new(move |i| FitPoint {
+                    tracked: f64::from(i % 4),
+                    estimated: f64::from(i),
+                    people: f64::from(i % 4) + 1.5 * f64::from(i) + noise(i),
+                    group: 0,
+                }),
+                1.0,
+                1.5,
+            ),
+            (
+                "only tracked devices follow people",
+                Box::new(move |i| FitPoint {
+                    tracked: f64::from(i),
+                    estimated: f64::from((i * 3) % 4),
+                    people: 1.2 * f64::from(i) + noise(i),
+                    group: 0,
+                }),
+                1.2,
+                0.0,
+            ),
+        ];
+        for (name, gen, want_t, want_u) in table {
+            let points: Vec<FitPoint> = (0..16).map(&gen).collect();
+            let c = Calibration::fit(&points, CalibrationSource::Headcounts, 1, 5).unwrap();
+            let a = c.slope_tracked.unwrap();
+            assert!(a >= 0.0 && c.slope >= 0.0, "{name}: {c:?}");
+            assert!((a - want_t).abs() < 0.15, "{name}: tracked slope {a}");
+            assert!((c.slope - want_u).abs() < 0.15, "{name}: slope {}", c.slope);
+            assert_eq!(c.intercept, 0.0, "{name}");
+            assert!(c.r > 0.95, "{name}: {c:?}");
+            // No devices, no people.
+            assert_eq!(c.people(&input(0.0, 0.0)).unwrap().value, 0.0, "{name}");
+        }
+    }
+
+    /// With samples of several days, a population that follows people only on some days (the
+    /// laptops of a class next door on the day they met) is left out: each choice is judged on
+    /// days it was not fitted on.
+    #[test]
+    fn a_population_that_does_not_predict_other_days_is_left_out() {
+        let points: Vec<FitPoint> = (0..4u32)
+            .flat_map(|day| {
+                (0..10).map(move |i| {
+                    let u = f64::from(i);
+                    // Tracked devices rise with people on day 0 only.
+                    let t = if day == 0 {
+                        u
+                    } else {
+                        f64::from((i * 7 + day as i32) % 10)
+                    };
+                    FitPoint {
+                        tracked: t,
+                        estimated: u,
+                        people: 1.5 * u + if i % 2 == 0 { 0.5 } else { -0.5 },
+                        group: day,
+                    }
+                })
             })
             .collect();
-        let c = Calibration::fit(&samples, CalibrationSource::Headcounts, 1, 5).unwrap();
-        assert!((c.slope - 2.0).abs() < 0.05, "{c:?}");
-        assert!((c.intercept - 1.0).abs() < 0.3, "{c:?}");
-        assert!(c.r > 0.99);
-        let p = c.people(&Estimate::exact(5.0)).unwrap();
-        assert!((p.value - 11.0).abs() < 0.3);
+        let c = Calibration::fit(&points, CalibrationSource::Headcounts, 1, 5).unwrap();
+        assert_eq!(c.slope_tracked, Some(0.0), "{c:?}");
+        assert!((c.slope - 1.5).abs() < 0.05, "{c:?}");
+        // Without days to judge by, the smallest squared error decides.
+        let one_day: Vec<FitPoint> = points.iter().map(|p| FitPoint { group: 0, ..*p }).collect();
+        let c1 = Calibration::fit(&one_day, CalibrationSource::Headcounts, 1, 5).unwrap();
+        assert!(c1.slope_tracked.unwrap() >= 0.0 && c1.slope > 1.0, "{c1:?}");
+    }
+
+    #[test]
+    fn people_have_an_interval_that_widens_with_the_devices_interval() {
+        let points: Vec<FitPoint> = (0..12)
+            .map(|i| FitPoint {
+                tracked: 0.0,
+                estimated: f64::from(i),
+                people: 2.0 * f64::from(i) + if i % 2 == 0 { 0.5 } else { -0.5 },
+                group: 0,
+            })
+            .collect();
+        let c = Calibration::fit(&points, CalibrationSource::Headcounts, 1, 5).unwrap();
+        let p = c.people(&input(0.0, 5.0)).unwrap();
+        assert!((p.value - 10.0).abs() < 0.3, "{p:?}");
         assert!(
             p.low < p.value && p.high > p.value && p.high - p.low < 3.0,
             "{p:?}"
         );
-        // Far from the samples the interval widens.
-        let far = c.people(&Estimate::exact(40.0)).unwrap();
-        assert!(far.high - far.low > p.high - p.low);
-        // Never below zero.
-        let none = c.people(&Estimate::exact(0.0)).unwrap();
-        assert!(none.low >= 0.0);
-        assert_eq!(
-            Calibration::uncalibrated().people(&Estimate::exact(5.0)),
-            None
-        );
+        let wide = c
+            .people(&FitInput {
+                tracked: 0.0,
+                estimated: Estimate {
+                    value: 5.0,
+                    low: 3.0,
+                    high: 9.0,
+                },
+            })
+            .unwrap();
+        assert!(wide.high - wide.low > p.high - p.low + 5.0, "{wide:?}");
+        assert!(c.people(&input(0.0, 0.0)).unwrap().low >= 0.0);
+        assert_eq!(Calibration::uncalibrated().people(&input(1.0, 5.0)), None);
+    }
+
+    /// A calibration stored before the two slopes keeps its form: intercept + slope × devices.
+    #[test]
+    fn a_stored_calibration_of_the_old_form_keeps_its_meaning() {
+        let old: Calibration = serde_json::from_str(
+            r#"{"source":"door","version":2,"fitted_at_ms":1,"samples":50,"intercept":1.0,
+                "slope":2.0,"residual_sd":0.0,"mean_devices":4.0,"sxx":100.0,"r":0.9}"#,
+        )
+        .unwrap();
+        assert_eq!(old.slope_tracked, None);
+        let p = old.people(&input(1.0, 2.0)).unwrap();
+        assert!((p.value - 7.0).abs() < 1e-9, "{p:?}");
     }
 
     #[test]
@@ -1239,7 +1627,16 @@ mod tests {
             ),
         ];
         for (samples, reason) in table {
-            let e = Calibration::fit(&samples, CalibrationSource::Headcounts, 1, 0).unwrap_err();
+            let points: Vec<FitPoint> = samples
+                .iter()
+                .map(|&(x, y)| FitPoint {
+                    tracked: 0.0,
+                    estimated: x,
+                    people: y,
+                    group: 0,
+                })
+                .collect();
+            let e = Calibration::fit(&points, CalibrationSource::Headcounts, 1, 0).unwrap_err();
             assert_eq!(e.reason(), reason, "{samples:?}: {e}");
         }
     }
@@ -1258,6 +1655,7 @@ mod tests {
                 tracked: 0.0,
                 tracked_distinct: 0,
                 outside_class_minutes: 0.0,
+                previous: None,
             },
             None,
             &crate::LocalClock::new(chrono_tz::UTC),
@@ -1305,7 +1703,7 @@ mod tests {
 
     #[test]
     fn held_out_days_are_judged_by_fits_on_the_other_days() {
-        // Three days of people = 0.5 × devices + 1, the third with a bias of +2 people.
+        // Three days of people = 0.5 × devices, the third with a bias of +2 people.
         let mut samples = Vec::new();
         for (d, bias) in [("d1", 0.0), ("d2", 0.0), ("d3", 2.0)] {
             for i in 0..8 {
@@ -1314,16 +1712,21 @@ mod tests {
                     start_ms: T,
                     local_date: d.to_string(),
                     devices: x,
-                    people: 0.5 * x + 1.0 + bias,
+                    input: FitInput {
+                        tracked: 0.0,
+                        estimated: Estimate::exact(x),
+                    },
+                    people: 0.5 * x + bias,
                 });
             }
         }
         let h = held_out(&samples).unwrap();
         assert_eq!((h.days, h.samples), (3, 24));
         assert!(h.r > 0.8, "{h:?}");
-        // d1 and d2 are predicted from a fit pulled up by d3 (about +1), d3 from the others
-        // (2 below): the mean error is about (1 + 1 + 2) / 3.
-        assert!((h.mae - 4.0 / 3.0).abs() < 0.05, "{h:?}");
+        // d3 is predicted from d1 and d2 (slope 0.5, 2 below each sample); d1 and d2 from a
+        // fit pulled up by d3 (slope (280 + 280 + 112) / 1120 = 0.6, 0.1 × 7 above on average):
+        // the mean error is (0.7 + 0.7 + 2) / 3.
+        assert!((h.mae - 3.4 / 3.0).abs() < 0.01, "{h:?}");
         // One day alone cannot be held out.
         let one: Vec<Sample> = samples
             .iter()

@@ -1489,6 +1489,8 @@ mod tests {
             devices: est,
             devices_low: (est - 1.0).max(0.0),
             devices_high: est + 1.0,
+            fit_tracked: None,
+            fit_estimated: None,
             people: None,
             people_low: None,
             people_high: None,

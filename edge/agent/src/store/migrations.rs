@@ -284,6 +284,14 @@ CREATE TABLE calibrations (
 );
 "#,
     ),
+    (
+        10,
+        r#"
+-- Two populations: people = slope_tracked × tracked devices + slope × estimated devices
+-- (intercept 0). NULL in calibrations fitted before: people = intercept + slope × devices.
+ALTER TABLE calibrations ADD COLUMN slope_tracked REAL;
+"#,
+    ),
 ];
 
 /// The schema version this build writes.

@@ -35,7 +35,7 @@ fn source_of(label: &str) -> CalibrationSource {
 }
 
 const CALIBRATION_COLUMNS: &str = "version, source, fitted_at_ms, samples, intercept, slope, \
-     residual_sd, mean_devices, sxx, r";
+     residual_sd, mean_devices, sxx, r, slope_tracked";
 
 fn calibration_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Calibration> {
     Ok(Calibration {
@@ -49,6 +49,7 @@ fn calibration_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Calibration> {
         mean_devices: r.get(7)?,
         sxx: r.get(8)?,
         r: r.get(9)?,
+        slope_tracked: r.get(10)?,
     })
 }
 
@@ -109,7 +110,7 @@ pub fn save_calibration(
     tx.execute(
         &format!(
             "INSERT INTO calibrations ({CALIBRATION_COLUMNS}, applies_from_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
         ),
         params![
             version,
@@ -122,6 +123,7 @@ pub fn save_calibration(
             fitted.mean_devices,
             fitted.sxx,
             fitted.r,
+            fitted.slope_tracked,
             applies_from_ms
         ],
     )
@@ -397,7 +399,7 @@ pub fn door_refit(
     let records = records_between(tx, clock.day_start(first), midnight, None)?;
     let samples = presence::door_samples(&records, &occupancy);
     match Calibration::fit(
-        &presence::pairs(&samples),
+        &presence::points(&samples),
         CalibrationSource::Door,
         0,
         now_ms,
@@ -509,6 +511,19 @@ mod tests {
         LocalClock::new(chrono_tz::UTC)
     }
 
+    /// Fit points of (estimated devices, people), no tracked devices.
+    fn points(pairs: &[(f64, f64)]) -> Vec<presence::FitPoint> {
+        pairs
+            .iter()
+            .map(|&(estimated, people)| presence::FitPoint {
+                tracked: 0.0,
+                estimated,
+                people,
+                group: 0,
+            })
+            .collect()
+    }
+
     /// A whole-store bin heard throughout with `classes` untracked classes.
     fn bin(start_ms: i64, classes: u32) -> PresenceBin {
         PresenceBin {
@@ -523,6 +538,7 @@ mod tests {
             tracked: 0.0,
             tracked_distinct: 0,
             outside_class_minutes: 0.0,
+            previous: None,
         }
     }
 
@@ -582,14 +598,14 @@ mod tests {
         store.commit(batch(bins, false)).unwrap();
         drop(store);
         let fit = Calibration::fit(
-            &[
+            &points(&[
                 (1.0, 1.0),
                 (2.0, 2.0),
                 (3.0, 2.5),
                 (4.0, 4.5),
                 (5.0, 5.0),
                 (6.0, 6.0),
-            ],
+            ]),
             CalibrationSource::Headcounts,
             0,
             99,
@@ -718,14 +734,14 @@ mod tests {
         store.commit(batch(vec![bin(T0, 2)], false)).unwrap();
         drop(store);
         let fit = Calibration::fit(
-            &[
+            &points(&[
                 (1.0, 1.0),
                 (2.0, 2.0),
                 (3.0, 2.5),
                 (4.0, 4.5),
                 (5.0, 5.0),
                 (6.0, 6.0),
-            ],
+            ]),
             CalibrationSource::Headcounts,
             0,
             99,
