@@ -70,7 +70,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::sources::{Frame, Login, Received, SourceMsg};
 use crate::stats::SourceStats;
-use crate::store::{Batch, Binding, Checkpoint, CommitFailed, Cursor, SightingRow, Store};
+use crate::store::{
+    Batch, Binding, Checkpoint, CommitFailed, Cursor, SightingRow, Store, SIGHTING_BIN_MS,
+};
 use crate::sync::live::{self, LiveHub};
 
 /// Where live events go, and the persons known for devices (the identity graph's bindings).
@@ -611,34 +613,38 @@ pub struct Summary {
 /// Raw sighting rows held before a commit is forced (a few MB).
 const MAX_SIGHTINGS_PER_COMMIT: usize = 32_768;
 
-/// Raw sightings since the last commit, one row per minute, zone and device. Each device's
-/// current row is kept by device; when the device is heard in another minute or zone, the row
-/// is done. Rows of one (minute, zone, device) split by a commit or by a device heard in two
-/// zones within a minute are merged by the store.
+/// Raw sightings since the last commit, one row per 10-minute bin, zone and device. Each
+/// device's current row in each zone is kept; when the device is heard in the zone in a later
+/// bin, the row is done. Rows of one (bin, zone, device) split by a commit are merged by the
+/// store.
 #[derive(Default)]
 struct Sightings {
-    open: HashMap<DeviceKey, SightingRow, edge_core::session::KeyHasher>,
+    open: HashMap<(DeviceKey, ZoneId), SightingRow, edge_core::session::KeyHasher>,
     done: Vec<SightingRow>,
 }
 
 impl Sightings {
     fn note(&mut self, ts_ms: i64, zone: ZoneId, device: DeviceKey, rssi: i8) {
-        let minute_ms = ts_ms.div_euclid(60_000) * 60_000;
+        let bin_ms = ts_ms.div_euclid(SIGHTING_BIN_MS) * SIGHTING_BIN_MS;
+        // 0..=9: the minute within the bin.
+        let minute = 1u16 << (ts_ms.rem_euclid(SIGHTING_BIN_MS) / 60_000);
         let fresh = SightingRow {
-            minute_ms,
+            bin_ms,
+            minutes: minute,
             zone,
             device,
             first_ms: ts_ms,
             last_ms: ts_ms,
             best_rssi: rssi,
         };
-        match self.open.entry(device) {
+        match self.open.entry((device, zone)) {
             std::collections::hash_map::Entry::Occupied(mut e) => {
                 let row = e.get_mut();
-                if row.minute_ms == minute_ms && row.zone == zone {
+                if row.bin_ms == bin_ms {
                     row.first_ms = row.first_ms.min(ts_ms);
                     row.last_ms = row.last_ms.max(ts_ms);
                     row.best_rssi = row.best_rssi.max(rssi);
+                    row.minutes |= minute;
                 } else {
                     self.done.push(std::mem::replace(row, fresh));
                 }
@@ -662,7 +668,7 @@ impl Sightings {
     fn take(&mut self) -> Vec<SightingRow> {
         let mut rows = std::mem::take(&mut self.done);
         rows.extend(self.open.drain().map(|(_, row)| row));
-        rows.sort_unstable_by_key(|r| (r.minute_ms, r.zone, r.device));
+        rows.sort_unstable_by_key(|r| (r.bin_ms, r.zone, r.device));
         rows
     }
 }

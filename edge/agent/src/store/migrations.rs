@@ -292,6 +292,30 @@ CREATE TABLE calibrations (
 ALTER TABLE calibrations ADD COLUMN slope_tracked REAL;
 "#,
     ),
+    (
+        11,
+        r#"
+-- Raw sightings per 10-minute bin instead of per minute: a tenth of the rows for a shopper who
+-- stays, the same facts (first and last sighting, strongest signal, and in `minutes` a bit per
+-- minute of the bin in which the device was heard). Rows of version 8 are folded in.
+CREATE TABLE sightings_bins (
+    bin_ms      INTEGER NOT NULL,  -- start of the 10-minute bin, UTC ms
+    zone        INTEGER NOT NULL,
+    device_key  BLOB NOT NULL,     -- the 16 key bytes (never a MAC)
+    first_ms    INTEGER NOT NULL,
+    last_ms     INTEGER NOT NULL,
+    best_rssi   INTEGER NOT NULL,
+    minutes     INTEGER NOT NULL,  -- bit i: heard in minute i of the bin
+    PRIMARY KEY (bin_ms, zone, device_key)
+) WITHOUT ROWID;
+INSERT INTO sightings_bins
+    SELECT minute_ms - minute_ms % 600000, zone, device_key, MIN(first_ms), MAX(last_ms),
+           MAX(best_rssi), SUM(DISTINCT 1 << ((minute_ms % 600000) / 60000))
+    FROM sightings GROUP BY minute_ms - minute_ms % 600000, zone, device_key;
+DROP TABLE sightings;
+ALTER TABLE sightings_bins RENAME TO sightings;
+"#,
+    ),
 ];
 
 /// The schema version this build writes.
@@ -359,6 +383,56 @@ mod tests {
             assert_eq!(got, v);
         }
         assert_eq!(migrate(&mut c).unwrap(), latest());
+    }
+
+    /// Version 11 folds the per-minute raw sightings of version 8 into 10-minute rows, and a
+    /// calibration of version 9 keeps its old form (no tracked slope).
+    #[test]
+    fn raw_sightings_fold_into_bins_and_old_calibrations_keep_their_form() {
+        let mut c = Connection::open_in_memory().unwrap();
+        for &(v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 9) {
+            c.execute_batch(sql).unwrap();
+            c.pragma_update(None, "user_version", v).unwrap();
+        }
+        let key = [7u8; 16];
+        for (minute, first, last, rssi) in [
+            (600_000, 601_000, 602_000, -80),
+            (660_000, 661_000, 700_000, -60),
+            (1_200_000, 1_201_000, 1_201_000, -70),
+        ] {
+            c.execute(
+                "INSERT INTO sightings VALUES (?1, 0, ?2, ?3, ?4, ?5)",
+                rusqlite::params![minute, &key[..], first, last, rssi],
+            )
+            .unwrap();
+        }
+        c.execute(
+            "INSERT INTO calibrations VALUES (1, 'door', 5, 0, 40, 1.5, 0.8, 1.0, 3.0, 90.0, 0.9)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut c).unwrap(), latest());
+        let mut st = c
+            .prepare("SELECT bin_ms, first_ms, last_ms, best_rssi, minutes FROM sightings ORDER BY bin_ms")
+            .unwrap();
+        let rows: Vec<(i64, i64, i64, i64, i64)> = st
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (600_000, 601_000, 700_000, -60, 0b11),
+                (1_200_000, 1_201_000, 1_201_000, -70, 0b1),
+            ]
+        );
+        let slope_tracked: Option<f64> = c
+            .query_row("SELECT slope_tracked FROM calibrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(slope_tracked, None);
     }
 
     #[test]

@@ -202,16 +202,21 @@ pub struct Batch {
     pub door_calibration: bool,
 }
 
-/// A device's sightings in one zone within one minute.
+/// Length of a raw sightings row's bin, ms (ten minutes, as presence bins).
+pub const SIGHTING_BIN_MS: i64 = 600_000;
+
+/// A device's sightings in one zone within one 10-minute bin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SightingRow {
-    /// Start of the minute, UTC ms.
-    pub minute_ms: i64,
+    /// Start of the bin, UTC ms.
+    pub bin_ms: i64,
+    /// Bit i: heard in minute i of the bin.
+    pub minutes: u16,
     /// Zone id.
     pub zone: u8,
     /// The device.
     pub device: edge_core::DeviceKey,
-    /// First and last sighting in the minute, UTC ms.
+    /// First and last sighting in the bin, UTC ms.
     pub first_ms: i64,
     /// Last sighting.
     pub last_ms: i64,
@@ -930,7 +935,7 @@ fn prune(conn: &mut Connection, policy: PrunePolicy) -> Result<PruneReport, Stor
     }
     report.sightings += conn
         .execute(
-            "DELETE FROM sightings WHERE minute_ms < ?1",
+            "DELETE FROM sightings WHERE bin_ms + 600000 <= ?1",
             [policy.raw_before_ms],
         )
         .map_err(e("removing old sightings"))? as u64;
@@ -954,9 +959,9 @@ fn prune(conn: &mut Connection, policy: PrunePolicy) -> Result<PruneReport, Stor
                 Some(w) => delete_records(&tx, w, &[&acked, &PRUNE_STEP])?,
                 None => tx
                     .execute(
-                        "DELETE FROM sightings WHERE (minute_ms, zone, device_key) IN
-                           (SELECT minute_ms, zone, device_key FROM sightings
-                            ORDER BY minute_ms LIMIT ?1)",
+                        "DELETE FROM sightings WHERE (bin_ms, zone, device_key) IN
+                           (SELECT bin_ms, zone, device_key FROM sightings
+                            ORDER BY bin_ms LIMIT ?1)",
                         [PRUNE_STEP],
                     )
                     .map_err(e("dropping sightings"))? as u64,
@@ -1204,22 +1209,25 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
     if !b.sightings.is_empty() {
         let mut ins = tx
             .prepare_cached(
-                "INSERT INTO sightings (minute_ms, zone, device_key, first_ms, last_ms, best_rssi)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (minute_ms, zone, device_key) DO UPDATE SET
+                "INSERT INTO sightings (bin_ms, zone, device_key, first_ms, last_ms, best_rssi,
+                                        minutes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (bin_ms, zone, device_key) DO UPDATE SET
                    first_ms = min(first_ms, excluded.first_ms),
                    last_ms = max(last_ms, excluded.last_ms),
-                   best_rssi = max(best_rssi, excluded.best_rssi)",
+                   best_rssi = max(best_rssi, excluded.best_rssi),
+                   minutes = minutes | excluded.minutes",
             )
             .map_err(e("preparing a sighting insert"))?;
         for sg in &b.sightings {
             ins.execute(params![
-                sg.minute_ms,
+                sg.bin_ms,
                 sg.zone,
                 &sg.device.0[..],
                 sg.first_ms,
                 sg.last_ms,
-                sg.best_rssi
+                sg.best_rssi,
+                sg.minutes
             ])
             .map_err(e("writing a sighting"))?;
         }
@@ -2237,11 +2245,14 @@ mod tests {
         let mut b = empty_batch();
         b.now_ms = 3_000;
         b.hours = vec![hour(1)];
+        // Sightings of 40 devices in minutes 0..50 (five bins), one row per minute: the store
+        // folds them into one row per bin, also across commits.
         let rows = |offset: i64| -> Vec<SightingRow> {
             (0..50i64)
                 .flat_map(|m| {
                     (0..40u8).map(move |d| SightingRow {
-                        minute_ms: m * 60_000,
+                        bin_ms: m / 10 * SIGHTING_BIN_MS,
+                        minutes: 1 << (m % 10),
                         zone: d % 2,
                         device: DeviceKey([d; 16]),
                         first_ms: m * 60_000 + 10_000 + offset,
@@ -2256,23 +2267,23 @@ mod tests {
         let mut b = empty_batch();
         b.sightings = rows(5_000);
         store.commit(b).unwrap();
-        assert_eq!(rd().count("sightings").unwrap(), 2_000);
-        let row: (i64, i64, i64) = rusqlite::Connection::open(dir.path().join(DB_FILE))
+        assert_eq!(rd().count("sightings").unwrap(), 200);
+        let row: (i64, i64, i64, i64) = rusqlite::Connection::open(dir.path().join(DB_FILE))
             .unwrap()
             .query_row(
-                "SELECT first_ms, last_ms, best_rssi FROM sightings WHERE minute_ms = 60000
+                "SELECT first_ms, last_ms, best_rssi, minutes FROM sightings WHERE bin_ms = 600000
                  AND device_key = ?1",
                 [&DeviceKey([3; 16]).0[..]],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .unwrap();
-        assert_eq!(row, (70_000, 85_000, -65));
+        assert_eq!(row, (610_000, 1_165_000, -65, 0x3ff));
         let total = rd().outbox_state().unwrap().records;
         assert_eq!(total, 300 + 210 + 1);
         store.ack(400, 5).unwrap();
 
         // Retention: acked and committed before 1500 → the first 300 go, with their visits;
-        // sightings of minutes before 10 go too.
+        // sightings of bins ending by minute 10 go too.
         let r = store
             .prune(PrunePolicy {
                 acked_before_ms: 1_500,
@@ -2281,9 +2292,9 @@ mod tests {
             })
             .unwrap();
         assert_eq!((r.acked, r.dropped_unacked.clone()), (300, vec![]));
-        assert_eq!((r.sightings, r.over_budget), (400, false));
+        assert_eq!((r.sightings, r.over_budget), (40, false));
         assert_eq!(rd().count("visits").unwrap(), 210);
-        assert_eq!(rd().count("sightings").unwrap(), 1_600);
+        assert_eq!(rd().count("sightings").unwrap(), 160);
         assert_eq!(rd().outbox_state().unwrap().first_seq, 301);
 
         // A budget below what is left: acked records go first (301..=400), then raw
@@ -2297,7 +2308,7 @@ mod tests {
             })
             .unwrap();
         assert_eq!(r.acked, 100);
-        assert_eq!(r.sightings, 1_600);
+        assert_eq!(r.sightings, 160);
         assert_eq!(r.dropped_unacked, vec![("visit".to_string(), 110)]);
         assert!(r.over_budget);
         assert!(store.write_health().over_budget());
@@ -2305,7 +2316,7 @@ mod tests {
         assert_eq!(st.records, 1);
         assert_eq!(
             rd().drops().unwrap(),
-            vec![("sighting".to_string(), 1_600), ("visit".to_string(), 110)]
+            vec![("sighting".to_string(), 160), ("visit".to_string(), 110)]
         );
         assert_eq!(rd().count("visits").unwrap(), 0);
         assert_eq!(rd().count("sightings").unwrap(), 0);
