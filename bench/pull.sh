@@ -48,7 +48,8 @@ BIN=$WORK/store-edge
 cp "$ROOT/target/release/store-edge" "$BIN"
 
 log "simulating and replaying a day"
-"$BIN" simulate --out "$WORK/day" --seed 3 --visitors 2000 --zones 3 --history-days 0 >/dev/null 2>&1
+"$BIN" simulate --out "$WORK/day" --seed 3 --visitors 2000 --zones 3 --history-days 0 \
+    --phone-mix legacy >/dev/null 2>&1
 "$BIN" run --config "$WORK/day/config.toml" --once --log warn >/dev/null
 DB=$WORK/day/data/store-edge.db
 base=$(sqlite3 "$DB" 'SELECT count(*) FROM outbox')

@@ -17,7 +17,7 @@
 #   store-edge peak RSS        <= 64 MB      (10^6 bytes, as the issue says; max over the runs;
 #                                             GNU time's "kbytes" are KiB)
 #   multi-day capture: the same records/s and RSS targets on 17 simulated days of an ordinary
-#   store (`simulate --days 17 --visitors 765 --zones 1`: ~2.0 M records, ~38 k visits and
+#   store (`simulate --days 17 --visitors 765 --zones 1 --phone-mix legacy`: ~2.0 M records, ~38 k visits and
 #   ~6.5 k hourly records; store-edge only, best of RUNS)
 #
 # Usage:   bench/replay.sh [--keep]
@@ -118,8 +118,10 @@ DIRTY=$(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null | 
 
 # ---- capture -----------------------------------------------------------------------------------
 CAP=$WORK/capture
+# Legacy phones (one MAC per visit): the load case is a hundred thousand devices followed at
+# once, which per-scan MACs never give.
 SIM_ARGS=(--seed "$SEED" --date 2026-11-20 --visitors "$VISITORS" --passersby "$PASSERSBY"
-    --zones 1 --open-hours 1 --staff 0 --history-days 0)
+    --zones 1 --open-hours 1 --staff 0 --history-days 0 --phone-mix legacy)
 STAMP="$(sha256sum "$BIN" | cut -c1-16) ${SIM_ARGS[*]}"
 PCAP=$CAP/wifi-entrance.pcap
 SIM_SECS=reused
@@ -209,7 +211,8 @@ MD_RECORDS=0
 MD_SUMMARY=
 if [ "$MD_DAYS" -gt 0 ]; then
     MD=$WORK/multiday
-    MD_ARGS=(--seed "$SEED" --date 2026-11-20 --days "$MD_DAYS" --visitors "$MD_VISITORS" --zones 1)
+    MD_ARGS=(--seed "$SEED" --date 2026-11-20 --days "$MD_DAYS" --visitors "$MD_VISITORS" --zones 1
+        --phone-mix legacy)
     MD_STAMP="$(sha256sum "$BIN" | cut -c1-16) ${MD_ARGS[*]}"
     if [ -f "$MD/.bench-stamp" ] && [ "$(cat "$MD/.bench-stamp")" = "$MD_STAMP" ]; then
         log "reusing multi-day capture in $MD"

@@ -107,12 +107,13 @@ enum Command {
         /// Probe-only phones with randomized MACs change MAC about this often (seconds).
         #[arg(long)]
         mac_rotation: Option<u32>,
-        /// How phones behave on the air: `legacy` (one MAC per visit or rotation, as before)
-        /// or `realistic` (2026 mix: iOS 16- and Android 13-like phones with a new MAC per scan,
-        /// older phones, laptops, fixed devices; see `edge_sim::PhoneMix`).
+        /// How phones behave on the air: `realistic` (2026 mix: iOS 16- and Android 13-like
+        /// phones with a new MAC per scan, older phones, laptops, fixed devices; see
+        /// `edge_sim::PhoneMix`) or `legacy` (one MAC per visit or rotation, as phones did
+        /// before per-scan randomization; every device can then be followed as a visit).
         #[arg(
             long,
-            default_value = "legacy",
+            default_value = "realistic",
             value_parser = clap::builder::TypedValueParser::try_map(
                 clap::builder::PossibleValuesParser::new(edge_sim::PhoneMix::NAMES),
                 |s: String| s.parse::<edge_sim::PhoneMix>(),
