@@ -164,7 +164,7 @@ for i in $(seq 1 "$RUNS"); do
     cpu=$(awk -v u="$(time_field "$t" 'User time (seconds)')" -v s="$(time_field "$t" 'System time (seconds)')" \
         'BEGIN { printf "%.2f", u + s }')
     rss=$(time_field "$t" 'Maximum resident set size (kbytes)')
-    records=$(awk '/ records read/ { for (i = 1; i < NF; i++) if ($(i + 1) == "records" && $(i + 2) == "read,") n += $i }
+    records=$(awk '/ records read, [0-9]+ sightings/ { for (i = 1; i < NF; i++) if ($(i + 1) == "records" && $(i + 2) == "read,") n += $i }
         END { print n + 0 }' "$WORK/store-edge.$i.log")
     peak=$(sed -n 's/.*peak \([0-9]*\) devices tracked.*/\1/p' "$WORK/store-edge.$i.log")
     sed 's/^/    /' "$WORK/store-edge.$i.log" >&2
@@ -235,7 +235,7 @@ if [ "$MD_DAYS" -gt 0 ]; then
         t=$WORK/multiday.$i.time
         wall=$(to_secs "$(time_field "$t" 'Elapsed (wall clock) time (h:mm:ss or m:ss)')")
         rss=$(time_field "$t" 'Maximum resident set size (kbytes)')
-        MD_RECORDS=$(awk '/ records read/ { for (i = 1; i < NF; i++) if ($(i + 1) == "records" && $(i + 2) == "read,") n += $i }
+        MD_RECORDS=$(awk '/ records read, [0-9]+ sightings/ { for (i = 1; i < NF; i++) if ($(i + 1) == "records" && $(i + 2) == "read,") n += $i }
             END { print n + 0 }' "$WORK/multiday.$i.log")
         [ "$rss" -gt "$MD_RSS" ] && MD_RSS=$rss
         if [ -z "$MD_BEST" ] || awk -v a="$wall" -v b="$MD_BEST" 'BEGIN { exit !(a < b) }'; then
