@@ -849,33 +849,18 @@ impl Calibration {
             return None;
         }
         let n = f64::from(self.samples.max(1));
-        let e = &input.estimated;
-        let (at, spread): (Box<dyn Fn(f64) -> f64>, Box<dyn Fn(f64) -> f64>) =
-            match self.slope_tracked {
-                Some(a) => {
-                    let t = input.tracked;
-                    let s = Z90 * self.residual_sd * (1.0 + 1.0 / n).sqrt();
-                    (
-                        Box::new(move |u: f64| (self.intercept + a * t + self.slope * u).max(0.0)),
-                        Box::new(move |_| s),
-                    )
-                }
-                None => {
-                    // The old form: one slope for all devices, leverage from the devices' spread.
-                    let t = input.tracked;
-                    (
-                        Box::new(move |u: f64| (self.intercept + self.slope * (t + u)).max(0.0)),
-                        Box::new(move |u: f64| {
-                            let lever = if self.sxx > 0.0 {
-                                (t + u - self.mean_devices).powi(2) / self.sxx
-                            } else {
-                                0.0
-                            };
-                            Z90 * self.residual_sd * (1.0 + 1.0 / n + lever).sqrt()
-                        }),
-                    )
-                }
+        let (t, e) = (input.tracked, &input.estimated);
+        // The old form (no tracked slope) has one slope for all devices.
+        let a = self.slope_tracked.unwrap_or(self.slope);
+        let at = |u: f64| (self.intercept + a * t + self.slope * u).max(0.0);
+        // The old form's interval also widens with the distance from the samples' devices.
+        let spread = |u: f64| {
+            let lever = match self.slope_tracked {
+                None if self.sxx > 0.0 => (t + u - self.mean_devices).powi(2) / self.sxx,
+                _ => 0.0,
             };
+            Z90 * self.residual_sd * (1.0 + 1.0 / n + lever).sqrt()
+        };
         let value = at(e.value);
         Some(Estimate {
             value,
