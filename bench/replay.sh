@@ -145,6 +145,24 @@ fi
 cat "$PCAP" >/dev/null
 
 # ---- store-edge --------------------------------------------------------------------------------
+# timed_run DIR NAME: `store-edge run --once` of DIR/config.toml on a fresh data dir, pinned to
+# $CPU, log and GNU time output in $WORK/NAME.{log,time}; sets RUN_WALL, RUN_CPU (user+sys),
+# RUN_RSS (KiB) and RUN_RECORDS (capture records read, Wi-Fi sources only).
+timed_run() {
+    rm -rf "$1/data"
+    taskset -c "$CPU" /usr/bin/time -v -o "$WORK/$2.time" \
+        "$BIN" run --config "$1/config.toml" --once --log warn >"$WORK/$2.log" 2>&1 || {
+        cat "$WORK/$2.log" "$WORK/$2.time" >&2
+        exit 1
+    }
+    local t=$WORK/$2.time
+    RUN_WALL=$(to_secs "$(time_field "$t" 'Elapsed (wall clock) time (h:mm:ss or m:ss)')")
+    RUN_CPU=$(awk -v u="$(time_field "$t" 'User time (seconds)')" -v s="$(time_field "$t" 'System time (seconds)')" \
+        'BEGIN { printf "%.2f", u + s }')
+    RUN_RSS=$(time_field "$t" 'Maximum resident set size (kbytes)')
+    RUN_RECORDS=$(awk '/ records read, [0-9]+ sightings/ { for (i = 1; i < NF; i++) if ($(i + 1) == "records" && $(i + 2) == "read,") n += $i }
+        END { print n + 0 }' "$WORK/$2.log")
+}
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 SE_WALLS=()
 SE_CPUS=()
@@ -152,20 +170,9 @@ SE_RSS_MAX=0
 SE_RECORDS=
 SE_PEAK=
 for i in $(seq 1 "$RUNS"); do
-    rm -rf "$CAP/data"
     log "store-edge run $i/$RUNS: taskset -c $CPU store-edge run --config $CAP/config.toml --once"
-    taskset -c "$CPU" /usr/bin/time -v -o "$WORK/store-edge.$i.time" \
-        "$BIN" run --config "$CAP/config.toml" --once --log warn >"$WORK/store-edge.$i.log" 2>&1 || {
-        cat "$WORK/store-edge.$i.log" "$WORK/store-edge.$i.time" >&2
-        exit 1
-    }
-    t=$WORK/store-edge.$i.time
-    wall=$(to_secs "$(time_field "$t" 'Elapsed (wall clock) time (h:mm:ss or m:ss)')")
-    cpu=$(awk -v u="$(time_field "$t" 'User time (seconds)')" -v s="$(time_field "$t" 'System time (seconds)')" \
-        'BEGIN { printf "%.2f", u + s }')
-    rss=$(time_field "$t" 'Maximum resident set size (kbytes)')
-    records=$(awk '/ records read, [0-9]+ sightings/ { for (i = 1; i < NF; i++) if ($(i + 1) == "records" && $(i + 2) == "read,") n += $i }
-        END { print n + 0 }' "$WORK/store-edge.$i.log")
+    timed_run "$CAP" "store-edge.$i"
+    wall=$RUN_WALL cpu=$RUN_CPU rss=$RUN_RSS records=$RUN_RECORDS
     peak=$(sed -n 's/.*peak \([0-9]*\) devices tracked.*/\1/p' "$WORK/store-edge.$i.log")
     sed 's/^/    /' "$WORK/store-edge.$i.log" >&2
     log "  wall ${wall}s (user+sys ${cpu}s), $(awk -v n="$records" -v s="$wall" 'BEGIN { printf "%.0f", n / s }') records/s, max RSS ${rss} KiB"
@@ -225,18 +232,9 @@ if [ "$MD_DAYS" -gt 0 ]; then
     cat "$MD"/*.pcap >/dev/null
     MD_BEST=
     for i in $(seq 1 "$RUNS"); do
-        rm -rf "$MD/data"
         log "multi-day run $i/$RUNS"
-        taskset -c "$CPU" /usr/bin/time -v -o "$WORK/multiday.$i.time" \
-            "$BIN" run --config "$MD/config.toml" --once --log warn >"$WORK/multiday.$i.log" 2>&1 || {
-            cat "$WORK/multiday.$i.log" "$WORK/multiday.$i.time" >&2
-            exit 1
-        }
-        t=$WORK/multiday.$i.time
-        wall=$(to_secs "$(time_field "$t" 'Elapsed (wall clock) time (h:mm:ss or m:ss)')")
-        rss=$(time_field "$t" 'Maximum resident set size (kbytes)')
-        MD_RECORDS=$(awk '/ records read, [0-9]+ sightings/ { for (i = 1; i < NF; i++) if ($(i + 1) == "records" && $(i + 2) == "read,") n += $i }
-            END { print n + 0 }' "$WORK/multiday.$i.log")
+        timed_run "$MD" "multiday.$i"
+        wall=$RUN_WALL rss=$RUN_RSS MD_RECORDS=$RUN_RECORDS
         [ "$rss" -gt "$MD_RSS" ] && MD_RSS=$rss
         if [ -z "$MD_BEST" ] || awk -v a="$wall" -v b="$MD_BEST" 'BEGIN { exit !(a < b) }'; then
             MD_BEST=$wall
