@@ -45,7 +45,11 @@ pub fn encode(s: &Sessionizer) -> Vec<u8> {
     // postcard only fails for types it cannot represent (none here), so an error would be a
     // programming bug; keep the magic-only snapshot, which decodes to an error instead of
     // silently losing state.
-    postcard::to_extend(s, MAGIC.to_vec()).unwrap_or_else(|_| MAGIC.to_vec())
+    // Sized first, so the buffer is allocated once at its length instead of doubling past it.
+    let len = postcard::experimental::serialized_size(s).unwrap_or(0);
+    let mut out = Vec::with_capacity(MAGIC.len() + len);
+    out.extend_from_slice(MAGIC);
+    postcard::to_extend(s, out).unwrap_or_else(|_| MAGIC.to_vec())
 }
 
 /// Decodes a snapshot, applying the current thresholds and clock.

@@ -316,6 +316,23 @@ DROP TABLE sightings;
 ALTER TABLE sightings_bins RENAME TO sightings;
 "#,
     ),
+    (
+        12,
+        r#"
+-- The core snapshot's body is the last column: a checkpoint inserts zeroblob(N) (SQLite
+-- writes a trailing zero blob without building it in memory) and then writes the body into
+-- it in place, instead of SQLite copying a snapshot of megabytes twice.
+CREATE TABLE core_snapshot_v12 (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    watermark_ms  INTEGER NOT NULL,
+    updated_ms    INTEGER NOT NULL,
+    body          BLOB NOT NULL
+);
+INSERT INTO core_snapshot_v12 SELECT id, watermark_ms, updated_ms, body FROM core_snapshot;
+DROP TABLE core_snapshot;
+ALTER TABLE core_snapshot_v12 RENAME TO core_snapshot;
+"#,
+    ),
 ];
 
 /// The schema version this build writes.
@@ -383,6 +400,31 @@ mod tests {
             assert_eq!(got, v);
         }
         assert_eq!(migrate(&mut c).unwrap(), latest());
+    }
+
+    /// Version 12 moves the core snapshot's body to the last column and keeps the stored one.
+    #[test]
+    fn the_stored_core_snapshot_survives_its_column_move() {
+        let mut c = Connection::open_in_memory().unwrap();
+        for &(v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 11) {
+            c.execute_batch(sql).unwrap();
+            c.pragma_update(None, "user_version", v).unwrap();
+        }
+        let body: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        c.execute(
+            "INSERT INTO core_snapshot (id, watermark_ms, body, updated_ms) VALUES (1, 42, ?1, 7)",
+            [&body],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut c).unwrap(), latest());
+        let got: (i64, i64, Vec<u8>) = c
+            .query_row(
+                "SELECT watermark_ms, updated_ms, body FROM core_snapshot WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(got, (42, 7, body));
     }
 
     /// Version 11 folds the per-minute raw sightings of version 8 into 10-minute rows, and a

@@ -323,6 +323,30 @@ pub struct JournalEntry {
     pub event: String,
 }
 
+/// Stores the checkpoint's core snapshot: a zero blob of its length, then the bytes written
+/// into it in place. Bound as a parameter, SQLite would copy a snapshot of megabytes twice
+/// (the binding and the record), which made every checkpoint the agent's peak of memory.
+fn write_snapshot(
+    tx: &rusqlite::Transaction<'_>,
+    cp: &Checkpoint,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    use std::io::Write;
+    let len = i64::try_from(cp.snapshot.len()).unwrap_or(i64::MAX);
+    tx.execute(
+        "INSERT INTO core_snapshot (id, watermark_ms, updated_ms, body)
+         VALUES (1, ?1, ?2, zeroblob(?3))
+         ON CONFLICT (id) DO UPDATE SET watermark_ms = excluded.watermark_ms,
+           updated_ms = excluded.updated_ms, body = excluded.body",
+        params![cp.watermark_ms, now_ms, len],
+    )?;
+    let mut blob = tx.blob_open(rusqlite::MAIN_DB, "core_snapshot", "body", 1, false)?;
+    // The blob has exactly the snapshot's length, so the write cannot fall short; a short
+    // write would be an error, not a truncated snapshot.
+    blob.write_all(&cp.snapshot)
+        .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))
+}
+
 /// Writes (inserts or moves) a source's cursor inside `tx`.
 pub(crate) fn write_cursor(
     tx: &rusqlite::Transaction<'_>,
@@ -1406,13 +1430,7 @@ fn apply(conn: &mut Connection, b: &Batch) -> Result<Receipt, StoreError> {
         }
     }
     if let Some(cp) = &b.checkpoint {
-        tx.execute(
-            "INSERT INTO core_snapshot (id, watermark_ms, body, updated_ms) VALUES (1, ?1, ?2, ?3)
-             ON CONFLICT (id) DO UPDATE SET watermark_ms = excluded.watermark_ms,
-               body = excluded.body, updated_ms = excluded.updated_ms",
-            params![cp.watermark_ms, cp.snapshot, b.now_ms],
-        )
-        .map_err(e("writing core snapshot"))?;
+        write_snapshot(&tx, cp, b.now_ms).map_err(e("writing core snapshot"))?;
         for c in &cp.cursors {
             write_cursor(&tx, c, b.now_ms).map_err(e("writing source cursor"))?;
         }
@@ -1938,6 +1956,29 @@ mod tests {
                 position: pos,
             }],
         }
+    }
+
+    /// A checkpoint's snapshot is written in place into a blob of its length: a large one,
+    /// then a smaller one over it, read back byte for byte.
+    #[test]
+    fn a_checkpoint_stores_its_snapshot_whole_and_replaces_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).unwrap();
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        for snapshot in [big, vec![9, 8, 7]] {
+            store
+                .commit(Batch {
+                    checkpoint: Some(Checkpoint {
+                        snapshot: snapshot.clone(),
+                        ..checkpoint(10)
+                    }),
+                    ..empty_batch()
+                })
+                .unwrap();
+            let rd = Reader::open(dir.path()).unwrap();
+            assert_eq!(rd.snapshot().unwrap(), Some((42, snapshot)));
+        }
+        store.close();
     }
 
     #[test]
