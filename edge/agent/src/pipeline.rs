@@ -70,9 +70,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::sources::{Frame, Login, Received, SourceMsg};
 use crate::stats::SourceStats;
-use crate::store::{
-    Batch, Binding, Checkpoint, CommitFailed, Cursor, SightingRow, Store, SIGHTING_BIN_MS,
-};
+use crate::store::{Batch, Binding, Checkpoint, CommitFailed, Cursor, Store};
 use crate::sync::live::{self, LiveHub};
 
 /// Where live events go, and the persons known for devices (the identity graph's bindings).
@@ -610,84 +608,8 @@ pub struct Summary {
     pub elapsed: Duration,
 }
 
-/// Raw sighting rows whose bin is over, held before a commit is forced (a few MB).
+/// Raw-sightings rows the core has given out, held before a commit is forced (a few MB).
 const MAX_SIGHTINGS_PER_COMMIT: usize = 32_768;
-/// Rows of the bins still being heard, at most (about 20 MB): beyond it every commit writes
-/// them all, as rows split by a commit are merged by the store.
-const MAX_OPEN_SIGHTINGS: usize = 1 << 18;
-
-/// Raw sightings not yet written, one row per 10-minute bin, zone and device. Each device's
-/// current row in each zone stays open until its bin is over (the device is heard in a later
-/// bin, or the input has moved past the bin) or a checkpoint needs it written, so each row is
-/// usually written once, with the bins in order: an upsert per row and commit instead made
-/// the writer seek the table's B-tree for every device at every commit.
-#[derive(Default)]
-struct Sightings {
-    open: HashMap<(DeviceKey, ZoneId), SightingRow, edge_core::session::KeyHasher>,
-    done: Vec<SightingRow>,
-    /// The latest bin noted.
-    latest_bin: i64,
-}
-
-impl Sightings {
-    fn note(&mut self, ts_ms: i64, zone: ZoneId, device: DeviceKey, rssi: i8) {
-        let bin_ms = ts_ms.div_euclid(SIGHTING_BIN_MS) * SIGHTING_BIN_MS;
-        self.latest_bin = self.latest_bin.max(bin_ms);
-        // 0..=9: the minute within the bin.
-        let minute = 1u16 << (ts_ms.rem_euclid(SIGHTING_BIN_MS) / 60_000);
-        let fresh = SightingRow {
-            bin_ms,
-            minutes: minute,
-            zone,
-            device,
-            first_ms: ts_ms,
-            last_ms: ts_ms,
-            best_rssi: rssi,
-        };
-        match self.open.entry((device, zone)) {
-            std::collections::hash_map::Entry::Occupied(mut e) => {
-                let row = e.get_mut();
-                if row.bin_ms == bin_ms {
-                    row.first_ms = row.first_ms.min(ts_ms);
-                    row.last_ms = row.last_ms.max(ts_ms);
-                    row.best_rssi = row.best_rssi.max(rssi);
-                    row.minutes |= minute;
-                } else {
-                    self.done.push(std::mem::replace(row, fresh));
-                }
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(fresh);
-            }
-        }
-    }
-
-    /// Whether a commit should write now to keep memory bounded.
-    fn full(&self) -> bool {
-        self.done.len() >= MAX_SIGHTINGS_PER_COMMIT || self.open.len() >= MAX_OPEN_SIGHTINGS
-    }
-
-    /// The rows to write now, in key order (the table's primary key: the B-tree is filled in
-    /// order): those whose bin is over, or with `all` (a checkpoint: the rows it covers must
-    /// be stored with it) every row held.
-    fn take(&mut self, all: bool) -> Vec<SightingRow> {
-        let mut rows = std::mem::take(&mut self.done);
-        if all || self.open.len() >= MAX_OPEN_SIGHTINGS {
-            rows.extend(self.open.drain().map(|(_, row)| row));
-        } else {
-            let latest = self.latest_bin;
-            self.open.retain(|_, row| {
-                let over = row.bin_ms < latest;
-                if over {
-                    rows.push(*row);
-                }
-                !over
-            });
-        }
-        rows.sort_unstable_by_key(|r| (r.bin_ms, r.zone, r.device));
-        rows
-    }
-}
 
 /// The first wait before writing again after the store ran out of space; it doubles up to
 /// [`RETRY_MAX`].
@@ -699,8 +621,6 @@ struct Committer<'a> {
     store: &'a Store,
     /// Device ↔ person bindings made by logins since the last commit.
     bindings: Vec<Binding>,
-    /// Raw sightings since the last commit.
-    sightings: Sightings,
     live: Option<&'a LiveOut>,
     settings: &'a PipelineSettings,
     zones: Arc<[String]>,
@@ -718,11 +638,6 @@ struct Committer<'a> {
 }
 
 impl Committer<'_> {
-    /// Notes a sighting for the raw sightings table.
-    fn note_sighting(&mut self, ts_ms: i64, zone: ZoneId, device: DeviceKey, rssi: i8) {
-        self.sightings.note(ts_ms, zone, device, rssi);
-    }
-
     /// Commits what the core closed and sealed (with a checkpoint when due or forced); false
     /// when the store could not write it yet (it is held and retried).
     fn commit(
@@ -744,7 +659,7 @@ impl Committer<'_> {
             && hours.is_empty()
             && presence.is_empty()
             && self.bindings.is_empty()
-            && !self.sightings.full()
+            && core.raw_pending() < MAX_SIGHTINGS_PER_COMMIT
             && !checkpoint_due
             && self.held.is_none()
         {
@@ -777,7 +692,10 @@ impl Committer<'_> {
                     .map(move |(k, v)| (name.clone(), k, v))
             })
             .collect();
-        let sightings = self.sightings.take(checkpoint_due);
+        // Rows still open travel in the snapshot; those given out go with this commit, sorted
+        // by the table's key so its B-tree is filled in order.
+        let mut sightings = core.drain_raw();
+        sightings.sort_unstable_by_key(|r| (r.bin_ms, r.zone, r.device));
         let batch = Batch {
             visits,
             hours,
@@ -1165,7 +1083,6 @@ pub fn run(
         last_commit: Instant::now(),
         last_checkpoint: Instant::now(),
         summary: Summary::default(),
-        sightings: Sightings::default(),
         held: None,
         retry_at: Instant::now(),
         retry_wait: Duration::ZERO,
@@ -1312,7 +1229,6 @@ pub fn run(
             continue;
         }
         let device = keyer.key(f.mac, f.ts_ms);
-        c.note_sighting(f.ts_ms, zone, device, f.rssi_dbm);
         let late = core.stats().too_late;
         core.observe(&Sighting {
             ts_ms: f.ts_ms,
@@ -1333,7 +1249,7 @@ pub fn run(
             }
         }
         frames += 1;
-        if c.sightings.full() {
+        if core.raw_pending() >= MAX_SIGHTINGS_PER_COMMIT {
             // A fast replay covers minutes of capture between two timed commits: commit by
             // size too, so the rows held in memory stay bounded.
             c.commit(&mut core, &lanes, false)?;
@@ -1460,43 +1376,6 @@ mod tests {
             .into_iter()
             .find(|(k, _)| k == name)
             .map_or(0, |(_, v)| v)
-    }
-
-    /// A device's row stays open while its bin is heard and is taken once, when the device is
-    /// heard in a later bin or the input moves past the bin; a checkpoint takes every row.
-    #[test]
-    fn raw_sightings_are_taken_once_their_bin_is_over_or_a_checkpoint_needs_them() {
-        let bin = SIGHTING_BIN_MS;
-        let (a, b) = (DeviceKey([1; 16]), DeviceKey([2; 16]));
-        let mut s = Sightings::default();
-        s.note(T, 0, a, -60);
-        s.note(T + 60_000, 0, a, -50);
-        s.note(T, 1, b, -70);
-        // Both rows' bin is still the latest: nothing to write yet.
-        assert!(s.take(false).is_empty());
-        let start = T.div_euclid(bin) * bin;
-        // `a` is heard in the next bin: its first row is over; `b`'s bin is over too.
-        s.note(start + bin, 0, a, -55);
-        let rows = s.take(false);
-        let got: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                (
-                    r.bin_ms,
-                    r.zone,
-                    r.device,
-                    r.best_rssi,
-                    r.minutes.count_ones(),
-                )
-            })
-            .collect();
-        assert_eq!(got, vec![(start, 0, a, -50, 2), (start, 1, b, -70, 1)]);
-        // The next bin's row is open; taken again it is not repeated, a checkpoint takes it.
-        assert!(s.take(false).is_empty());
-        let rows = s.take(true);
-        assert_eq!(rows.len(), 1);
-        assert_eq!((rows[0].bin_ms, rows[0].device), (start + bin, a));
-        assert!(s.take(true).is_empty());
     }
 
     /// Two interfaces of one gateway boot at 1970: both hold their frames and place no bound

@@ -38,7 +38,9 @@ pub use pos::{
     Transaction, VisitSpan, DEFAULT_ATTRIBUTION_GRACE_MS,
 };
 pub use report::{DayReport, ReportInputs};
-pub use session::{Arrival, Sessionizer, Sighting, SightingKind, Visit, VisitClass, ZoneDwell};
+pub use session::{
+    Arrival, RawSighting, Sessionizer, Sighting, SightingKind, Visit, VisitClass, ZoneDwell,
+};
 pub use time::LocalClock;
 
 /// Index of a zone (one per sniffer zone name) in the configured zone list.

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::aggregate::{Aggregator, HourRecord};
 use crate::clock::ClockStep;
@@ -213,6 +214,8 @@ struct OpenVisit {
     presence_tracked: bool,
     /// Where presence last counted the device.
     marks: crate::presence::Marks,
+    /// Raw-sightings rows of the bin being heard, one per zone.
+    raw: SmallVec<[RawRow; 1]>,
 }
 
 /// A sighting held for presence: time, zone, RSSI.
@@ -251,6 +254,7 @@ impl OpenVisit {
             pending: Vec::new(),
             presence_tracked: false,
             marks: crate::presence::Marks::default(),
+            raw: SmallVec::new(),
         }
     }
 }
@@ -263,6 +267,99 @@ struct LinkEnd {
     end_ms: i64,
     last_seq: u16,
     zone: Option<ZoneId>,
+}
+
+/// Length of a raw-sightings row's bin, ms (ten minutes, as presence bins).
+pub const RAW_BIN_MS: i64 = crate::presence::BIN_MS;
+
+/// A raw-sightings row: a device's sightings in one zone within one [`RAW_BIN_MS`] bin (first
+/// and last, strongest signal, and a bit per minute of the bin in which it was heard). The
+/// agent stores these; rows of one (bin, zone, device) given out twice (a device heard in two
+/// zones by turns, a replay after a restart) merge by min, max and or.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawSighting {
+    /// Start of the bin, UTC ms.
+    pub bin_ms: i64,
+    /// The zone whose sniffer heard it.
+    pub zone: ZoneId,
+    /// The device.
+    pub device: DeviceKey,
+    /// First sighting in the bin, UTC ms.
+    pub first_ms: i64,
+    /// Last sighting in the bin, UTC ms.
+    pub last_ms: i64,
+    /// Strongest signal, dBm.
+    pub best_rssi: i8,
+    /// Bit i: heard in minute i of the bin.
+    pub minutes: u16,
+}
+
+/// An open visit's raw-sightings row of one zone, until its bin is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct RawRow {
+    first_ms: i64,
+    last_ms: i64,
+    minutes: u16,
+    zone: ZoneId,
+    best_rssi: i8,
+}
+
+impl RawRow {
+    fn bin_ms(&self) -> i64 {
+        self.first_ms.div_euclid(RAW_BIN_MS) * RAW_BIN_MS
+    }
+
+    fn finish(&self, device: DeviceKey) -> RawSighting {
+        RawSighting {
+            bin_ms: self.bin_ms(),
+            zone: self.zone,
+            device,
+            first_ms: self.first_ms,
+            last_ms: self.last_ms,
+            best_rssi: self.best_rssi,
+            minutes: self.minutes,
+        }
+    }
+}
+
+/// Adds a sighting to a visit's raw rows: the rows of earlier bins are over and go to `done`,
+/// the row of the sighting's bin and zone takes it. The rows live in the visit, which the
+/// sighting has just looked up, so no second table keyed by device is needed.
+fn note_raw(
+    rows: &mut SmallVec<[RawRow; 1]>,
+    done: &mut Vec<RawSighting>,
+    device: DeviceKey,
+    s: &Sighting,
+) {
+    let bin = s.ts_ms.div_euclid(RAW_BIN_MS) * RAW_BIN_MS;
+    let minute = 1u16 << (s.ts_ms.rem_euclid(RAW_BIN_MS) / crate::presence::MINUTE_MS);
+    if rows.iter().any(|r| r.bin_ms() < bin) {
+        rows.retain(|r| {
+            let over = r.bin_ms() < bin;
+            if over {
+                done.push(r.finish(device));
+            }
+            !over
+        });
+    }
+    match rows
+        .iter_mut()
+        .find(|r| r.zone == s.zone && r.bin_ms() == bin)
+    {
+        Some(r) => {
+            r.first_ms = r.first_ms.min(s.ts_ms);
+            r.last_ms = r.last_ms.max(s.ts_ms);
+            r.best_rssi = r.best_rssi.max(s.rssi_dbm);
+            r.minutes |= minute;
+        }
+        None => rows.push(RawRow {
+            first_ms: s.ts_ms,
+            last_ms: s.ts_ms,
+            minutes: minute,
+            zone: s.zone,
+            best_rssi: s.rssi_dbm,
+        }),
+    }
 }
 
 /// Counters about the input, for health reporting.
@@ -331,6 +428,9 @@ pub struct Sessionizer {
     /// Presence bins sealed since the last drain.
     #[serde(skip)]
     presence_sealed: Vec<PresenceBin>,
+    /// Raw-sightings rows over since the last drain (the rows still open are in the visits).
+    #[serde(skip)]
+    raw_done: Vec<RawSighting>,
 }
 
 /// A device came into the store: its first sighting in a visit whose smoothed signal reached
@@ -373,6 +473,7 @@ impl Sessionizer {
             links: std::collections::VecDeque::new(),
             presence,
             presence_sealed: Vec::new(),
+            raw_done: Vec::new(),
         }
     }
 
@@ -475,6 +576,7 @@ impl Sessionizer {
             visit: Box::new(OpenVisit::new(s.ts_ms, s.randomized, false)),
         });
         let v = &mut slot.visit;
+        note_raw(&mut v.raw, &mut self.raw_done, s.device, s);
         if v.fingerprint == 0 {
             v.fingerprint = s.fingerprint;
         }
@@ -663,6 +765,7 @@ impl Sessionizer {
 
     /// Closes a visit; `clock_step`: it is closed because the input's clock stepped.
     fn close_flagged(&mut self, device: DeviceKey, v: OpenVisit, clock_step: bool) {
+        self.raw_done.extend(v.raw.iter().map(|r| r.finish(device)));
         // Closed before its presence was decided (a flush, a clock step): its class.
         for h in &v.pending {
             self.presence
@@ -797,6 +900,17 @@ impl Sessionizer {
     /// Takes the visits closed since the last call.
     pub fn drain_closed(&mut self) -> Vec<Visit> {
         std::mem::take(&mut self.closed)
+    }
+
+    /// Takes the raw-sightings rows that are over (their bin ended for the device, or its visit
+    /// closed) since the last call. The rows still open travel in the snapshot.
+    pub fn drain_raw(&mut self) -> Vec<RawSighting> {
+        std::mem::take(&mut self.raw_done)
+    }
+
+    /// Raw-sightings rows over and not drained yet.
+    pub fn raw_pending(&self) -> usize {
+        self.raw_done.len()
     }
 
     /// Takes the hourly records sealed (or re-sealed with a new revision) since the last call.

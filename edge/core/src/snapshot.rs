@@ -15,7 +15,8 @@ use crate::time::LocalClock;
 // Version 4: hourly slots and visits carry the clock-step flag.
 // Version 5: the presence tracker.
 // Version 6: probe-only randomized fragments held until linked; untracked/linked counts.
-const MAGIC: &[u8; 4] = b"SEc6";
+// Version 7: open visits hold their raw-sightings rows.
+const MAGIC: &[u8; 4] = b"SEc7";
 
 /// A snapshot that cannot be read.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,9 @@
 //! Table-driven and property tests of the sessionizer: visit boundaries, classification, zone
 //! paths, staff, batch-split invariance and snapshot/restore invariance.
 
-use edge_core::session::{Sessionizer, Sighting, SightingKind, Visit, VisitClass};
+use std::collections::BTreeMap;
+
+use edge_core::session::{RawSighting, Sessionizer, Sighting, SightingKind, Visit, VisitClass};
 use edge_core::{snapshot, DeviceKey, LocalClock, MetricParams};
 use proptest::prelude::*;
 
@@ -45,6 +47,27 @@ fn steady(d: u8, zone: u8, rssi: i8, from_s: i64, to_s: i64, every_s: i64) -> Ve
         .take_while(|t| *t <= to_s)
         .map(|t| sight(t, d, zone, rssi))
         .collect()
+}
+
+/// Raw-sightings rows merged as the store merges them: (bin, zone, device) → (first, last,
+/// strongest, minutes).
+type RawTable = BTreeMap<(i64, u8, DeviceKey), (i64, i64, i8, u16)>;
+
+fn merged(rows: &[RawSighting]) -> RawTable {
+    let mut t = RawTable::new();
+    for r in rows {
+        let e = t.entry((r.bin_ms, r.zone, r.device)).or_insert((
+            r.first_ms,
+            r.last_ms,
+            r.best_rssi,
+            0,
+        ));
+        e.0 = e.0.min(r.first_ms);
+        e.1 = e.1.max(r.last_ms);
+        e.2 = e.2.max(r.best_rssi);
+        e.3 |= r.minutes;
+    }
+    t
 }
 
 fn sorted(mut v: Vec<Sighting>) -> Vec<Sighting> {
@@ -109,6 +132,90 @@ fn visit_boundaries_and_classes() {
             .map(|v| (v.class, v.start_ms / S, v.end_ms / S))
             .collect();
         assert_eq!(got, c.want, "{}", c.name);
+    }
+}
+
+/// Raw sightings: one row per 10-minute bin, zone and device, given out when the device is
+/// heard in a later bin or its visit closes; frames below `ignore_below_dbm` are none.
+#[test]
+fn raw_sightings_are_rows_per_bin_zone_and_device() {
+    struct Case {
+        name: &'static str,
+        input: Vec<Sighting>,
+        // Given out before the flush: (bin s, zone, device, first s, last s, rssi, minutes).
+        before_flush: Vec<(i64, u8, u8, i64, i64, i8, u16)>,
+        // Given out in all.
+        all: Vec<(i64, u8, u8, i64, i64, i8, u16)>,
+    }
+    let table = vec![
+        Case {
+            name: "a row closes when the device is heard in the next bin",
+            input: vec![
+                sight(0, 1, 0, -60),
+                sight(30, 1, 0, -50),
+                sight(90, 1, 0, -70),
+                sight(610, 1, 0, -55),
+            ],
+            before_flush: vec![(0, 0, 1, 0, 90, -50, 0b11)],
+            all: vec![(0, 0, 1, 0, 90, -50, 0b11), (600, 0, 1, 610, 610, -55, 0b1)],
+        },
+        Case {
+            name: "two zones heard by turns in one bin are two rows",
+            input: vec![
+                sight(0, 1, 0, -60),
+                sight(1, 1, 1, -65),
+                sight(200, 1, 0, -62),
+                sight(201, 1, 1, -61),
+            ],
+            before_flush: vec![],
+            all: vec![
+                (0, 0, 1, 0, 200, -60, 0b1001),
+                (0, 1, 1, 1, 201, -61, 0b1001),
+            ],
+        },
+        Case {
+            name: "too weak to be a sighting is no row",
+            input: vec![sight(0, 1, 0, -95), sight(10, 2, 0, -60)],
+            before_flush: vec![],
+            all: vec![(0, 0, 2, 10, 10, -60, 0b1)],
+        },
+        Case {
+            name: "a visit closed by the timeout gives out its row",
+            input: vec![sight(0, 1, 0, -60), sight(2000, 2, 0, -60)],
+            before_flush: vec![(0, 0, 1, 0, 0, -60, 0b1)],
+            all: vec![
+                (0, 0, 1, 0, 0, -60, 0b1),
+                (1800, 0, 2, 2000, 2000, -60, 0b1000),
+            ],
+        },
+    ];
+    let rows = |v: &[(i64, u8, u8, i64, i64, i8, u16)]| -> Vec<RawSighting> {
+        v.iter()
+            .map(
+                |&(bin, zone, d, first, last, best_rssi, minutes)| RawSighting {
+                    bin_ms: bin * S,
+                    zone,
+                    device: dev(d),
+                    first_ms: first * S,
+                    last_ms: last * S,
+                    best_rssi,
+                    minutes,
+                },
+            )
+            .collect()
+    };
+    for c in table {
+        let mut s = new_sessionizer();
+        for x in &c.input {
+            s.observe(x);
+        }
+        let mut got = s.drain_raw();
+        got.sort_by_key(|r| (r.bin_ms, r.zone, r.device));
+        assert_eq!(got, rows(&c.before_flush), "{}: before the flush", c.name);
+        s.flush();
+        got.extend(s.drain_raw());
+        got.sort_by_key(|r| (r.bin_ms, r.zone, r.device));
+        assert_eq!(got, rows(&c.all), "{}", c.name);
     }
 }
 
@@ -259,6 +366,7 @@ proptest! {
             s.observe(x);
         }
         let mut got = s.drain_closed();
+        let mut raw = s.drain_raw();
         let bytes = snapshot::encode(&s);
         let mut r = snapshot::decode(&bytes, MetricParams::default(), LocalClock::new(chrono_tz::UTC)).unwrap();
         for x in &day[cut..] {
@@ -267,6 +375,14 @@ proptest! {
         r.flush();
         got.extend(r.drain_closed());
         prop_assert_eq!(got, whole);
+        // The open raw-sightings rows travel in the snapshot: the same table as one run's.
+        raw.extend(r.drain_raw());
+        let mut one = new_sessionizer();
+        for x in &day {
+            one.observe(x);
+        }
+        one.flush();
+        prop_assert_eq!(merged(&raw), merged(&one.drain_raw()));
     }
 }
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use edge_core::aggregate::HourRecord;
-use edge_core::{LocalClock, Visit};
+use edge_core::{LocalClock, RawSighting, Visit};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
@@ -194,34 +194,12 @@ pub struct Batch {
     pub bindings: Vec<Binding>,
     /// Grace around a visit within which a member's receipt belongs to it, ms.
     pub attribution_grace_ms: i64,
-    /// Raw sightings, one per minute, zone and device.
-    pub sightings: Vec<SightingRow>,
+    /// Raw-sightings rows the core gave out (one per bin, zone and device; split rows merge).
+    pub sightings: Vec<RawSighting>,
     /// Presence bins sealed (or revised) by the core.
     pub presence: Vec<edge_core::presence::PresenceBin>,
     /// A door counter is configured: refit the door calibration on each new local date.
     pub door_calibration: bool,
-}
-
-/// Length of a raw sightings row's bin, ms (ten minutes, as presence bins).
-pub const SIGHTING_BIN_MS: i64 = 600_000;
-
-/// A device's sightings in one zone within one 10-minute bin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SightingRow {
-    /// Start of the bin, UTC ms.
-    pub bin_ms: i64,
-    /// Bit i: heard in minute i of the bin.
-    pub minutes: u16,
-    /// Zone id.
-    pub zone: u8,
-    /// The device.
-    pub device: edge_core::DeviceKey,
-    /// First and last sighting in the bin, UTC ms.
-    pub first_ms: i64,
-    /// Last sighting.
-    pub last_ms: i64,
-    /// Strongest signal, dBm.
-    pub best_rssi: i8,
 }
 
 /// A device ↔ person binding of the identity graph, as a login made it.
@@ -2288,11 +2266,11 @@ mod tests {
         b.hours = vec![hour(1)];
         // Sightings of 40 devices in minutes 0..50 (five bins), one row per minute: the store
         // folds them into one row per bin, also across commits.
-        let rows = |offset: i64| -> Vec<SightingRow> {
+        let rows = |offset: i64| -> Vec<RawSighting> {
             (0..50i64)
                 .flat_map(|m| {
-                    (0..40u8).map(move |d| SightingRow {
-                        bin_ms: m / 10 * SIGHTING_BIN_MS,
+                    (0..40u8).map(move |d| RawSighting {
+                        bin_ms: m / 10 * edge_core::session::RAW_BIN_MS,
                         minutes: 1 << (m % 10),
                         zone: d % 2,
                         device: DeviceKey([d; 16]),
