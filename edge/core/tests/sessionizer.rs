@@ -139,13 +139,15 @@ fn visit_boundaries_and_classes() {
 /// heard in a later bin or its visit closes; frames below `ignore_below_dbm` are none.
 #[test]
 fn raw_sightings_are_rows_per_bin_zone_and_device() {
+    // (bin s, zone, device, first s, last s, rssi, minutes).
+    type Row = (i64, u8, u8, i64, i64, i8, u16);
     struct Case {
         name: &'static str,
         input: Vec<Sighting>,
-        // Given out before the flush: (bin s, zone, device, first s, last s, rssi, minutes).
-        before_flush: Vec<(i64, u8, u8, i64, i64, i8, u16)>,
+        // Given out before the flush.
+        before_flush: Vec<Row>,
         // Given out in all.
-        all: Vec<(i64, u8, u8, i64, i64, i8, u16)>,
+        all: Vec<Row>,
     }
     let table = vec![
         Case {
@@ -189,7 +191,7 @@ fn raw_sightings_are_rows_per_bin_zone_and_device() {
             ],
         },
     ];
-    let rows = |v: &[(i64, u8, u8, i64, i64, i8, u16)]| -> Vec<RawSighting> {
+    let rows = |v: &[Row]| -> Vec<RawSighting> {
         v.iter()
             .map(
                 |&(bin, zone, d, first, last, best_rssi, minutes)| RawSighting {

@@ -402,14 +402,20 @@ mod tests {
         assert_eq!(migrate(&mut c).unwrap(), latest());
     }
 
-    /// Version 12 moves the core snapshot's body to the last column and keeps the stored one.
-    #[test]
-    fn the_stored_core_snapshot_survives_its_column_move() {
-        let mut c = Connection::open_in_memory().unwrap();
-        for &(v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 11) {
+    /// A database migrated step by step up to `version`, as a gateway of that release left it.
+    fn at_version(version: u32) -> Connection {
+        let c = Connection::open_in_memory().unwrap();
+        for &(v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= version) {
             c.execute_batch(sql).unwrap();
             c.pragma_update(None, "user_version", v).unwrap();
         }
+        c
+    }
+
+    /// Version 12 moves the core snapshot's body to the last column and keeps the stored one.
+    #[test]
+    fn the_stored_core_snapshot_survives_its_column_move() {
+        let mut c = at_version(11);
         let body: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
         c.execute(
             "INSERT INTO core_snapshot (id, watermark_ms, body, updated_ms) VALUES (1, 42, ?1, 7)",
@@ -431,11 +437,7 @@ mod tests {
     /// calibration of version 9 keeps its old form (no tracked slope).
     #[test]
     fn raw_sightings_fold_into_bins_and_old_calibrations_keep_their_form() {
-        let mut c = Connection::open_in_memory().unwrap();
-        for &(v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 9) {
-            c.execute_batch(sql).unwrap();
-            c.pragma_update(None, "user_version", v).unwrap();
-        }
+        let mut c = at_version(9);
         let key = [7u8; 16];
         for (minute, first, last, rssi) in [
             (600_000, 601_000, 602_000, -80),

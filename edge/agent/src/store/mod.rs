@@ -309,7 +309,6 @@ fn write_snapshot(
     cp: &Checkpoint,
     now_ms: i64,
 ) -> rusqlite::Result<()> {
-    use std::io::Write;
     let len = i64::try_from(cp.snapshot.len()).unwrap_or(i64::MAX);
     tx.execute(
         "INSERT INTO core_snapshot (id, watermark_ms, updated_ms, body)
@@ -318,11 +317,10 @@ fn write_snapshot(
            updated_ms = excluded.updated_ms, body = excluded.body",
         params![cp.watermark_ms, now_ms, len],
     )?;
-    let mut blob = tx.blob_open(rusqlite::MAIN_DB, "core_snapshot", "body", 1, false)?;
-    // The blob has exactly the snapshot's length, so the write cannot fall short; a short
-    // write would be an error, not a truncated snapshot.
-    blob.write_all(&cp.snapshot)
-        .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))
+    // The blob has exactly the snapshot's length: a write past its end is an error, never a
+    // truncated snapshot.
+    tx.blob_open(rusqlite::MAIN_DB, "core_snapshot", "body", 1, false)?
+        .write_at(&cp.snapshot, 0)
 }
 
 /// Writes (inserts or moves) a source's cursor inside `tx`.
