@@ -61,8 +61,8 @@ use std::time::{Duration, Instant};
 
 use edge_core::clock::{MAX_STEP_BACK_MS, MIN_SANE_MS, STEP_TOLERANCE_MS};
 use edge_core::{
-    snapshot, ClockGuard, ClockStep, ClockVerdict, DeviceKey, DeviceKeyer, LocalClock, Sessionizer,
-    Sighting, ZoneId,
+    ClockGuard, ClockStep, ClockVerdict, DeviceKey, DeviceKeyer, LocalClock, Sessionizer, Sighting,
+    ZoneId,
 };
 use edge_proto::v1 as pb;
 use indicatif::ProgressBar;
@@ -630,8 +630,11 @@ struct Committer<'a> {
     summary: Summary,
     /// What the store could not write (out of space), written with the next commit that
     /// succeeds; the pipeline goes on meanwhile. Closed visits and sealed hours wait here in
-    /// memory, and the newest checkpoint replaces older ones (its core has seen it all).
+    /// memory. A held batch carries no checkpoint: its core goes back to the pipeline, and
+    /// the next commit takes a new checkpoint (the last one's time is not advanced).
     held: Option<Batch>,
+    /// The core a checkpoint lent to the store, given back by the commit.
+    lent: Option<Box<Sessionizer>>,
     /// No write before this while something is held.
     retry_at: Instant,
     retry_wait: Duration,
@@ -665,17 +668,22 @@ impl Committer<'_> {
         {
             return Ok(true);
         }
-        let checkpoint = checkpoint_due.then(|| Checkpoint {
-            snapshot: snapshot::encode(core),
-            watermark_ms: core.watermark_ms(),
-            cursors: lanes
-                .iter()
-                .map(|l| Cursor {
-                    source: l.input.name.clone(),
-                    fingerprint: l.fingerprint.clone(),
-                    position: l.cursor,
-                })
-                .collect(),
+        // The core goes to the writer with the checkpoint, which encodes it into the store,
+        // and comes back with the answer (this thread waits for it anyway).
+        let checkpoint = checkpoint_due.then(|| {
+            let watermark_ms = core.watermark_ms();
+            Checkpoint {
+                core: Box::new(core.take()),
+                watermark_ms,
+                cursors: lanes
+                    .iter()
+                    .map(|l| Cursor {
+                        source: l.input.name.clone(),
+                        fingerprint: l.fingerprint.clone(),
+                        position: l.cursor,
+                    })
+                    .collect(),
+            }
         });
         // Counters go with checkpoints only: they count what the sources read, and a restart
         // reads again from the checkpoint's cursors, so counters committed past it would count
@@ -709,7 +717,11 @@ impl Committer<'_> {
         };
         // A forced commit (a checkpoint someone waits for, the last one) does not wait out
         // the retry delay.
-        let written = self.write(batch, force_checkpoint)?;
+        let written = self.write(batch, force_checkpoint);
+        if let Some(lent) = self.lent.take() {
+            *core = *lent;
+        }
+        let written = written?;
         if checkpoint_due && written {
             self.last_checkpoint = Instant::now();
         }
@@ -768,8 +780,14 @@ impl Committer<'_> {
         }
     }
 
-    /// Keeps `batch` for the next attempt, after a growing wait; always false.
-    fn hold(&mut self, batch: Batch) -> bool {
+    /// Keeps `batch` for the next attempt, after a growing wait; always false. Its
+    /// checkpoint is not kept: the core goes back, and its counters with it (they go with a
+    /// checkpoint only).
+    fn hold(&mut self, mut batch: Batch) -> bool {
+        if let Some(cp) = batch.checkpoint.take() {
+            self.lent = Some(cp.core);
+            batch.counters.clear();
+        }
         self.retry_wait = (self.retry_wait * 2).clamp(RETRY_FIRST, RETRY_MAX);
         self.retry_at = Instant::now() + self.retry_wait;
         tracing::warn!(
@@ -806,14 +824,22 @@ impl Committer<'_> {
     /// Commits `batch`; gives it back when the store is out of space (any other failure
     /// ends the pipeline).
     fn apply(&mut self, batch: Batch) -> anyhow::Result<Option<Batch>> {
-        let r = match self.store.try_commit(batch) {
+        let mut r = match self.store.try_commit(batch) {
             Ok(r) => r,
             Err(CommitFailed {
                 error,
                 batch: Some(batch),
             }) if error.is_out_of_space() => return Ok(Some(*batch)),
-            Err(f) => return Err(f.error.into()),
+            Err(f) => {
+                if let Some(cp) = f.batch.and_then(|b| b.checkpoint) {
+                    self.lent = Some(cp.core);
+                }
+                return Err(f.error.into());
+            }
         };
+        if let Some(core) = r.core.take() {
+            self.lent = Some(core);
+        }
         if let Some(out) = self.live {
             for body in &r.visit_bodies {
                 match serde_json::from_str::<pb::Visit>(body) {
@@ -1084,6 +1110,7 @@ pub fn run(
         last_checkpoint: Instant::now(),
         summary: Summary::default(),
         held: None,
+        lent: None,
         retry_at: Instant::now(),
         retry_wait: Duration::ZERO,
     };

@@ -940,6 +940,16 @@ impl Sessionizer {
             .and_then(|slot| slot.visit.zones.current())
     }
 
+    /// Moves the whole state out, leaving in its place an empty sessionizer with the same
+    /// thresholds and clock. The agent lends its core to the store's writer for a checkpoint,
+    /// which encodes it straight into the database instead of through a buffer of megabytes,
+    /// and puts it back after; the stand-in is never fed.
+    pub fn take(&mut self) -> Sessionizer {
+        let mut empty = Sessionizer::new(self.params.clone(), LocalClock::new(chrono_tz::UTC));
+        empty.clock = self.clock;
+        std::mem::replace(self, empty)
+    }
+
     /// Re-attaches the clock after [`crate::snapshot::decode`].
     pub(crate) fn set_clock(&mut self, clock: LocalClock) {
         self.clock = Some(clock);

@@ -41,16 +41,30 @@ impl std::error::Error for SnapshotError {}
 
 /// Encodes the whole core state.
 pub fn encode(s: &Sessionizer) -> Vec<u8> {
-    // Serialized straight after the magic: a busy store's snapshot is megabytes, and a second
-    // buffer would double the peak memory of every checkpoint.
-    // postcard only fails for types it cannot represent (none here), so an error would be a
-    // programming bug; keep the magic-only snapshot, which decodes to an error instead of
-    // silently losing state.
     // Sized first, so the buffer is allocated once at its length instead of doubling past it.
-    let len = postcard::experimental::serialized_size(s).unwrap_or(0);
-    let mut out = Vec::with_capacity(MAGIC.len() + len);
-    out.extend_from_slice(MAGIC);
-    postcard::to_extend(s, out).unwrap_or_else(|_| MAGIC.to_vec())
+    let mut out = Vec::with_capacity(encoded_len(s));
+    // Writing into a Vec cannot fail, and postcard only fails for types it cannot represent
+    // (none here): an error would be a programming bug. Keep the magic-only snapshot then,
+    // which decodes to an error instead of silently losing state.
+    if encode_to(s, &mut out).is_err() {
+        out = MAGIC.to_vec();
+    }
+    out
+}
+
+/// Length in bytes of [`encode`]'s output.
+pub fn encoded_len(s: &Sessionizer) -> usize {
+    MAGIC.len() + postcard::experimental::serialized_size(s).unwrap_or(0)
+}
+
+/// Writes [`encode`]'s bytes into `w` as they are produced: a busy store's snapshot is
+/// megabytes, and a sink that takes it piecewise (a blob of [`encoded_len`] bytes) then never
+/// holds it whole. The core does no I/O itself; the caller's `w` does.
+pub fn encode_to<W: std::io::Write>(s: &Sessionizer, mut w: W) -> std::io::Result<()> {
+    w.write_all(MAGIC)?;
+    postcard::to_io(s, w)
+        .map(|_| ())
+        .map_err(|e| std::io::Error::other(format!("encoding the core snapshot: {e}")))
 }
 
 /// Decodes a snapshot, applying the current thresholds and clock.

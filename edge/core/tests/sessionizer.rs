@@ -369,7 +369,16 @@ proptest! {
         }
         let mut got = s.drain_closed();
         let mut raw = s.drain_raw();
+        // Lent out (as to the store's writer) and encoded piecewise through a sink that takes
+        // a few bytes per write: the same bytes as the buffered encoding, of the told length.
+        let lent = s.take();
+        prop_assert_eq!(s.open_count(), 0);
+        let mut piecewise = Trickle(Vec::new());
+        snapshot::encode_to(&lent, &mut piecewise).unwrap();
+        let s = lent;
         let bytes = snapshot::encode(&s);
+        prop_assert_eq!(&piecewise.0, &bytes);
+        prop_assert_eq!(snapshot::encoded_len(&s), bytes.len());
         let mut r = snapshot::decode(&bytes, MetricParams::default(), LocalClock::new(chrono_tz::UTC)).unwrap();
         for x in &day[cut..] {
             r.observe(x);
@@ -385,6 +394,20 @@ proptest! {
         }
         one.flush();
         prop_assert_eq!(merged(&raw), merged(&one.drain_raw()));
+    }
+}
+
+/// A sink that takes at most 3 bytes per write.
+struct Trickle(Vec<u8>);
+
+impl std::io::Write for Trickle {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(3);
+        self.0.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
