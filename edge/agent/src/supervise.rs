@@ -384,36 +384,59 @@ struct Plan {
     lanes: bool,
 }
 
-/// Compares two validated config texts table by table.
-fn plan(old: &str, new: &str) -> anyhow::Result<Plan> {
-    let old: toml::Table = old.parse().context("the running config")?;
-    let new: toml::Table = new.parse().context("the new config")?;
-    let sources = |t: &toml::Table, kind: &str| -> BTreeMap<String, toml::Value> {
-        t.get("sources")
-            .and_then(|s| s.get(kind))
+/// Source kinds, as the config's `[[sources.KIND]]` arrays name them.
+const SOURCE_KINDS: [&str; 4] = ["wifi", "portal", "pos", "counter"];
+
+/// The validated names of a config's sources, per kind in config order. Validation keeps the
+/// order of the tables and names the unnamed ones (a counter `counter-<door>`, a sniffer its
+/// zone), so the i-th table of a kind runs under the i-th name here.
+#[derive(Debug, Default, Clone)]
+struct SourceNames([Vec<String>; 4]);
+
+impl SourceNames {
+    fn of(cfg: &Config) -> SourceNames {
+        SourceNames([
+            cfg.wifi.iter().map(|s| s.name.clone()).collect(),
+            cfg.portal.iter().map(|s| s.name.clone()).collect(),
+            cfg.pos.iter().map(|s| s.name.clone()).collect(),
+            cfg.counter.iter().map(|s| s.name.clone()).collect(),
+        ])
+    }
+}
+
+/// Compares two validated configs: their source tables by validated name, the rest table by
+/// table. `old` and `new` are each a config's text and the names its validation gave.
+fn plan(old: (&str, &SourceNames), new: (&str, &SourceNames)) -> anyhow::Result<Plan> {
+    let (old_names, new_names) = (old.1, new.1);
+    let old: toml::Table = old.0.parse().context("the running config")?;
+    let new: toml::Table = new.0.parse().context("the new config")?;
+    let sources = |t: &toml::Table,
+                   k: usize,
+                   names: &SourceNames|
+     -> anyhow::Result<BTreeMap<String, toml::Value>> {
+        let tables = t
+            .get("sources")
+            .and_then(|s| s.get(SOURCE_KINDS[k]))
             .and_then(|a| a.as_array())
-            .map(|a| {
-                a.iter()
-                    .map(|v| {
-                        let name = v
-                            .get("name")
-                            .and_then(|n| n.as_str())
-                            .unwrap_or_default()
-                            .to_string();
-                        (name, v.clone())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+            .map_or(&[][..], |a| a.as_slice());
+        let names = &names.0[k];
+        anyhow::ensure!(
+            tables.len() == names.len(),
+            "{} sources.{} tables but {} validated",
+            tables.len(),
+            SOURCE_KINDS[k],
+            names.len()
+        );
+        Ok(names.iter().cloned().zip(tables.iter().cloned()).collect())
     };
     let mut changed = BTreeSet::new();
     let mut lanes = false;
-    for kind in ["wifi", "portal", "pos", "counter"] {
-        let (a, b) = (sources(&old, kind), sources(&new, kind));
+    for (k, kind) in SOURCE_KINDS.iter().enumerate() {
+        let (a, b) = (sources(&old, k, old_names)?, sources(&new, k, new_names)?);
         for name in a.keys().chain(b.keys()) {
             if a.get(name) != b.get(name) {
                 changed.insert(name.clone());
-                lanes |= kind == "wifi" || kind == "portal";
+                lanes |= *kind == "wifi" || *kind == "portal";
             }
         }
     }
@@ -421,7 +444,7 @@ fn plan(old: &str, new: &str) -> anyhow::Result<Plan> {
         let mut t = t.clone();
         let mut empty = false;
         if let Some(toml::Value::Table(s)) = t.get_mut("sources") {
-            for kind in ["wifi", "portal", "pos", "counter"] {
+            for kind in SOURCE_KINDS {
                 s.remove(kind);
             }
             empty = s.is_empty();
@@ -656,7 +679,10 @@ impl Service {
                 None => Ok(cfg),
             })
             .and_then(|cfg| {
-                plan(&self.current.text, &text)
+                plan(
+                    (&self.current.text, &SourceNames::of(&self.current.cfg)),
+                    (&text, &SourceNames::of(&cfg)),
+                )
                     .map(|p| (cfg, p))
                     .map_err(|e| ("bad_config", format!("{e:#}")))
             });
@@ -1190,8 +1216,22 @@ mod tests {
             (BASE, "[store]\nstore_id = \"s\"\n[metrics]\nx = 1\n[[sources.counter]]\nname = \"a\"\nport = \"/dev/x\"\n", true, &[]),
             (BASE, "[store]\nstore_id = \"s\"\n[[sources.portal]]\nname = \"p\"\n[[sources.counter]]\nname = \"a\"\nport = \"/dev/y\"\n", false, &["a", "p"]),
         ];
+        // Every source in these tables is named: its validated name is its `name`.
+        let named = |text: &str| {
+            let t: toml::Table = text.parse().unwrap();
+            SourceNames(SOURCE_KINDS.map(|kind| {
+                t.get("sources")
+                    .and_then(|s| s.get(kind))
+                    .and_then(|a| a.as_array())
+                    .map_or(Vec::new(), |a| {
+                        a.iter()
+                            .map(|v| v["name"].as_str().unwrap().to_string())
+                            .collect()
+                    })
+            }))
+        };
         for (i, (old, new, full, changed)) in cases.iter().enumerate() {
-            let p = plan(old, new).unwrap();
+            let p = plan((old, &named(old)), (new, &named(new))).unwrap();
             assert_eq!(p.full, *full, "case {i}");
             let want: BTreeSet<String> = changed.iter().map(|s| s.to_string()).collect();
             assert_eq!(p.changed, want, "case {i}");
@@ -1199,6 +1239,46 @@ mod tests {
             let lanes = p.changed.contains("w") || p.changed.contains("p");
             assert_eq!(p.lanes, lanes, "case {i}");
         }
+    }
+
+    /// Unnamed sources are diffed under the names validation gives them: a changed unnamed
+    /// counter is the source `counter-<door>` that the run restarts (keyed by a missing
+    /// `name`, the change was `{""}`, matched nothing and restarted nothing), and two unnamed
+    /// ones are two sources.
+    #[test]
+    fn unnamed_sources_are_planned_by_their_validated_names() {
+        let d = tempfile::tempdir().unwrap();
+        let unnamed = |doors: &[(&str, u16)]| {
+            let mut text = gateway(d.path(), "gw", "main").replace("name = \"c\"\n", "");
+            let first = text.find("[[sources.counter]]").unwrap();
+            text.truncate(first);
+            for (door, port) in doors {
+                text.push_str(&format!(
+                    "[[sources.counter]]\nprofile = \"counter/xovis-pc2s-v5\"\n\
+                     door = \"{door}\"\nlisten = \"127.0.0.1:{port}\"\n"
+                ));
+            }
+            let cfg = config::parse(&text, &d.path().join("config.toml")).unwrap();
+            (text, cfg)
+        };
+        let changed = |old: &(String, Config), new: &(String, Config)| {
+            let p = plan(
+                (&old.0, &SourceNames::of(&old.1)),
+                (&new.0, &SourceNames::of(&new.1)),
+            )
+            .unwrap();
+            assert!(!p.full && !p.lanes);
+            p.changed.into_iter().collect::<Vec<_>>()
+        };
+        let one = unnamed(&[("main", 9001)]);
+        assert_eq!(one.1.counter[0].name, "counter-main");
+        assert_eq!(changed(&one, &one), Vec::<String>::new());
+        assert_eq!(changed(&one, &unnamed(&[("main", 9002)])), ["counter-main"]);
+        let two = unnamed(&[("main", 9001), ("side", 9003)]);
+        assert_eq!(changed(&one, &two), ["counter-side"]);
+        let moved = unnamed(&[("main", 9001), ("side", 9004)]);
+        assert_eq!(changed(&two, &moved), ["counter-side"]);
+        assert_eq!(changed(&two, &unnamed(&[("side", 9003)])), ["counter-main"]);
     }
 
     /// A counter-only config in `dir` with the given gateway id and counter door.
