@@ -43,8 +43,9 @@ use crate::stats::SourceStats;
 use crate::store::{self, Reader};
 use crate::sync::live::{LiveHub, LIVE_QUEUE};
 
-/// Device keys cached per key epoch (bounded; one entry is ~40 bytes).
-const KEY_CACHE: usize = 200_000;
+/// Device keys cached (24 bytes each): 7/8 of 2^17, the most a table of 2^17 slots holds
+/// (3.3 MB). When full it is cleared, and the devices still heard cost one HMAC each again.
+const KEY_CACHE: usize = 114_688;
 
 /// How `run` behaves.
 #[derive(Debug, Clone, Copy, Default)]

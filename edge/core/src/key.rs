@@ -84,7 +84,10 @@ pub struct DeviceKeyer {
     mac: Hmac<Sha256>,
     version: u32,
     rotation_ms: i64,
-    cache: HashMap<(u64, i64), DeviceKey, crate::session::KeyHasher>,
+    /// Keys of the rotation epoch `cache_epoch`, by MAC: one epoch at a time, so an entry is
+    /// 24 bytes (a busy store holds a hundred thousand).
+    cache: HashMap<u64, DeviceKey, crate::session::KeyHasher>,
+    cache_epoch: i64,
     cache_limit: usize,
 }
 
@@ -101,6 +104,7 @@ impl DeviceKeyer {
             version: secret.version,
             rotation_ms: rotation_ms.max(1),
             cache: HashMap::with_hasher(Default::default()),
+            cache_epoch: i64::MIN,
             cache_limit: cache_limit.max(1),
         }
     }
@@ -118,14 +122,23 @@ impl DeviceKeyer {
     /// The key of `mac` (48-bit MAC in the low bits of a u64) at time `ts_ms`.
     pub fn key(&mut self, mac: u64, ts_ms: i64) -> DeviceKey {
         let epoch = self.epoch(ts_ms);
-        if let Some(k) = self.cache.get(&(mac, epoch)) {
-            return *k;
+        if epoch == self.cache_epoch {
+            if let Some(k) = self.cache.get(&mac) {
+                return *k;
+            }
+        } else if epoch > self.cache_epoch {
+            // A new epoch: the old keys are not asked for again, but for frames a few seconds
+            // late around the rotation, which are computed without the cache (below).
+            self.cache.clear();
+            self.cache_epoch = epoch;
+        } else {
+            return self.compute(mac, epoch);
         }
         let key = self.compute(mac, epoch);
         if self.cache.len() >= self.cache_limit {
             self.cache.clear();
         }
-        self.cache.insert((mac, epoch), key);
+        self.cache.insert(mac, key);
         key
     }
 
@@ -182,6 +195,27 @@ mod tests {
             k.key(mac, 0);
         }
         assert_eq!(first, k.key(1, 0));
+    }
+
+    /// Frames around a rotation arrive slightly out of order: a late frame of the old epoch
+    /// gets the old epoch's key, and the new epoch's keys stay cached and right.
+    #[test]
+    fn keys_around_a_rotation_are_those_of_each_frames_epoch() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let mut k = keyer(secret);
+        let fresh = |mac: u64, ts: i64| keyer(secret).key(mac, ts);
+        let frames = [
+            (1, 30 * DAY - 5),
+            (1, 30 * DAY + 1),
+            (2, 30 * DAY - 2),
+            (1, 30 * DAY - 1),
+            (2, 30 * DAY + 3),
+            (1, 30 * DAY + 9),
+        ];
+        for (mac, ts) in frames {
+            assert_eq!(k.key(mac, ts), fresh(mac, ts), "mac {mac} at {ts}");
+        }
+        assert_ne!(fresh(1, 30 * DAY - 1), fresh(1, 30 * DAY));
     }
 
     #[test]

@@ -201,7 +201,8 @@ struct OpenVisit {
     randomized: bool,
     associated: bool,
     zones: ZoneTracker,
-    person: Option<PersonKey>,
+    /// Boxed: few visits have a login, and every open visit would carry 32 bytes for it.
+    person: Option<Box<PersonKey>>,
     connected: bool,
     fingerprint: u32,
     first_seq: Option<u16>,
@@ -511,7 +512,7 @@ impl Sessionizer {
         v.first_ms = v.first_ms.min(ts_ms);
         v.last_ms = v.last_ms.max(ts_ms);
         slot.last_ms = v.last_ms;
-        v.person = Some(person);
+        v.person = Some(Box::new(person));
         v.connected = true;
         self.advance(ts_ms);
     }
@@ -775,7 +776,9 @@ impl Sessionizer {
         let p = &self.params;
         let parts = clock.split_by_day(v.first_ms, v.last_ms.max(v.first_ms + 1));
         let staff = self.staff.record(device, &parts, p)
-            || v.person.is_some_and(|k| self.staff_persons.contains(&k));
+            || v.person
+                .as_ref()
+                .is_some_and(|k| self.staff_persons.contains(&**k));
         let class = if staff {
             VisitClass::Staff
         } else if v.inside_ms >= p.min_visit_dwell_ms || v.connected {
@@ -797,7 +800,7 @@ impl Sessionizer {
             randomized: v.randomized,
             associated: v.associated,
             path: v.zones.path(v.last_ms, p),
-            person: v.person,
+            person: v.person.map(|k| *k),
             connected: v.connected,
             fingerprint: v.fingerprint,
             first_seq: v.first_seq,

@@ -36,9 +36,11 @@ pub struct ZoneDwell {
 /// The zone state of one device during one visit.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ZoneTracker {
-    /// Per-zone smoothed signal, by zone id. Inline for up to four zones: one tracker lives
-    /// in every open visit, and a heap allocation per device costs a cache miss per frame.
-    readings: SmallVec<[Reading; 4]>,
+    /// Per-zone smoothed signal, by zone id. Inline for zones 0 and 1: one tracker lives in
+    /// every open visit, and a heap allocation per device costs a cache miss per frame; with
+    /// a hundred thousand devices open (a mall's one or two sniffers) each inline reading is
+    /// 1.6 MB, while a store with more zones has far fewer devices.
+    readings: SmallVec<[Reading; 2]>,
     current: Option<ZoneId>,
     /// Zone changes: (zone, time the device entered it). Inline for the common short paths.
     segments: SmallVec<[(ZoneId, i64); 2]>,
