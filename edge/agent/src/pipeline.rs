@@ -90,8 +90,8 @@ const POLL: Duration = Duration::from_millis(100);
 /// (and counted): the newest are the ones nearest the time the clock will be set.
 pub const MAX_HELD_FRAMES: usize = 65_536;
 /// How far behind its clock's present a live lane's watermark stays: a frame spends less than
-/// this in capture buffers before it is received (the sources' heartbeats assume the same).
-const LIVE_WATERMARK_LAG_MS: i64 = 1_000;
+/// this in capture buffers before it is received. The sources' heartbeats use it too.
+pub const LIVE_WATERMARK_LAG_MS: i64 = 1_000;
 
 /// The clock guards of live lanes, by clock name ([`SourceInput::clock`]).
 type Clocks = HashMap<String, ClockGuard>;

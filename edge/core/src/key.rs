@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -31,7 +32,7 @@ impl DeviceKey {
 }
 
 impl std::hash::Hash for DeviceKey {
-    // One u64 write: with [`crate::session::KeyHasher`] this makes the per-frame lookup cheap.
+    // One u64 write: with [`KeyHasher`] this makes the per-frame lookup cheap.
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         state.write_u64(self.prefix_u64());
     }
@@ -78,6 +79,33 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Hashes a [`DeviceKey`] by its first 8 bytes. Keys are HMAC outputs (uniformly random), so
+/// running SipHash over them again only costs time on the per-frame path.
+#[derive(Default, Clone, Copy)]
+pub struct KeyHasherInner(u64);
+
+impl Hasher for KeyHasherInner {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Generic fallback (used for tuple keys): FNV-1a.
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64);
+    }
+}
+
+/// Build-hasher for maps keyed by [`DeviceKey`] (and by MAC, fingerprint or other integers
+/// that are already well mixed in their low bits).
+pub type KeyHasher = BuildHasherDefault<KeyHasherInner>;
+
 /// Derives device keys, caching them because HMAC-SHA256 costs far more than the rest of a
 /// frame's processing and a device sends many frames.
 pub struct DeviceKeyer {
@@ -86,7 +114,7 @@ pub struct DeviceKeyer {
     rotation_ms: i64,
     /// Keys of the rotation epoch `cache_epoch`, by MAC: one epoch at a time, so an entry is
     /// 24 bytes (a busy store holds a hundred thousand).
-    cache: HashMap<u64, DeviceKey, crate::session::KeyHasher>,
+    cache: HashMap<u64, DeviceKey, KeyHasher>,
     cache_epoch: i64,
     cache_limit: usize,
 }

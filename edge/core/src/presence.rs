@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::key::DeviceKey;
-use crate::session::KeyHasher;
+use crate::key::KeyHasher;
 use crate::ZoneId;
 
 /// The base cell: one minute.

@@ -8,14 +8,13 @@
 //! watermarks matter.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::aggregate::{Aggregator, HourRecord};
 use crate::clock::ClockStep;
-use crate::key::DeviceKey;
+use crate::key::{DeviceKey, KeyHasher};
 use crate::params::MetricParams;
 use crate::person::PersonKey;
 use crate::presence::{PresenceBin, PresenceParams, PresenceTracker};
@@ -24,32 +23,6 @@ use crate::time::LocalClock;
 pub use crate::zones::ZoneDwell;
 use crate::zones::ZoneTracker;
 use crate::ZoneId;
-
-/// Hashes a [`DeviceKey`] by its first 8 bytes. Keys are HMAC outputs (uniformly random), so
-/// running SipHash over them again only costs time on the per-frame path.
-#[derive(Default, Clone, Copy)]
-pub struct KeyHasherInner(u64);
-
-impl Hasher for KeyHasherInner {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Generic fallback (used for tuple keys): FNV-1a.
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-    fn write_i64(&mut self, v: i64) {
-        self.write_u64(v as u64);
-    }
-}
-
-/// Build-hasher for maps keyed by [`DeviceKey`].
-pub type KeyHasher = BuildHasherDefault<KeyHasherInner>;
 
 /// What kind of frame produced a sighting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::key::DeviceKey;
+use crate::key::KeyHasher;
 use crate::params::MetricParams;
-use crate::session::KeyHasher;
 
 /// Visits shorter than this (or than a whole staff day, if that is shorter) are not recorded: a
 /// staff day is made of a few long stays (a shift, split by breaks), and forgetting shoppers'

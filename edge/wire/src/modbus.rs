@@ -1,7 +1,8 @@
 //! Modbus RTU frames of door people-counters on RS-485: [`crc16`], the FC03/FC04
 //! [`ReadRequest`], the [`Response`] view and its [`ResponseRepr`], the streaming
 //! [`ResponseReader`] for a serial line, and the vendor-neutral helpers a hardware profile's
-//! register map needs ([`decode_field`], [`counter_delta`]).
+//! register map needs ([`decode_field`]). How a running count turns into people (wraps, resets)
+//! is one rule, in `edge_core::counter`.
 //!
 //! Layout (Modbus over Serial Line V1.02, Modbus Application Protocol V1.1b3):
 //! `addr(1–247) fc data... crc_lo crc_hi`, frames separated by at least 3.5 character times of
@@ -885,42 +886,6 @@ pub fn decode_field(values: &[u16], base: u16, spec: &FieldSpec) -> Result<u64> 
     Ok(raw / u64::from(spec.scale))
 }
 
-/// Change of a cumulative counter between two reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Delta {
-    /// It grew (or stayed) by this much.
-    Increase(u64),
-    /// It wrapped past its range; this much was counted across the wrap.
-    Wrapped(u64),
-    /// It went back (power loss, manual clear): the new value, counted since the reset.
-    Reset(u64),
-}
-
-/// Interprets a cumulative counter going from `prev` to `now`.
-///
-/// `wrap` is the counter's range (`Some(65536)` for a u16 counter that wraps to 0), `None`
-/// when it never wraps. A decrease is a wrap only if `wrap` is set, both values lie inside the
-/// range and the distance across the wrap is less than half the range; anything else is a
-/// reset, because a counter that wrapped by more than half a range between two polls is far
-/// less likely than one that restarted.
-pub fn counter_delta(prev: u64, now: u64, wrap: Option<u64>) -> Delta {
-    if now >= prev {
-        return Delta::Increase(now - prev);
-    }
-    match wrap {
-        Some(range) if prev < range => {
-            // now < prev < range, so this neither underflows nor overflows.
-            let across = range - prev + now;
-            if across < range / 2 {
-                Delta::Wrapped(across)
-            } else {
-                Delta::Reset(now)
-            }
-        }
-        _ => Delta::Reset(now),
-    }
-}
-
 /// The checks of the `modbus` fuzz target (`fuzz/fuzz_targets/modbus.rs` mirrors them).
 ///
 /// Input: `slave, function selector, quantity, chunk size`, then the line bytes.
@@ -999,11 +964,6 @@ pub fn fuzz_check(input: &[u8]) {
         scale: u32::from(*chunk),
     };
     let _ = decode_field(&values, u16::from(*slave), &spec);
-    let _ = counter_delta(
-        u64::from(*slave),
-        u64::from(*quantity),
-        Some(u64::from(*chunk)),
-    );
 }
 
 #[cfg(test)]
@@ -1621,40 +1581,6 @@ mod tests {
             assert_eq!(decode_field(&values, 100, s), Err(*want), "{s:?}");
         }
         assert!(decode_field(&[], 0, &spec(0, U16, HighFirst, 1)).is_err());
-    }
-
-    #[test]
-    fn counter_delta_table() {
-        let table: &[(u64, u64, Option<u64>, Delta)] = &[
-            (10, 15, None, Delta::Increase(5)),
-            (10, 10, Some(65536), Delta::Increase(0)),
-            (0, 65535, Some(65536), Delta::Increase(65535)),
-            // 65530 → 4: 6 to reach 65536 (= 0), then 4.
-            (65530, 4, Some(65536), Delta::Wrapped(10)),
-            (65535, 0, Some(65536), Delta::Wrapped(1)),
-            // Across the wrap 32767 + 0 ... just under half the range: still a wrap.
-            (32769, 0, Some(65536), Delta::Wrapped(32767)),
-            // Exactly half the range is not "less than half": a reset.
-            (32768, 0, Some(65536), Delta::Reset(0)),
-            (40000, 3, Some(65536), Delta::Wrapped(25539)),
-            (30000, 3, Some(65536), Delta::Reset(3)),
-            // A counter that does not wrap went back: power loss.
-            (65530, 4, None, Delta::Reset(4)),
-            (1000, 0, None, Delta::Reset(0)),
-            // prev outside the declared range: cannot be a wrap.
-            (70000, 4, Some(65536), Delta::Reset(4)),
-            (5, 1, Some(0), Delta::Reset(1)),
-            (u64::MAX, 0, Some(u64::MAX), Delta::Reset(0)),
-            (u64::MAX - 1, 0, Some(u64::MAX), Delta::Wrapped(1)),
-            (u64::MAX, u64::MAX, None, Delta::Increase(0)),
-        ];
-        for &(prev, now, wrap, want) in table {
-            assert_eq!(
-                counter_delta(prev, now, wrap),
-                want,
-                "{prev} → {now} {wrap:?}"
-            );
-        }
     }
 
     /// Seeds for the `modbus` fuzz target.

@@ -294,7 +294,9 @@ pub fn read_pipe(
                     let msg = SourceMsg::Batch {
                         logins: Vec::new(),
                         frames: Vec::new(),
-                        watermark_ms: ts.saturating_add(elapsed).saturating_sub(1000),
+                        watermark_ms: ts
+                            .saturating_add(elapsed)
+                            .saturating_sub(crate::pipeline::LIVE_WATERMARK_LAG_MS),
                         position: 0,
                         received: Some(Received {
                             frames_ms: Vec::new(),
@@ -474,7 +476,9 @@ pub async fn capture_live(
             _ = tick.tick() => {
                 // Heartbeat: wall-clock watermark so other zones' visits can close.
                 let now = chrono::Utc::now().timestamp_millis();
-                h.watermark_ms = h.watermark_ms.max(now - 1000);
+                h.watermark_ms = h
+                    .watermark_ms
+                    .max(now - crate::pipeline::LIVE_WATERMARK_LAG_MS);
                 if !send(h.take(), &stats) { break; }
                 if let Ok(s) = stream.capture_mut().stats() {
                     stats.pcap_received.store(u64::from(s.received), Ordering::Relaxed);
