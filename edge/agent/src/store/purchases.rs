@@ -8,6 +8,7 @@
 //! A receipt usually comes first (the visit closes a visit-timeout after the shopper left); its
 //! attribution then arrives as the next revision of the purchase record.
 
+use edge_core::pos::{attribute, VisitSpan};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::StoreError;
@@ -101,8 +102,8 @@ pub struct PosReceipt {
     pub bodies: Vec<String>,
 }
 
-/// The visit (key) of `person` that best covers `time_ms` ± `grace_ms`: one containing the
-/// time beats one that only covers it with the grace; then the nearest; then the latest start.
+/// The visit (key) of `person` that [`edge_core::pos::attribute`] gives `time_ms` to, among
+/// the person's stored visits within `grace_ms` of it.
 fn best_visit(
     tx: &Transaction<'_>,
     person: &str,
@@ -116,22 +117,16 @@ fn best_visit(
         )
         .map_err(|e| StoreError::sqlite("preparing visit lookup for a purchase", e))?;
     let rows: Vec<(String, i64, i64)> = st
-        .query_map(params![person, time_ms, grace_ms], |r| {
+        .query_map(params![person, time_ms, grace_ms.max(0)], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .and_then(|rows| rows.collect())
         .map_err(|e| StoreError::sqlite("looking up visits for a purchase", e))?;
-    Ok(rows
-        .into_iter()
-        .min_by_key(|(_, start, end)| {
-            let distance = if time_ms < *start {
-                start - time_ms
-            } else {
-                (time_ms - end).max(0)
-            };
-            (distance > 0, distance, std::cmp::Reverse(*start))
-        })
-        .map(|(key, _, _)| key))
+    let spans: Vec<VisitSpan> = rows
+        .iter()
+        .map(|&(_, start_ms, end_ms)| VisitSpan { start_ms, end_ms })
+        .collect();
+    Ok(attribute(time_ms, grace_ms, &spans).and_then(|i| rows.into_iter().nth(i).map(|r| r.0)))
 }
 
 fn purchase_json(p: &PurchaseRow, attributed: Option<&str>) -> String {
