@@ -718,8 +718,14 @@ impl Committer<'_> {
         // A forced commit (a checkpoint someone waits for, the last one) does not wait out
         // the retry delay.
         let written = self.write(batch, force_checkpoint);
-        if let Some(lent) = self.lent.take() {
-            *core = *lent;
+        match self.lent.take() {
+            Some(lent) => *core = *lent,
+            // Going on with the stand-in would drop every open visit: stop instead.
+            None if checkpoint_due => {
+                written?;
+                anyhow::bail!("the store kept the core a checkpoint lent it");
+            }
+            None => {}
         }
         let written = written?;
         if checkpoint_due && written {
@@ -749,7 +755,7 @@ impl Committer<'_> {
             None => batch,
         };
         if self.retry_wait > Duration::ZERO && !now && Instant::now() < self.retry_at {
-            self.held = Some(batch);
+            self.keep(batch);
             return Ok(false);
         }
         // Long lists (the flush at the end of a replay closes every open visit at once) go in
@@ -783,11 +789,7 @@ impl Committer<'_> {
     /// Keeps `batch` for the next attempt, after a growing wait; always false. Its
     /// checkpoint is not kept: the core goes back, and its counters with it (they go with a
     /// checkpoint only).
-    fn hold(&mut self, mut batch: Batch) -> bool {
-        if let Some(cp) = batch.checkpoint.take() {
-            self.lent = Some(cp.core);
-            batch.counters.clear();
-        }
+    fn hold(&mut self, batch: Batch) -> bool {
         self.retry_wait = (self.retry_wait * 2).clamp(RETRY_FIRST, RETRY_MAX);
         self.retry_at = Instant::now() + self.retry_wait;
         tracing::warn!(
@@ -796,8 +798,19 @@ impl Committer<'_> {
             retry_in_s = self.retry_wait.as_secs(),
             "the store is out of space; holding what it could not write"
         );
-        self.held = Some(batch);
+        self.keep(batch);
         false
+    }
+
+    /// Holds `batch` for a later write without its checkpoint: the lent core goes back to the
+    /// pipeline (it must, before the core is fed again), and the counters with it (they go
+    /// with a checkpoint only). The next commit takes a new checkpoint.
+    fn keep(&mut self, mut batch: Batch) {
+        if let Some(cp) = batch.checkpoint.take() {
+            self.lent = Some(cp.core);
+            batch.counters.clear();
+        }
+        self.held = Some(batch);
     }
 
     /// Answers a pending `flush`: closes what the sources' watermark allows and commits it
@@ -1341,7 +1354,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use edge_core::{MetricParams, SightingKind};
+    use edge_core::{snapshot, MetricParams, SightingKind};
 
     const T: i64 = 1_795_000_000_000;
     const HOUR: i64 = 3_600_000;
@@ -1403,6 +1416,98 @@ mod tests {
             .into_iter()
             .find(|(k, _)| k == name)
             .map_or(0, |(_, v)| v)
+    }
+
+    /// Caps the store's database at its current pages (`full`: any write needing a page fails
+    /// with SQLITE_FULL, as on a full disk) or lifts the cap.
+    fn cap_pages(store: &Store, full: bool) {
+        store
+            .with_writer(move |c| {
+                let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+                let max = if full { pages } else { 1 << 30 };
+                let _: i64 = c
+                    .query_row(&format!("PRAGMA max_page_count = {max}"), [], |r| r.get(0))
+                    .unwrap();
+            })
+            .unwrap();
+    }
+
+    /// The core a checkpoint lends the store comes back whatever the store does with it:
+    /// refused for lack of space, held during the wait before the next attempt, or written.
+    /// (A stand-in left in its place would have dropped every open visit.)
+    #[test]
+    fn a_checkpoint_the_store_cannot_take_gives_the_core_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(dir.path()).unwrap();
+        let settings = PipelineSettings {
+            zones: vec!["z".into()],
+            clock: LocalClock::new(chrono_tz::UTC),
+            commit_interval: Duration::ZERO,
+            // Every commit is due a checkpoint.
+            checkpoint_interval: Duration::ZERO,
+            flush_at_end: false,
+            staff_persons: Default::default(),
+            open_visits: Default::default(),
+            person_key_version: 0,
+            attribution_grace_ms: 0,
+            live: None,
+            flush: Default::default(),
+            fixed_devices: Default::default(),
+            door_calibration: false,
+        };
+        let mut c = Committer {
+            store: &store,
+            bindings: Vec::new(),
+            live: None,
+            settings: &settings,
+            zones: settings.zones.clone().into(),
+            key_version: 1,
+            last_commit: Instant::now(),
+            last_checkpoint: Instant::now(),
+            summary: Summary::default(),
+            held: None,
+            lent: None,
+            retry_at: Instant::now(),
+            retry_wait: Duration::ZERO,
+        };
+        let mut core = core();
+        for i in 0..500u32 {
+            let mut key = [0u8; 16];
+            key[..4].copy_from_slice(&i.to_be_bytes());
+            core.observe(&edge_core::Sighting {
+                ts_ms: T + i64::from(i) * 100,
+                device: DeviceKey(key),
+                zone: 0,
+                rssi_dbm: -50,
+                kind: SightingKind::Probe,
+                randomized: false,
+                fingerprint: 7,
+                seq: Some(1),
+            });
+        }
+        let open = core.open_count();
+        assert_eq!(open, 500);
+        cap_pages(&store, true);
+        // Refused: held, and a wait before the next attempt begins.
+        assert!(!c.commit(&mut core, &[], false).unwrap());
+        assert_eq!(core.open_count(), open, "after a refused checkpoint");
+        // Within the wait: held without an attempt.
+        assert!(!c.commit(&mut core, &[], false).unwrap());
+        assert_eq!(
+            core.open_count(),
+            open,
+            "after a checkpoint held in the wait"
+        );
+        cap_pages(&store, false);
+        assert!(c.commit(&mut core, &[], true).unwrap());
+        assert_eq!(core.open_count(), open, "after a written checkpoint");
+        let (_, stored) = crate::store::Reader::open(dir.path())
+            .unwrap()
+            .snapshot()
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored, snapshot::encode(&core));
+        store.close();
     }
 
     /// Two interfaces of one gateway boot at 1970: both hold their frames and place no bound
