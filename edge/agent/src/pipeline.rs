@@ -640,7 +640,26 @@ struct Committer<'a> {
     retry_wait: Duration,
 }
 
-impl Committer<'_> {
+impl<'a> Committer<'a> {
+    /// A committer with nothing held, its intervals counted from now.
+    fn new(store: &'a Store, settings: &'a PipelineSettings, key_version: u32) -> Self {
+        Committer {
+            store,
+            bindings: Vec::new(),
+            live: settings.live.as_ref(),
+            settings,
+            zones: settings.zones.clone().into(),
+            key_version,
+            last_commit: Instant::now(),
+            last_checkpoint: Instant::now(),
+            summary: Summary::default(),
+            held: None,
+            lent: None,
+            retry_at: Instant::now(),
+            retry_wait: Duration::ZERO,
+        }
+    }
+
     /// Commits what the core closed and sealed (with a checkpoint when due or forced); false
     /// when the store could not write it yet (it is held and retried).
     fn commit(
@@ -1112,21 +1131,7 @@ pub fn run(
     let mut clocks = Clocks::new();
     // A lane change is under way: no input left does not mean the end.
     let mut holding = false;
-    let mut c = Committer {
-        store,
-        bindings: Vec::new(),
-        live,
-        settings,
-        zones: settings.zones.clone().into(),
-        key_version: keyer.version(),
-        last_commit: Instant::now(),
-        last_checkpoint: Instant::now(),
-        summary: Summary::default(),
-        held: None,
-        lent: None,
-        retry_at: Instant::now(),
-        retry_wait: Duration::ZERO,
-    };
+    let mut c = Committer::new(store, settings, keyer.version());
     let mut frames = 0u64;
     loop {
         // Checked every 1024 frames and before every wait below: the token takes a lock.
@@ -1455,36 +1460,8 @@ mod tests {
             fixed_devices: Default::default(),
             door_calibration: false,
         };
-        let mut c = Committer {
-            store: &store,
-            bindings: Vec::new(),
-            live: None,
-            settings: &settings,
-            zones: settings.zones.clone().into(),
-            key_version: 1,
-            last_commit: Instant::now(),
-            last_checkpoint: Instant::now(),
-            summary: Summary::default(),
-            held: None,
-            lent: None,
-            retry_at: Instant::now(),
-            retry_wait: Duration::ZERO,
-        };
-        let mut core = core();
-        for i in 0..500u32 {
-            let mut key = [0u8; 16];
-            key[..4].copy_from_slice(&i.to_be_bytes());
-            core.observe(&edge_core::Sighting {
-                ts_ms: T + i64::from(i) * 100,
-                device: DeviceKey(key),
-                zone: 0,
-                rssi_dbm: -50,
-                kind: SightingKind::Probe,
-                randomized: false,
-                fingerprint: 7,
-                seq: Some(1),
-            });
-        }
+        let mut c = Committer::new(&store, &settings, 1);
+        let mut core = crate::store::tests::core(500);
         let open = core.open_count();
         assert_eq!(open, 500);
         cap_pages(&store, true);

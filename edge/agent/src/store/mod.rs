@@ -1902,7 +1902,7 @@ impl Reader {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use edge_core::aggregate::HourStats;
     use edge_core::{DeviceKey, VisitClass, ZoneDwell};
@@ -1962,7 +1962,7 @@ mod tests {
     }
 
     /// A core that has seen `devices` devices, all still open (one probe each, 0.1 s apart).
-    fn core(devices: u32) -> Sessionizer {
+    pub(crate) fn core(devices: u32) -> Sessionizer {
         let mut core = Sessionizer::new(
             edge_core::MetricParams::default(),
             LocalClock::new(chrono_tz::UTC),
