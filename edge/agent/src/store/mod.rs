@@ -344,15 +344,10 @@ fn write_snapshot(
 /// The blob's own failures (a full disk among them) stay SQLite errors, so the committer still
 /// tells "out of space" from a fault; anything else is the encoding's.
 fn snapshot_write_error(e: std::io::Error) -> StoreError {
-    if e.get_ref()
-        .is_some_and(|inner| inner.is::<rusqlite::Error>())
-    {
-        if let Some(Ok(sq)) = e.into_inner().map(|i| i.downcast::<rusqlite::Error>()) {
-            return StoreError::sqlite("writing core snapshot blob", *sq);
-        }
-        return StoreError::Snapshot(std::io::Error::other("core snapshot blob write failed"));
+    match e.downcast::<rusqlite::Error>() {
+        Ok(sq) => StoreError::sqlite("writing core snapshot blob", sq),
+        Err(e) => StoreError::Snapshot(e),
     }
-    StoreError::Snapshot(e)
 }
 
 /// Bytes per write into the snapshot's blob.
